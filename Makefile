@@ -1,0 +1,49 @@
+# One-command entry points. Each target sets up what it needs itself.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SHARED := $(abspath ..)/shared
+
+DATA_DIR ?= $(SHARED)/data/fashion-product-images-small
+WEIGHTS ?= $(if $(wildcard $(SHARED)/weights/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5),$(SHARED)/weights/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5,imagenet)
+OUT ?= build/model-store
+TRAIN_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: help venv test lint format train demo clean
+
+help:
+	@echo "make demo   train (or reuse) a model and classify sample images"
+	@echo "make test   lint and run the whole test suite"
+	@echo "make train  run the training job (DATA_DIR=, WEIGHTS=, OUT=)"
+
+$(VENV)/.installed: requirements.txt training/requirements.txt requirements-dev.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+venv: $(VENV)/.installed
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: venv
+	$(VENV)/bin/ruff check .
+	FASHION_SHARED_DATA=$(DATA_DIR) $(PY) -m pytest $(PYTEST_ARGS)
+
+train: venv
+	$(PY) -m training run --data "$(DATA_DIR)" --weights "$(WEIGHTS)" --out "$(OUT)" $(TRAIN_ARGS)
+
+demo: venv
+	$(PY) -m scripts.demo --data "$(DATA_DIR)" --weights "$(WEIGHTS)" --out "$(OUT)" $(if $(MODEL_DIR),--model-dir "$(MODEL_DIR)")
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""fashionctl: the operator command line."""

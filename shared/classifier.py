@@ -1,0 +1,179 @@
+"""LiteRT classifier: ``model.tflite`` + ``manifest.json`` -> top-k labels.
+
+No TensorFlow: the interpreter comes from ai-edge-litert. The model file's
+sha256 is checked against the manifest before the interpreter sees it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from shared.errors import ImageError, ModelError
+from shared.imaging import DEFAULT_LIMITS, DecodeLimits
+from shared.manifest import Manifest, read_manifest, sha256_bytes
+from shared.model_layout import MANIFEST_FILE, resolve_model_dir
+from shared.preprocess import prepare_image
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    confidence: float
+    top_k: list[tuple[str, float]]
+    probabilities: dict[str, float]
+
+    def to_dict(self) -> dict:
+        return {
+            "label": self.label,
+            "confidence": self.confidence,
+            "top_k": [{"label": lab, "score": score} for lab, score in self.top_k],
+        }
+
+
+class Classifier:
+    """Thread-safe wrapper around one LiteRT interpreter."""
+
+    def __init__(self, model_bytes: bytes, manifest: Manifest, *, num_threads: int | None = None) -> None:
+        digest = sha256_bytes(model_bytes)
+        if digest != manifest.model_sha256:
+            raise ModelError(
+                f"model.tflite sha256 {digest} does not match the manifest's {manifest.model_sha256}: refusing to serve it"
+            )
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.manifest = manifest
+        self.labels = list(manifest.labels)
+        self.size = manifest.input_size
+        self._lock = threading.Lock()
+        try:
+            self._interpreter = Interpreter(model_content=model_bytes, num_threads=num_threads)
+            self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"LiteRT cannot load the model: {exc}") from exc
+        self._input = self._interpreter.get_input_details()[0]
+        self._output = self._interpreter.get_output_details()[0]
+        self._batch = int(self._input["shape"][0])
+        self._check_against_manifest()
+
+    @classmethod
+    def load(cls, path: Path | str, *, num_threads: int | None = None) -> Classifier:
+        """Load from a version folder or from a store root's current version."""
+        model_dir = resolve_model_dir(Path(path))
+        manifest = read_manifest(model_dir / MANIFEST_FILE)
+        model_path = model_dir / manifest.model_file
+        try:
+            model_bytes = model_path.read_bytes()
+        except FileNotFoundError as exc:
+            raise ModelError(f"no model file at {model_path}") from exc
+        return cls(model_bytes, manifest, num_threads=num_threads)
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    def _check_against_manifest(self) -> None:
+        shape = list(self._input["shape"])
+        if shape[1:] != [self.size, self.size, 3]:
+            raise ModelError(f"model input shape {shape} does not match input_size {self.size}")
+        dtype = np.dtype(self._input["dtype"]).name
+        if dtype != self.manifest.input_dtype:
+            raise ModelError(f"model input dtype {dtype} does not match the manifest's {self.manifest.input_dtype}")
+        classes = int(self._output["shape"][-1])
+        if classes != len(self.labels):
+            raise ModelError(f"model has {classes} outputs but the manifest lists {len(self.labels)} labels")
+
+    # -- inference -----------------------------------------------------------
+
+    def predict_arrays(self, pixels: np.ndarray) -> np.ndarray:
+        """``(N, size, size, 3)`` uint8 pixels -> ``(N, classes)`` probabilities."""
+        pixels = np.asarray(pixels)
+        if pixels.ndim == 3:
+            pixels = pixels[None]
+        if pixels.shape[1:] != (self.size, self.size, 3):
+            raise ValueError(f"expected (N, {self.size}, {self.size}, 3) pixels, got {pixels.shape}")
+        with self._lock:
+            if pixels.shape[0] != self._batch:
+                self._interpreter.resize_tensor_input(self._input["index"], [pixels.shape[0], self.size, self.size, 3])
+                self._interpreter.allocate_tensors()
+                self._batch = pixels.shape[0]
+            self._interpreter.set_tensor(self._input["index"], self._quantize_input(pixels))
+            self._interpreter.invoke()
+            raw = self._interpreter.get_tensor(self._output["index"])
+        return self._dequantize_output(raw)
+
+    def _quantize_input(self, pixels: np.ndarray) -> np.ndarray:
+        dtype = np.dtype(self._input["dtype"])
+        if dtype == np.float32:
+            return pixels.astype(np.float32)
+        scale, zero_point = self._input["quantization"]
+        if dtype == np.uint8 and scale == 1.0 and zero_point == 0:
+            return pixels.astype(np.uint8, copy=False)
+        info = np.iinfo(dtype)
+        q = np.rint(pixels.astype(np.float32) / scale + zero_point)
+        return np.clip(q, info.min, info.max).astype(dtype)
+
+    def _dequantize_output(self, raw: np.ndarray) -> np.ndarray:
+        scores = raw.astype(np.float32)
+        if np.dtype(self._output["dtype"]) != np.float32:
+            scale, zero_point = self._output["quantization"]
+            scores = (scores - zero_point) * scale
+        scores = np.clip(scores, 0.0, None)
+        totals = scores.sum(axis=-1, keepdims=True)
+        return np.divide(scores, totals, out=np.full_like(scores, 1.0 / scores.shape[-1]), where=totals > 0)
+
+    def prediction_from_scores(self, scores: np.ndarray, top_k: int = 3) -> Prediction:
+        order = np.argsort(-scores, kind="stable")
+        k = max(1, min(top_k, len(self.labels)))
+        top = [(self.labels[i], round(float(scores[i]), 6)) for i in order[:k]]
+        probabilities = {self.labels[i]: round(float(scores[i]), 6) for i in range(len(self.labels))}
+        return Prediction(label=top[0][0], confidence=top[0][1], top_k=top, probabilities=probabilities)
+
+    def classify_pixels(self, pixels: np.ndarray, top_k: int = 3) -> list[Prediction]:
+        return [self.prediction_from_scores(s, top_k) for s in self.predict_arrays(pixels)]
+
+    def classify(self, data: bytes, *, top_k: int = 3, limits: DecodeLimits = DEFAULT_LIMITS) -> Prediction:
+        """Image bytes -> Prediction. Raises ImageError for unusable input."""
+        return self.classify_pixels(prepare_image(data, self.size, limits=limits), top_k)[0]
+
+    def classify_batch(
+        self, items: Sequence[bytes], *, top_k: int = 3, limits: DecodeLimits = DEFAULT_LIMITS
+    ) -> list[Prediction | ImageError]:
+        """Classify several images in one invoke; a bad image yields its
+        ImageError in its slot and does not fail the others."""
+        results: list[Prediction | ImageError] = []
+        good: list[np.ndarray] = []
+        slots: list[int] = []
+        for data in items:
+            try:
+                good.append(prepare_image(data, self.size, limits=limits))
+                slots.append(len(results))
+                results.append(None)  # type: ignore[arg-type]
+            except ImageError as exc:
+                results.append(exc)
+        if good:
+            for slot, prediction in zip(slots, self.classify_pixels(np.stack(good), top_k), strict=True):
+                results[slot] = prediction
+        return results
+
+
+def inspect_model(model_bytes: bytes) -> dict:
+    """Input/output shapes, dtypes and quantization parameters of a TFLite
+    model, read with LiteRT (used to write the manifest)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=model_bytes)
+    details = {}
+    for name, tensor in (("input", interpreter.get_input_details()[0]), ("output", interpreter.get_output_details()[0])):
+        scale, zero_point = tensor["quantization"]
+        details[name] = {
+            "shape": [int(d) for d in tensor["shape"]],
+            "dtype": np.dtype(tensor["dtype"]).name,
+            "scale": float(scale),
+            "zero_point": int(zero_point),
+        }
+    return details

@@ -1,0 +1,59 @@
+"""Where model artifacts live in a model store (a local folder or a bucket).
+
+``models/<version>/model.tflite``, ``manifest.json``, ``metrics.json``,
+reports and plots; ``models/current.json`` names the current version.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from shared.errors import ModelError
+
+MODELS_PREFIX = "models"
+POINTER = f"{MODELS_PREFIX}/current.json"
+MODEL_FILE = "model.tflite"
+MANIFEST_FILE = "manifest.json"
+METRICS_FILE = "metrics.json"
+
+
+def version_prefix(version: str) -> str:
+    return f"{MODELS_PREFIX}/{version}/"
+
+
+def new_version(now: datetime | None = None) -> str:
+    """A sortable, unique-per-second version name such as ``20261125-143000``."""
+    now = now or datetime.now(UTC)
+    return now.strftime("%Y%m%d-%H%M%S")
+
+
+def pointer_payload(version: str, now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    return json.dumps({"version": version, "updated_at": now.isoformat()}, indent=2) + "\n"
+
+
+def parse_pointer(data: bytes | str) -> str:
+    try:
+        version = json.loads(data)["version"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"the current-model pointer is unreadable: {exc}") from exc
+    if not isinstance(version, str) or not version:
+        raise ModelError("the current-model pointer names no version")
+    return version
+
+
+def resolve_model_dir(path: Path) -> Path:
+    """Accept a version folder (holding manifest.json) or a store root
+    (holding models/current.json) and return the version folder."""
+    path = Path(path)
+    if (path / MANIFEST_FILE).is_file():
+        return path
+    pointer = path / POINTER
+    if pointer.is_file():
+        version_dir = path / MODELS_PREFIX / parse_pointer(pointer.read_bytes())
+        if not (version_dir / MANIFEST_FILE).is_file():
+            raise ModelError(f"{pointer} names a version with no manifest: {version_dir}")
+        return version_dir
+    raise ModelError(f"{path} holds no model: expected {MANIFEST_FILE} or {POINTER} in it")

@@ -1,0 +1,98 @@
+"""Shared fixtures. TensorFlow is imported only inside the fixtures that need
+it, so tests that do not use a model never pay for it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+TINY_LABELS = ["Alpha Shoes", "Beta Bags", "Gamma Tops"]
+TINY_SIZE = 32
+TINY_SEED = 1231  # a seed whose random model spreads test images over all three classes
+
+
+@dataclass(frozen=True)
+class TinyModels:
+    """A tiny classifier exported both ways, as model-store version folders."""
+
+    int8_dir: Path  # model.tflite (uint8 in, uint8 out) + manifest.json
+    float32_dir: Path  # model.tflite (float32 in, float32 out) + manifest.json
+    keras_model: Any  # the keras.Model both were exported from
+    labels: list[str]
+    size: int
+
+    def __getitem__(self, key: str) -> Any:  # dict-style access too: models["int8_dir"]
+        return getattr(self, key)
+
+
+def _build_tiny_keras_model(size: int, classes: int, seed: int) -> Any:
+    """Shaped like training/model.py's network: uint8-range pixels in, in-model
+    scaling to [-1, 1], conv features, global average pooling, softmax."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(shape=(size, size, 3), name="pixels")
+    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="to_unit_range")(inputs)
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="conv")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    # Larger-than-default weights so that the probabilities are well spread
+    # (a near-uniform softmax would make top-1 comparisons meaningless).
+    dense_init = keras.initializers.RandomNormal(stddev=2.0, seed=seed)
+    outputs = keras.layers.Dense(classes, activation="softmax", kernel_initializer=dense_init, name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="tiny_fashion")
+
+
+def _representative(size: int, seed: int, count: int = 48) -> np.ndarray:
+    """Calibration pixels covering the full 0..255 range: flat colours with
+    noise (like the test images) plus pure noise, black and white."""
+    rng = np.random.default_rng(seed)
+    flat = rng.integers(0, 256, (count, 1, 1, 3)) + rng.normal(0, 12, (count, size, size, 3))
+    noise = rng.integers(0, 256, (8, size, size, 3))
+    extremes = np.stack([np.zeros((size, size, 3)), np.full((size, size, 3), 255.0)])
+    return np.clip(np.concatenate([flat, noise, extremes]), 0, 255).astype(np.float32)
+
+
+def _write_variant(directory: Path, model_bytes: bytes, variant: str, labels: list[str], size: int) -> Path:
+    from shared.classifier import inspect_model
+    from shared.manifest import Manifest, sha256_bytes, write_manifest
+    from shared.model_layout import MANIFEST_FILE, MODEL_FILE
+
+    directory.mkdir(parents=True)
+    (directory / MODEL_FILE).write_bytes(model_bytes)
+    details = inspect_model(model_bytes)
+    manifest = Manifest(
+        version=f"tiny-{variant}",
+        labels=list(labels),
+        input_size=size,
+        input_dtype=details["input"]["dtype"],
+        quantization={"type": variant, "input": details["input"], "output": details["output"]},
+        model_sha256=sha256_bytes(model_bytes),
+        base_network={"name": "tiny-test-convnet"},
+        created_at="2026-01-01T00:00:00+00:00",
+    )
+    write_manifest(manifest, directory / MANIFEST_FILE)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
+    """Build, export (int8 and float32 TFLite) and write a tiny 3-class model.
+
+    Returns a :class:`TinyModels` with ``int8_dir``, ``float32_dir`` (each a
+    version folder with ``model.tflite`` + ``manifest.json``), ``keras_model``,
+    ``labels`` and ``size``.
+    """
+    pytest.importorskip("tensorflow", reason="TensorFlow is needed to build the tiny test model")
+    from training.export import to_float32, to_int8
+
+    model = _build_tiny_keras_model(TINY_SIZE, len(TINY_LABELS), TINY_SEED)
+    root = tmp_path_factory.mktemp("tiny-model")
+    int8_dir = _write_variant(
+        root / "int8", to_int8(model, _representative(TINY_SIZE, TINY_SEED)), "int8", TINY_LABELS, TINY_SIZE
+    )
+    float32_dir = _write_variant(root / "float32", to_float32(model), "float32", TINY_LABELS, TINY_SIZE)
+    return TinyModels(int8_dir=int8_dir, float32_dir=float32_dir, keras_model=model, labels=list(TINY_LABELS), size=TINY_SIZE)

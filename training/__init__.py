@@ -1,0 +1,1 @@
+"""The training job: prepare, train, export, evaluate, report, publish."""

@@ -1,0 +1,52 @@
+"""Model stage: MobileNetV2 transfer-learning classifier.
+
+The model takes uint8-range pixels (as ``shared.preprocess`` produces them)
+and scales them itself, so serving feeds decoded bytes straight in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    num_classes: int
+    size: int = 224
+    alpha: float = 0.35
+    weights: str | None = "imagenet"  # "imagenet", a local .h5 path, or None
+    dropout: float = 0.2
+
+
+def build_model(spec: ModelSpec) -> tuple[keras.Model, keras.Model]:
+    """Return ``(model, base)``; the base starts frozen."""
+    base = keras.applications.MobileNetV2(
+        input_shape=(spec.size, spec.size, 3),
+        alpha=spec.alpha,
+        include_top=False,
+        weights=spec.weights,
+    )
+    base.trainable = False
+    inputs = keras.Input(shape=(spec.size, spec.size, 3), name="pixels")
+    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="to_unit_range")(inputs)
+    # training=False keeps BatchNorm statistics frozen, also while fine-tuning.
+    x = base(x, training=False)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    x = keras.layers.Dropout(spec.dropout, name="dropout")(x)
+    outputs = keras.layers.Dense(spec.num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="fashion_mobilenetv2"), base
+
+
+def unfreeze_top(base: keras.Model, fraction: float) -> int:
+    """Make the top ``fraction`` of the base's layers trainable (BatchNorm
+    layers stay frozen); returns how many layers were unfrozen."""
+    base.trainable = True
+    cut = int(len(base.layers) * (1.0 - fraction))
+    unfrozen = 0
+    for k, layer in enumerate(base.layers):
+        trainable = k >= cut and not isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = trainable
+        unfrozen += trainable
+    return unfrozen

@@ -1,0 +1,315 @@
+"""The training job's stages, each runnable alone (reading the previous
+stage's files from the work folder) or all together in one process."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shared.classifier import Classifier, inspect_model
+from shared.manifest import Manifest, read_manifest, sha256_bytes, write_manifest
+from shared.model_layout import MANIFEST_FILE, METRICS_FILE, MODEL_FILE, new_version
+from shared.preprocess import PREPROCESSING
+from training import data as data_stage
+from training import evaluate as ev
+from training.config import JobConfig
+from training.publish import GateDecision, decide, publish
+from training.report import CHARTS, render_html, write_charts
+from training.storage import open_store
+
+log = logging.getLogger(__name__)
+
+SPLIT_FILE = "split.json"
+KERAS_FILE = "model.keras"
+HISTORY_FILE = "history.json"
+VARIANT_FILES = {"int8": "model_int8.tflite", "float32": "model_float32.tflite"}
+REPORT_FILE = "report.html"
+
+
+def _timed(stage: str):
+    def wrap(fn):
+        def inner(*args, **kwargs):
+            start = time.perf_counter()
+            log.info("stage %s: start", stage, extra={"stage": stage})
+            result = fn(*args, **kwargs)
+            seconds = round(time.perf_counter() - start, 1)
+            log.info("stage %s: done in %.1f s", stage, seconds, extra={"stage": stage, "seconds": seconds})
+            _record_time(args[0], stage, seconds)
+            return result
+
+        return inner
+
+    return wrap
+
+
+def _record_time(config: JobConfig, stage: str, seconds: float) -> None:
+    path = config.work_dir / "timings.json"
+    timings = json.loads(path.read_text()) if path.is_file() else {}
+    timings[stage] = seconds
+    path.write_text(json.dumps(timings, indent=2))
+
+
+def _require_data(config: JobConfig) -> str:
+    if not config.data:
+        raise SystemExit(
+            "no data: pass --data (a folder or gs:// URI in the Kaggle layout: styles.csv + images/). "
+            "Get the dataset from https://www.kaggle.com/datasets/paramaggarwal/fashion-product-images-small"
+        )
+    return config.data
+
+
+@_timed("prepare")
+def run_prepare(config: JobConfig) -> data_stage.Dataset:
+    config.work_dir.mkdir(parents=True, exist_ok=True)
+    dataset = data_stage.prepare(
+        open_store(_require_data(config)),
+        size=config.size,
+        top_n=config.top_n,
+        seed=config.seed,
+        val=config.val_fraction,
+        test=config.test_fraction,
+    )
+    (config.work_dir / SPLIT_FILE).write_text(dataset.split.to_json())
+    return dataset
+
+
+def load_dataset(config: JobConfig) -> data_stage.Dataset:
+    """Decode the images named by the saved split (a stage run alone)."""
+    split = data_stage.Split.from_json((config.work_dir / SPLIT_FILE).read_text())
+    return data_stage.load_split(open_store(_require_data(config)), split, size=config.size)
+
+
+@_timed("train")
+def run_train(config: JobConfig, dataset: data_stage.Dataset):
+    from training.model import ModelSpec
+    from training.train import train
+
+    weights = None if config.weights == "none" else config.weights
+    spec = ModelSpec(num_classes=len(dataset.split.labels), size=config.size, alpha=config.alpha, weights=weights)
+    model, history = train(dataset, spec, config.train)
+    model.save(config.work_dir / KERAS_FILE)
+    (config.work_dir / HISTORY_FILE).write_text(json.dumps(history))
+    return model
+
+
+def load_keras(config: JobConfig):
+    import keras
+
+    return keras.models.load_model(config.work_dir / KERAS_FILE)
+
+
+@_timed("export")
+def run_export(config: JobConfig, model, dataset: data_stage.Dataset) -> dict[str, Path]:
+    from training.export import representative_sample, to_float32, to_int8
+
+    sample = representative_sample(dataset.pixels["train"], dataset.targets["train"], config.representative_count, config.seed)
+    paths = {}
+    for variant, build in (("float32", lambda: to_float32(model)), ("int8", lambda: to_int8(model, sample))):
+        path = config.work_dir / VARIANT_FILES[variant]
+        path.write_bytes(build())
+        paths[variant] = path
+        log.info(
+            "exported %s model: %.2f MB",
+            variant,
+            path.stat().st_size / 1e6,
+            extra={"stage": "export", "variant": variant, "bytes": path.stat().st_size},
+        )
+    return paths
+
+
+def build_manifest(
+    model_bytes: bytes,
+    *,
+    version: str,
+    labels: list[str],
+    config: JobConfig,
+    variant: str,
+    split: data_stage.Split,
+    metrics: dict[str, Any] | None = None,
+) -> Manifest:
+    details = inspect_model(model_bytes)
+    return Manifest(
+        version=version,
+        labels=list(labels),
+        input_size=config.size,
+        input_dtype=details["input"]["dtype"],
+        quantization={"type": variant, "input": details["input"], "output": details["output"]},
+        model_sha256=sha256_bytes(model_bytes),
+        base_network={
+            "name": "MobileNetV2",
+            "alpha": config.alpha,
+            "weights": "imagenet" if config.weights == "imagenet" else Path(config.weights).name,
+        },
+        training_data={
+            "fingerprint": split.fingerprint,
+            "source": split.source,
+            "seed": split.seed,
+            "counts": {k: len(v) for k, v in split.items.items()},
+        },
+        metrics=metrics or {},
+        preprocessing=dict(PREPROCESSING),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+
+
+@_timed("evaluate")
+def run_evaluate(config: JobConfig, model, dataset: data_stage.Dataset) -> dict[str, Any]:
+    """Score Keras and every exported variant on the test split; pick the
+    served variant (int8 unless it loses more than ``int8_max_loss``)."""
+    labels = dataset.split.labels
+    pixels, truth = dataset.pixels["test"], dataset.targets["test"]
+    keras_pred = ev.predict_keras(model, pixels).argmax(axis=1)
+    results: dict[str, Any] = {"keras": ev.classification_metrics(truth, keras_pred, labels), "variants": {}}
+    version = config.version or new_version()
+    for variant, filename in VARIANT_FILES.items():
+        model_bytes = (config.work_dir / filename).read_bytes()
+        manifest = build_manifest(
+            model_bytes, version=version, labels=labels, config=config, variant=variant, split=dataset.split
+        )
+        predicted = ev.predict_classifier(Classifier(model_bytes, manifest), pixels).argmax(axis=1)
+        metrics = ev.classification_metrics(truth, predicted, labels)
+        metrics.update(agreement=ev.agreement(predicted, keras_pred), model_bytes=len(model_bytes))
+        results["variants"][variant] = metrics
+        log.info(
+            "evaluate %s: accuracy %.4f, macro-F1 %.4f, agreement with Keras %.4f",
+            variant,
+            metrics["accuracy"],
+            metrics["macro_f1"],
+            metrics["agreement"],
+            extra={"stage": "evaluate", "variant": variant, "accuracy": metrics["accuracy"]},
+        )
+    int8, fp32 = results["variants"]["int8"], results["variants"]["float32"]
+    served = "int8" if int8["accuracy"] >= fp32["accuracy"] - config.int8_max_loss else "float32"
+    chosen = results["variants"][served]
+    results.update(
+        version=version,
+        labels=labels,
+        served_variant=served,
+        served=chosen,
+        test_accuracy=chosen["accuracy"],
+        agreement=chosen["agreement"],
+        model_bytes=chosen["model_bytes"],
+        split_counts=data_stage.summary(dataset.split),
+        skipped=dataset.split.skipped,
+        seed=dataset.split.seed,
+        source=dataset.split.source,
+    )
+    model_bytes = (config.work_dir / VARIANT_FILES[served]).read_bytes()
+    manifest = build_manifest(
+        model_bytes,
+        version=version,
+        labels=labels,
+        config=config,
+        variant=served,
+        split=dataset.split,
+        metrics={
+            "test_accuracy": round(chosen["accuracy"], 4),
+            "macro_f1": round(chosen["macro_f1"], 4),
+            "keras_agreement": round(chosen["agreement"], 4),
+            "test_images": chosen["images"],
+            "keras_test_accuracy": round(results["keras"]["accuracy"], 4),
+        },
+    )
+    (config.work_dir / MODEL_FILE).write_bytes(model_bytes)
+    write_manifest(manifest, config.work_dir / MANIFEST_FILE)
+    _write_metrics(config, results)
+    log.info(
+        "serving the %s model: test accuracy %.2f%%",
+        served,
+        100 * chosen["accuracy"],
+        extra={"stage": "evaluate", "served_variant": served, "test_accuracy": chosen["accuracy"]},
+    )
+    return results
+
+
+def _write_metrics(config: JobConfig, metrics: dict[str, Any]) -> None:
+    timings = config.work_dir / "timings.json"
+    if timings.is_file():
+        metrics["stage_seconds"] = json.loads(timings.read_text())
+        metrics["train_seconds"] = metrics["stage_seconds"].get("train", 0.0)
+    (config.work_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2, default=_jsonable))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value)} is not JSON serializable")
+
+
+def _load_metrics(config: JobConfig) -> dict[str, Any]:
+    return json.loads((config.work_dir / METRICS_FILE).read_text())
+
+
+@_timed("gate")
+def run_gate(config: JobConfig) -> GateDecision:
+    metrics = _load_metrics(config)
+    decision = decide(open_store(config.out), metrics["test_accuracy"], config.gate)
+    metrics["gate"] = decision.to_dict()
+    _write_metrics(config, metrics)
+    return decision
+
+
+@_timed("report")
+def run_report(config: JobConfig) -> Path:
+    metrics = _load_metrics(config)
+    manifest = read_manifest(config.work_dir / MANIFEST_FILE)
+    history = json.loads((config.work_dir / HISTORY_FILE).read_text())
+    split = data_stage.Split.from_json((config.work_dir / SPLIT_FILE).read_text())
+    index = {label: k for k, label in enumerate(split.labels)}
+    distribution = {
+        name: {
+            label: int(n)
+            for label, n in zip(
+                split.labels, np.bincount([index[lab] for _, lab in rows], minlength=len(split.labels)), strict=True
+            )
+        }
+        for name, rows in split.items.items()
+    }
+    write_charts(
+        config.work_dir,
+        history=history,
+        labels=split.labels,
+        served=metrics["served"],
+        keras_metrics=metrics["keras"],
+        distribution=distribution,
+    )
+    path = config.work_dir / REPORT_FILE
+    path.write_text(render_html(config.work_dir, metrics, manifest.to_dict()), encoding="utf-8")
+    log.info("report written to %s", path, extra={"stage": "report", "path": str(path)})
+    return path
+
+
+@_timed("publish")
+def run_publish(config: JobConfig) -> bool:
+    metrics = _load_metrics(config)
+    store = open_store(config.out)
+    decision = GateDecision(**metrics["gate"]) if "gate" in metrics else decide(store, metrics["test_accuracy"], config.gate)
+    names = [MODEL_FILE, MANIFEST_FILE, METRICS_FILE, REPORT_FILE, SPLIT_FILE, HISTORY_FILE, *CHARTS]
+    artifacts = {name: config.work_dir / name for name in names if (config.work_dir / name).is_file()}
+    return publish(store, metrics["version"], artifacts, decision, force=config.force_publish)
+
+
+def run_all(config: JobConfig) -> bool:
+    """prepare -> train -> export -> evaluate -> gate -> report -> publish.
+    Returns whether the new model became the current one."""
+    timings = config.work_dir / "timings.json"
+    if timings.is_file():
+        timings.unlink()
+    dataset = run_prepare(config)
+    model = run_train(config, dataset)
+    run_export(config, model, dataset)
+    run_evaluate(config, model, dataset)
+    run_gate(config)
+    run_report(config)
+    return run_publish(config)
+
+
+def describe(config: JobConfig) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
