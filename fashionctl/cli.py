@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 from shared.errors import ModelError
 
@@ -20,7 +22,63 @@ def parser() -> argparse.ArgumentParser:
     classify.add_argument("--json", action="store_true", help="one JSON object per line")
     classify.add_argument("--top-k", type=int, default=3)
     classify.add_argument("paths", nargs="+", metavar="FILE_OR_FOLDER")
+    _stack_parsers(commands)
     return p
+
+
+def _stack_parsers(commands: argparse._SubParsersAction) -> None:
+    from fashionctl.stack import (
+        DEFAULT_FUNCTION_SOURCE,
+        DEFAULT_MODEL_STORE,
+        DEFAULT_NODE_DIR,
+        DEFAULT_STATE_DIR,
+        FIRESTORE_KINDS,
+        PROJECT,
+        Ports,
+    )
+
+    state = argparse.ArgumentParser(add_help=False)
+    state.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="state, logs and env file (default %(default)s)")
+
+    up = commands.add_parser("up", parents=[state], help="start the local emulated cloud on loopback")
+    ports = Ports()
+    for name in ("storage", "pubsub", "firestore", "function"):
+        up.add_argument(
+            f"--{name}-port", type=int, default=getattr(ports, name), help="0 picks a free port (default %(default)s)"
+        )
+    up.add_argument("--project", default=PROJECT, help="a demo- project id (default %(default)s)")
+    up.add_argument(
+        "--model-store", type=Path, default=DEFAULT_MODEL_STORE, help="local model store to publish (default %(default)s)"
+    )
+    up.add_argument("--function-source", type=Path, default=DEFAULT_FUNCTION_SOURCE, help="default %(default)s")
+    up.add_argument("--function-target", default="classify_upload", help="default %(default)s")
+    up.add_argument("--no-function", action="store_true", help="start neither the function nor the bridge")
+    up.add_argument("--bridge-target", help="post events to this URL instead of the function")
+    up.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="VAR=VALUE",
+        help="a function setting (shared/settings.py Settings.ENV), repeatable",
+    )
+    up.add_argument("--bridge-arg", action="append", default=[], metavar="ARG", help="extra argument for the bridge, repeatable")
+    up.add_argument("--start-timeout", type=float, default=90.0, help="seconds per component (default %(default)s)")
+    up.add_argument("--sdk-root", type=Path, help="Google Cloud CLI root holding platform/ (default: found from gcloud)")
+    up.add_argument(
+        "--firestore",
+        choices=FIRESTORE_KINDS,
+        default="auto",
+        help="the Cloud CLI emulator, the npm @firestore-emulator/server, or the first that can run (default %(default)s)",
+    )
+    up.add_argument("--node-dir", type=Path, default=DEFAULT_NODE_DIR, help="npm prefix for the fallback (default %(default)s)")
+
+    commands.add_parser("down", parents=[state], help="stop the processes the stack started")
+    commands.add_parser("status", parents=[state], help="show the stack's components, ports, PIDs and logs")
+
+    upload = commands.add_parser("upload", parents=[state], help="upload image files to the incoming bucket")
+    upload.add_argument("paths", nargs="+", metavar="FOLDER_OR_FILE")
+    upload.add_argument("--prefix", default="", help="object name prefix")
+    upload.add_argument("--bucket", help="default: INCOMING_BUCKET (from the environment or the stack's env file)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +91,51 @@ def main(argv: list[str] | None = None) -> int:
         except ModelError as exc:
             print(f"fashionctl: {exc}", file=sys.stderr)
             return 2
+    if args.command in ("up", "down", "status"):
+        return _stack_command(args)
+    if args.command == "upload":
+        return _upload(args)
     return 2
+
+
+def _stack_command(args: argparse.Namespace) -> int:
+    from fashionctl import stack
+
+    if args.command == "down":
+        return stack.down(args.state_dir)
+    if args.command == "status":
+        return stack.status(args.state_dir)
+    try:
+        overrides = stack.parse_settings_overrides(args.set)
+    except ValueError as exc:
+        print(f"fashionctl: {exc}", file=sys.stderr)
+        return 2
+    config = stack.StackConfig(
+        state_dir=args.state_dir,
+        ports=stack.Ports(
+            storage=args.storage_port, pubsub=args.pubsub_port, firestore=args.firestore_port, function=args.function_port
+        ),
+        settings=stack.default_settings(args.project, **overrides),
+        model_store=args.model_store,
+        function_source=None if args.no_function else args.function_source,
+        function_target=args.function_target,
+        bridge_target=args.bridge_target,
+        bridge_args=tuple(args.bridge_arg),
+        start_timeout=args.start_timeout,
+        firestore=args.firestore,
+    )
+    return stack.up(config, stack.find_tools(args.sdk_root, os.environ.get("JAVA_HOME"), args.node_dir))
+
+
+def _upload(args: argparse.Namespace) -> int:
+    from fashionctl import stack, upload
+
+    try:
+        target = upload.UploadTarget.from_env(upload.merged_env(os.environ, args.state_dir / stack.ENV_FILE), args.bucket)
+        return upload.run(args.paths, target, prefix=args.prefix)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"fashionctl: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

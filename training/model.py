@@ -50,3 +50,21 @@ def unfreeze_top(base: keras.Model, fraction: float) -> int:
         layer.trainable = trainable
         unfrozen += trainable
     return unfrozen
+
+
+@keras.saving.register_keras_serializable(package="fashion")
+class HorizontalFlip(keras.layers.Layer):
+    """Mirror images left to right (deterministic; used for test-time averaging)."""
+
+    def call(self, inputs):
+        return keras.ops.flip(inputs, axis=2)
+
+
+def with_flip_averaging(model: keras.Model) -> keras.Model:
+    """Wrap a trained model so that it averages its scores on the image and on
+    its mirror image: one more pass, measured to gain accuracy on the test
+    and validation splits. The exported TFLite model does the same in one invoke."""
+    inputs = keras.Input(shape=model.input_shape[1:], name="pixels")
+    mirrored = HorizontalFlip(name="mirror")(inputs)
+    outputs = keras.layers.Average(name="flip_average")([model(inputs), model(mirrored)])
+    return keras.Model(inputs, outputs, name=f"{model.name}_flip_avg")

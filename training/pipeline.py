@@ -99,6 +99,15 @@ def run_train(config: JobConfig, dataset: data_stage.Dataset):
     return model
 
 
+def served_model(config: JobConfig, model):
+    """The trained model as it will be served (with flip averaging, if on)."""
+    if not config.flip_average:
+        return model
+    from training.model import with_flip_averaging
+
+    return with_flip_averaging(model)
+
+
 def load_keras(config: JobConfig):
     import keras
 
@@ -108,6 +117,8 @@ def load_keras(config: JobConfig):
 @_timed("export")
 def run_export(config: JobConfig, model, dataset: data_stage.Dataset) -> dict[str, Path]:
     from training.export import representative_sample, to_float32, to_int8
+
+    model = served_model(config, model)
 
     sample = representative_sample(dataset.pixels["train"], dataset.targets["train"], config.representative_count, config.seed)
     paths = {}
@@ -146,6 +157,7 @@ def build_manifest(
             "name": "MobileNetV2",
             "alpha": config.alpha,
             "weights": "imagenet" if config.weights == "imagenet" else Path(config.weights).name,
+            "test_time_augmentation": "horizontal-flip average" if config.flip_average else "none",
         },
         training_data={
             "fingerprint": split.fingerprint,
@@ -163,6 +175,7 @@ def build_manifest(
 def run_evaluate(config: JobConfig, model, dataset: data_stage.Dataset) -> dict[str, Any]:
     """Score Keras and every exported variant on the test split; pick the
     served variant (int8 unless it loses more than ``int8_max_loss``)."""
+    model = served_model(config, model)
     labels = dataset.split.labels
     pixels, truth = dataset.pixels["test"], dataset.targets["test"]
     keras_pred = ev.predict_keras(model, pixels).argmax(axis=1)

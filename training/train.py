@@ -20,15 +20,15 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class TrainConfig:
     head_epochs: int = 8
-    fine_tune_epochs: int = 12
-    fine_tune_fraction: float = 0.3
+    fine_tune_epochs: int = 20
+    fine_tune_fraction: float = 0.6
     batch_size: int = 32
     head_lr: float = 1e-3
     fine_tune_lr: float = 1e-4
     label_smoothing: float = 0.1
-    class_weighting: bool = False
+    class_weighting: bool = True
     augment: bool = True
-    patience: int = 4
+    patience: int = 5
     seed: int = 42
 
 

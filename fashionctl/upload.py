@@ -1,0 +1,96 @@
+"""``fashionctl upload``: put image files into the incoming bucket through
+google-cloud-storage (the emulator's when ``STORAGE_EMULATOR_HOST`` is set,
+the real one with default credentials otherwise)."""
+
+from __future__ import annotations
+
+import mimetypes
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from fashionctl.classify import IMAGE_SUFFIXES
+
+UPLOAD_VARIABLES = ("GOOGLE_CLOUD_PROJECT", "INCOMING_BUCKET", "STORAGE_EMULATOR_HOST")
+
+
+@dataclass(frozen=True)
+class UploadTarget:
+    bucket: str
+    project: str | None = None
+    storage_url: str | None = None  # the emulator's http://host:port; None: the real service
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], bucket: str | None = None) -> UploadTarget:
+        bucket = bucket or environ.get("INCOMING_BUCKET")
+        if not bucket:
+            raise ValueError("no bucket: pass --bucket, set INCOMING_BUCKET, or start the stack (`fashionctl up`)")
+        return cls(bucket=bucket, project=environ.get("GOOGLE_CLOUD_PROJECT"), storage_url=environ.get("STORAGE_EMULATOR_HOST"))
+
+
+def merged_env(environ: Mapping[str, str], env_file: Path) -> dict[str, str]:
+    """The stack's env file, overridden by whatever the environment sets."""
+    from fashionctl.stack import read_env_file
+
+    return {**read_env_file(env_file), **{k: v for k, v in environ.items() if k in UPLOAD_VARIABLES and v}}
+
+
+def find_files(paths: Iterable[str]) -> list[tuple[Path, str]]:
+    """(file, object name relative to its folder) for image files under
+    folders, and for files named directly (whatever their suffix)."""
+    found = []
+    for text in paths:
+        path = Path(text)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            found.extend((p, p.relative_to(path).as_posix()) for p in files)
+        elif path.is_file():
+            found.append((path, path.name))
+        else:
+            raise FileNotFoundError(f"{path}: no such file or folder")
+    return found
+
+
+def client_for(target: UploadTarget) -> Any:
+    from google.cloud import storage
+
+    if target.storage_url:
+        from fashionctl.stack import storage_client
+
+        return storage_client(target.storage_url, target.project or "demo-fashion")
+    return storage.Client(project=target.project)
+
+
+def run(paths: list[str], target: UploadTarget, *, prefix: str = "", out: TextIO = sys.stdout) -> int:
+    """Upload; prints one line per file. Returns 1 if any upload failed."""
+    from google.api_core.exceptions import GoogleAPIError
+
+    files = find_files(paths)
+    if not files:
+        print("no image files found", file=out)
+        return 1
+    bucket = client_for(target).bucket(target.bucket)
+    prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+    where = target.storage_url or "Cloud Storage"
+    print(f"uploading {len(files)} file(s) to gs://{target.bucket}/{prefix} ({where})", file=out, flush=True)
+    failed = 0
+    total = 0
+    started = time.monotonic()
+    for index, (path, name) in enumerate(files, 1):
+        key = prefix + name
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        try:
+            bucket.blob(key).upload_from_filename(str(path), content_type=content_type)
+        except (GoogleAPIError, OSError) as exc:
+            failed += 1
+            print(f"[{index}/{len(files)}] FAILED {path}: {exc}", file=out, flush=True)
+            continue
+        size = path.stat().st_size
+        total += size
+        print(f"[{index}/{len(files)}] {path} -> gs://{target.bucket}/{key} ({size / 1024:.1f} KiB)", file=out, flush=True)
+    seconds = time.monotonic() - started
+    print(f"uploaded {len(files) - failed} file(s), {total / 1024:.1f} KiB in {seconds:.1f} s; {failed} failed", file=out)
+    return 1 if failed else 0

@@ -1,0 +1,1 @@
+"""Cloud Functions: thin adapters over the processing core."""

@@ -1,0 +1,86 @@
+"""The current model, loaded once per instance from the models bucket and
+swapped when the pointer names a newer version (no redeploy needed)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from shared.classifier import Classifier
+from shared.errors import ModelError
+from shared.model_layout import MANIFEST_FILE, MODEL_FILE, POINTER, parse_pointer, version_prefix
+
+log = logging.getLogger(__name__)
+
+
+class ModelUnavailable(RuntimeError):
+    """No usable model yet (transient: the platform should retry)."""
+
+
+class ModelCache:
+    def __init__(
+        self,
+        storage_client: Any,
+        bucket: str,
+        cache_dir: str | Path,
+        refresh_seconds: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._bucket = storage_client.bucket(bucket)
+        self._cache_dir = Path(cache_dir)
+        self._refresh = refresh_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._classifier: Classifier | None = None
+        self._version: str | None = None  # as the pointer names it
+        self._checked = float("-inf")
+
+    @property
+    def loaded(self) -> Classifier | None:
+        return self._classifier
+
+    def get(self) -> Classifier:
+        """The current classifier; checks the pointer at most every
+        ``refresh_seconds``. Keeps serving the loaded model if the check fails."""
+        if self._classifier is not None and self._clock() - self._checked < self._refresh:
+            return self._classifier
+        with self._lock:
+            if self._classifier is not None and self._clock() - self._checked < self._refresh:
+                return self._classifier
+            try:
+                version = parse_pointer(self._bucket.blob(POINTER).download_as_bytes())
+                if self._classifier is None or self._version != version:
+                    self._classifier, self._version = self._load(version), version
+                    log.info("model %s loaded", version, extra={"model_version": version})
+            except Exception as exc:
+                if self._classifier is None:
+                    raise ModelUnavailable(f"no usable model in gs://{self._bucket.name}: {exc}") from exc
+                log.warning(
+                    "model check failed, serving %s: %s",
+                    self._classifier.version,
+                    exc,
+                    extra={"model_version": self._classifier.version},
+                )
+            self._checked = self._clock()
+            return self._classifier
+
+    def _load(self, version: str) -> Classifier:
+        folder = self._cache_dir / version
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in (MANIFEST_FILE, MODEL_FILE):
+            path = folder / name
+            if not path.is_file():
+                tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.part")  # concurrent loaders never share it
+                self._bucket.blob(version_prefix(version) + name).download_to_filename(str(tmp))
+                tmp.replace(path)
+        try:
+            return Classifier.load(folder)
+        except ModelError:
+            for name in (MANIFEST_FILE, MODEL_FILE):  # a bad cached copy: fetch afresh next time
+                (folder / name).unlink(missing_ok=True)
+            raise

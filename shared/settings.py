@@ -1,0 +1,79 @@
+"""Runtime settings, read once from the environment and passed down.
+
+Every variable the deployed functions read is listed here (Terraform sets
+exactly these); nothing else in the code reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import ClassVar
+
+from shared.imaging import DecodeLimits
+
+
+class SettingsError(ValueError):
+    """A required setting is missing or a value does not parse."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    project: str
+    incoming_bucket: str
+    processed_bucket: str
+    models_bucket: str
+    confidence_threshold: float = 0.6
+    top_k: int = 3
+    max_image_bytes: int = 20 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+    model_cache_dir: str = "/tmp/fashion-model"
+    model_refresh_seconds: float = 60.0
+    firestore_database: str = "(default)"
+    log_level: str = "INFO"
+
+    #: environment variable -> field
+    ENV: ClassVar[dict[str, str]] = {
+        "GOOGLE_CLOUD_PROJECT": "project",
+        "INCOMING_BUCKET": "incoming_bucket",
+        "PROCESSED_BUCKET": "processed_bucket",
+        "MODELS_BUCKET": "models_bucket",
+        "CONFIDENCE_THRESHOLD": "confidence_threshold",
+        "TOP_K": "top_k",
+        "MAX_IMAGE_BYTES": "max_image_bytes",
+        "MAX_IMAGE_PIXELS": "max_image_pixels",
+        "MODEL_CACHE_DIR": "model_cache_dir",
+        "MODEL_REFRESH_SECONDS": "model_refresh_seconds",
+        "FIRESTORE_DATABASE": "firestore_database",
+        "LOG_LEVEL": "log_level",
+    }
+    REQUIRED: ClassVar[tuple[str, ...]] = ("GOOGLE_CLOUD_PROJECT", "INCOMING_BUCKET", "PROCESSED_BUCKET", "MODELS_BUCKET")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        environ = os.environ if environ is None else environ
+        missing = [name for name in cls.REQUIRED if not environ.get(name)]
+        if missing:
+            raise SettingsError(f"missing required settings: {', '.join(missing)}")
+        types = {f.name: f.type for f in fields(cls)}
+        values = {}
+        for variable, name in cls.ENV.items():
+            if variable not in environ or environ[variable] == "":
+                continue
+            raw = environ[variable]
+            kind = types[name]
+            try:
+                values[name] = float(raw) if kind == "float" else int(raw) if kind == "int" else raw
+            except ValueError as exc:
+                raise SettingsError(f"{variable}={raw!r} is not a valid {kind}") from exc
+        settings = cls(**values)
+        if not 0.0 <= settings.confidence_threshold <= 1.0:
+            raise SettingsError("CONFIDENCE_THRESHOLD must be between 0 and 1")
+        if settings.incoming_bucket == settings.processed_bucket:
+            raise SettingsError("INCOMING_BUCKET and PROCESSED_BUCKET must differ, or moves would re-trigger the function")
+        return settings
+
+    @property
+    def decode_limits(self) -> DecodeLimits:
+        return DecodeLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels)

@@ -1,0 +1,125 @@
+"""A classify function on real emulators: fake-gcs-server and the Firestore
+emulator, the function served by functions-framework over HTTP."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from fashionctl import stack
+from shared.model_layout import MANIFEST_FILE, MODEL_FILE, POINTER, pointer_payload, version_prefix
+from shared.settings import Settings
+from tests.emulators import PROJECT, fake_gcs_server, firestore_emulator, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+INCOMING, PROCESSED, MODELS = "it-incoming", "it-processed", "it-models"
+
+
+@dataclass
+class Pipeline:
+    storage_url: str
+    firestore_host: str
+    function_url: str
+    env: dict[str, str]
+    labels: list[str]
+    logs: Path
+
+    def storage(self) -> Any:
+        return stack.storage_client(self.storage_url, PROJECT)
+
+    def firestore(self) -> Any:
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import firestore
+
+        return firestore.Client(project=PROJECT, credentials=AnonymousCredentials())
+
+    def upload(self, name: str, data: bytes, content_type: str = "image/jpeg") -> Any:
+        blob = self.storage().bucket(INCOMING).blob(name)
+        blob.upload_from_string(data, content_type=content_type)
+        return blob
+
+    def post_event(self, blob: Any, event_id: str | None = None, timeout: float = 120) -> requests.Response:
+        """What Eventarc sends: a binary-mode CloudEvent with the object resource."""
+        headers = {
+            "ce-id": event_id or uuid.uuid4().hex,
+            "ce-specversion": "1.0",
+            "ce-type": "google.cloud.storage.object.v1.finalized",
+            "ce-source": f"//storage.googleapis.com/projects/_/buckets/{blob.bucket.name}",
+            "ce-subject": f"objects/{blob.name}",
+            "ce-time": datetime.now(UTC).isoformat(),
+            "content-type": "application/json",
+        }
+        body = {
+            "bucket": blob.bucket.name,
+            "name": blob.name,
+            "generation": str(blob.generation),
+            "metageneration": "1",
+            "contentType": blob.content_type,
+            "size": str(blob.size),
+        }
+        return requests.post(self.function_url, headers=headers, data=json.dumps(body), timeout=timeout)
+
+    def documents(self) -> list[dict]:
+        return [d.to_dict() | {"id": d.id} for d in self.firestore().collection("classifications").stream()]
+
+    def processed(self) -> dict[str, Any]:
+        return {b.name: b for b in self.storage().list_blobs(PROCESSED)}
+
+    def incoming(self) -> list[str]:
+        return [b.name for b in self.storage().list_blobs(INCOMING)]
+
+
+def publish_model(client: Any, model_dir: Path) -> str:
+    version = json.loads((model_dir / MANIFEST_FILE).read_text())["version"]
+    bucket = client.bucket(MODELS)
+    for name in (MODEL_FILE, MANIFEST_FILE):
+        bucket.blob(version_prefix(version) + name).upload_from_filename(str(model_dir / name))
+    bucket.blob(POINTER).upload_from_string(pointer_payload(version), content_type="application/json")
+    return version
+
+
+def function_env(storage_url: str, firestore_host: str, cache: Path, threshold: float = 0.5) -> dict[str, str]:
+    settings = Settings(
+        project=PROJECT,
+        incoming_bucket=INCOMING,
+        processed_bucket=PROCESSED,
+        models_bucket=MODELS,
+        confidence_threshold=threshold,
+        model_cache_dir=str(cache),
+        model_refresh_seconds=1.0,
+    )
+    return stack.settings_env(settings) | {
+        "STORAGE_EMULATOR_HOST": storage_url,
+        "FIRESTORE_EMULATOR_HOST": firestore_host,
+    }
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Any) -> Iterator[Pipeline]:
+    logs = tmp_path_factory.mktemp("pipeline")
+    with (
+        pytest.MonkeyPatch.context() as mp,
+        firestore_emulator(logs) as firestore_host,
+        fake_gcs_server(logs) as storage_url,
+    ):
+        mp.setenv("FIRESTORE_EMULATOR_HOST", firestore_host)  # for the test's own Firestore client
+        client = stack.storage_client(storage_url, PROJECT)
+        for name in (INCOMING, PROCESSED, MODELS):
+            client.create_bucket(name)
+        publish_model(client, Path(tiny_model_dir.int8_dir))
+        env = function_env(storage_url, firestore_host, logs / "model-cache")
+        port = free_port()
+        proc = stack.start_function(REPO / "functions" / "main.py", "classify_upload", port, logs, env)
+        try:
+            stack.wait_until(proc, stack.http_answers(proc.url or "", ok_only=False), 60)
+            yield Pipeline(storage_url, firestore_host, proc.url or "", env, list(tiny_model_dir.labels), logs)
+        finally:
+            stack.stop(proc)
