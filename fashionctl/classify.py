@@ -39,20 +39,22 @@ def classify_files(classifier: Classifier, files: Iterable[Path], top_k: int = 3
 def run(model_dir: str, paths: list[str], *, as_json: bool, top_k: int = 3, out: TextIO = sys.stdout) -> int:
     """Print one result per file; returns 1 if any file failed, else 0."""
     classifier = Classifier.load(model_dir)
+    files = list(expand(paths))
+    width = min(max([len(str(f)) for f in files] + [4]), 80)
     failed = 0
     if not as_json:
         print(f"model {classifier.version} ({len(classifier.labels)} classes)", file=out)
-        print(f"{'file':<50} {'label':<14} {'confidence':>10}", file=out)
-    for result in classify_files(classifier, expand(paths), top_k):
+        print(f"{'file':<{width}}  {'label':<14} {'confidence':>10}", file=out)
+    for result in classify_files(classifier, files, top_k):
         failed += "error" in result
         if as_json:
             print(json.dumps(result, ensure_ascii=False), file=out, flush=True)
         elif "error" in result:
-            print(f"{_short(result['file']):<50} {'ERROR':<14} {result['error']}", file=out)
+            print(f"{_short(result['file'], width):<{width}}  {'ERROR':<14} {result['error']}", file=out)
         else:
-            print(f"{_short(result['file']):<50} {result['label']:<14} {result['confidence']:>10.1%}", file=out)
+            print(f"{_short(result['file'], width):<{width}}  {result['label']:<14} {result['confidence']:>10.1%}", file=out)
     return 1 if failed else 0
 
 
-def _short(text: str, width: int = 50) -> str:
+def _short(text: str, width: int) -> str:
     return text if len(text) <= width else "…" + text[-(width - 1) :]

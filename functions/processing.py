@@ -22,6 +22,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from google.api_core import exceptions as gexc
+from google.api_core.retry import Retry
 from google.cloud import firestore
 
 from functions import records as rec
@@ -44,6 +45,9 @@ _TRANSIENT = (
     TimeoutError,
 )
 _CALL_TIMEOUT = 20.0
+#: Bounded retries for Firestore calls: a dependency that is down answers 5xx
+#: within seconds (and the platform retries), rather than hanging the request.
+_RETRY = Retry(initial=0.2, maximum=2.0, multiplier=2.0, timeout=15.0)
 
 
 class TransientError(RuntimeError):
@@ -91,10 +95,12 @@ class Processor:
         started = time.perf_counter()
         doc = self.db.collection(rec.COLLECTION).document(ref.doc_id)
         owner = uuid.uuid4().hex
+        claimed = False  # only the delivery holding the lease may record a failure
         try:
             state = self._claim(doc, ref, owner, trigger, event_id)
             if state.get("status") in rec.FINISHED:
                 return self._outcome(ref, state, duplicate=True)
+            claimed = True
             timings: dict[str, float] = dict(state.get("timings_ms") or {})
             data: bytes | None = None
             decision = state.get("decision")
@@ -104,32 +110,54 @@ class Processor:
                     return self._finish(doc, ref, {"status": rec.SKIPPED, "error": _gone(ref)}, timings, started)
                 decision = self._decide(data, timings)
                 decision["target"] = _target(decision, ref.name)
-                doc.update({"decision": decision, "step": "decided", "updated_at": self.now()}, timeout=_CALL_TIMEOUT)
+                doc.update(
+                    {"decision": decision, "step": "decided", "updated_at": self.now()}, retry=_RETRY, timeout=_CALL_TIMEOUT
+                )
             destination = state.get("destination")
             if destination is None:
                 data = data if data is not None else self._download(ref, timings)
                 if data is None:
                     return self._finish(doc, ref, {"status": rec.SKIPPED, "error": _gone(ref)}, timings, started)
                 destination = self._store(ref, decision["target"], data, timings)
-                doc.update({"destination": destination, "step": "copied", "updated_at": self.now()}, timeout=_CALL_TIMEOUT)
+                doc.update(
+                    {"destination": destination, "step": "copied", "updated_at": self.now()}, retry=_RETRY, timeout=_CALL_TIMEOUT
+                )
             self._delete_source(ref, timings)
             return self._finish(doc, ref, {**decision, "destination": destination}, timings, started)
         except _TRANSIENT as exc:
-            self._record_failure(doc, exc)
+            self._record_failure(doc, exc, claimed)
             raise TransientError(f"{type(exc).__name__}: {exc}") from exc
         except ModelUnavailable as exc:
-            self._record_failure(doc, exc)
+            self._record_failure(doc, exc, claimed)
             raise TransientError(str(exc)) from exc
+        except ValueError as exc:
+            # firestore.transactional hides a failed call behind a ValueError (its
+            # rollback of a transaction that never began, or "failed after N
+            # attempts" on contention): that is still a transient failure.
+            cause = _transient_cause(exc)
+            if cause is None:
+                raise
+            self._record_failure(doc, cause, claimed)
+            raise TransientError(f"{type(cause).__name__}: {cause}") from exc
 
     # -- steps -----------------------------------------------------------------
 
     def _claim(self, doc: Any, ref: rec.ObjectRef, owner: str, trigger: str, event_id: str | None) -> dict:
-        """Take the lease on this object version, or say it is done or busy."""
+        """Take the lease on this object version, or say it is done or busy.
+
+        A plain read comes first: a redelivered event for a finished object
+        costs no transaction, and an unavailable Firestore fails within the
+        bounded ``_RETRY`` (a transaction's begin call takes no retry
+        settings: it retries for 60 s).
+        """
+        current = doc.get(retry=_RETRY, timeout=_CALL_TIMEOUT)
+        if current.exists and (current.to_dict() or {}).get("status") in rec.FINISHED:
+            return current.to_dict() or {}
         now = self.now()
 
         @firestore.transactional
         def claim(transaction: firestore.Transaction) -> dict:
-            snapshot = doc.get(transaction=transaction)
+            snapshot = doc.get(transaction=transaction, retry=_RETRY, timeout=_CALL_TIMEOUT)
             data = snapshot.to_dict() if snapshot.exists else {}
             if data.get("status") in rec.FINISHED:
                 return data
@@ -141,12 +169,14 @@ class Processor:
                 "status": rec.PROCESSING,
                 "lease_owner": owner,
                 "lease_until": now + self.lease,
-                "attempts": firestore.Increment(1),
+                # Computed from what the transaction read, not with field
+                # transforms (Increment, ArrayUnion): the npm emulator fails on those.
+                "attempts": int(data.get("attempts") or 0) + 1,
                 "trigger": data.get("trigger", trigger),
                 "updated_at": now,
             }
             if event_id:
-                update["event_ids"] = firestore.ArrayUnion([event_id])
+                update["event_ids"] = _appended(data.get("event_ids"), event_id)
             if not snapshot.exists:
                 update.update(created_at=now, step="claimed", error=None)
             transaction.set(doc, update, merge=True)
@@ -256,18 +286,15 @@ class Processor:
 
         @firestore.transactional
         def finish(transaction: firestore.Transaction) -> dict:
-            snapshot = doc.get(transaction=transaction)
+            snapshot = doc.get(transaction=transaction, retry=_RETRY, timeout=_CALL_TIMEOUT)
             data = snapshot.to_dict() or {}
             if data.get("status") in rec.FINISHED:
                 return data
             shard = self.db.document(*rec.shard_path(now))
+            counts = shard.get(transaction=transaction, retry=_RETRY, timeout=_CALL_TIMEOUT).to_dict() or {}
             transaction.set(doc, final, merge=True)
-            transaction.set(
-                shard,
-                {k: firestore.Increment(v) for k, v in rec.counter_fields(final["status"], final["label"], reason).items()}
-                | {"day": rec.day_of(now)},
-                merge=True,
-            )
+            increments = rec.counter_fields(final["status"], final["label"], reason)
+            transaction.set(shard, _counted(counts, increments, rec.day_of(now)))
             return {**data, **final}
 
         data = finish(self.db.transaction())
@@ -289,8 +316,12 @@ class Processor:
         )
         return outcome
 
-    def _record_failure(self, doc: Any, exc: BaseException) -> None:
-        if isinstance(exc, Busy):
+    def _record_failure(self, doc: Any, exc: BaseException, claimed: bool = True) -> None:
+        """Mark the document failed and release the lease, only when this
+        delivery holds the lease: one that failed before claiming must not
+        overwrite the state of another that is working on (or has finished)
+        the object."""
+        if isinstance(exc, Busy) or not claimed:
             return
         try:
             doc.set(
@@ -301,6 +332,7 @@ class Processor:
                     "updated_at": self.now(),
                 },
                 merge=True,
+                retry=None,  # one attempt: Firestore itself may be what failed
                 timeout=5,
             )
         except Exception as nested:  # noqa: BLE001 - Firestore itself may be what failed
@@ -321,6 +353,32 @@ class Processor:
 
 def _ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 2)
+
+
+def _appended(items: list | None, item: str) -> list:
+    """``items`` with ``item`` at the end, once."""
+    items = list(items or [])
+    return items if item in items else [*items, item]
+
+
+def _counted(counts: dict, increments: dict[str, int], day: str) -> dict:
+    """A counter shard's whole new content: ``counts`` plus ``increments``.
+    Written whole inside the transaction that read it, rather than with
+    Increment transforms, which the npm Firestore emulator rejects (or
+    misnames) on field names holding dots or spaces ("category.Casual Shoes")."""
+    return {**counts, **{key: int(counts.get(key) or 0) + n for key, n in increments.items()}, "day": day}
+
+
+def _transient_cause(exc: BaseException) -> BaseException | None:
+    """The transient error in ``exc``'s chain of causes and contexts, if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, _TRANSIENT):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _gone(ref: rec.ObjectRef) -> dict:

@@ -37,7 +37,7 @@ class JobConfig:
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     int8_max_loss: float = 0.01  # keep int8 unless it loses more than this accuracy
-    representative_count: int = 300
+    representative_count: int = 1500  # int8 calibration images (all of the training split here)
     version: str | None = None
     force_publish: bool = False
     flip_average: bool = True  # serve the average of the image's and its mirror's scores

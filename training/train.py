@@ -101,6 +101,7 @@ def class_weights(targets: np.ndarray, num_classes: int) -> dict[int, float]:
 def train(data: Dataset, spec: ModelSpec, config: TrainConfig) -> tuple[keras.Model, dict[str, list[float]]]:
     """Fit the model; returns it with the merged per-epoch history."""
     keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()  # the same data, seed and machine give the same model
     model, base = build_model(spec)
     train_ds, val_ds = _datasets(data, config, spec.num_classes)
     weights = class_weights(data.targets["train"], spec.num_classes) if config.class_weighting else None

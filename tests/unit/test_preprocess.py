@@ -15,6 +15,7 @@ from PIL import Image
 from shared.errors import ImageError
 from shared.imaging import DecodeLimits, load_image
 from shared.preprocess import PREPROCESSING, prepare_image, to_model_input
+from tests.datasets import HEADER
 from tests.images import BLUE, RED, encode, make_image, make_large_jpeg, make_noise_image, make_photo_like
 
 SHARED_DATA = Path(os.environ.get("FASHION_SHARED_DATA", "/work/shared/data/fashion-product-images-small"))
@@ -118,20 +119,7 @@ def _write_dataset(root: Path, images: dict[str, tuple[str, bytes]]) -> Path:
     (root / "images").mkdir(parents=True)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(
-        [
-            "id",
-            "gender",
-            "masterCategory",
-            "subCategory",
-            "articleType",
-            "baseColour",
-            "season",
-            "year",
-            "usage",
-            "productDisplayName",
-        ]
-    )
+    writer.writerow(HEADER)
     for image_id, (label, data) in images.items():
         (root / "images" / f"{image_id}.jpg").write_bytes(data)
         writer.writerow([image_id, "Men", "Apparel", "Topwear", label, "Red", "Fall", "2012", "Casual", f"Item {image_id}"])
