@@ -20,8 +20,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class TrainConfig:
     head_epochs: int = 8
-    fine_tune_epochs: int = 20
-    fine_tune_fraction: float = 0.6
+    fine_tune_epochs: int = 25
+    fine_tune_fraction: float = 1.0
     batch_size: int = 32
     head_lr: float = 1e-3
     fine_tune_lr: float = 1e-4
