@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 .PHONY: help venv test lint format train demo clean
 
 help:
-	@echo "make demo   train (or reuse) a model and classify sample images"
+	@echo "make demo   get a model, start the local emulated cloud, upload sample images, show the results (KEEP=1 leaves it running)"
 	@echo "make test   lint and run the whole test suite"
 	@echo "make train  run the training job (DATA_DIR=, WEIGHTS=, OUT=)"
 
@@ -42,8 +42,9 @@ test: venv
 train: venv
 	$(PY) -m training run --data "$(DATA_DIR)" --weights "$(WEIGHTS)" --out "$(OUT)" $(TRAIN_ARGS)
 
+# KEEP=1 leaves the local stack running afterwards; DEMO_ARGS= e.g. --per-class 5
 demo: venv
-	$(PY) -m scripts.demo --data "$(DATA_DIR)" --weights "$(WEIGHTS)" --out "$(OUT)" $(if $(MODEL_DIR),--model-dir "$(MODEL_DIR)")
+	$(PY) -m scripts.demo --data "$(DATA_DIR)" --weights "$(WEIGHTS)" --out "$(OUT)" $(if $(MODEL_DIR),--model-dir "$(MODEL_DIR)") $(if $(filter-out 0 no false,$(KEEP)),--keep) $(DEMO_ARGS)
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

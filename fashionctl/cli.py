@@ -80,6 +80,24 @@ def _stack_parsers(commands: argparse._SubParsersAction) -> None:
     upload.add_argument("--prefix", default="", help="object name prefix")
     upload.add_argument("--bucket", help="default: INCOMING_BUCKET (from the environment or the stack's env file)")
 
+    results = commands.add_parser(
+        "results",
+        parents=[state],
+        help="the latest classification records from Firestore, newest first",
+        description="Reads FIRESTORE_EMULATOR_HOST and GOOGLE_CLOUD_PROJECT from the environment, else from the "
+        "stack's env file; without an emulator host, the real Firestore with default credentials.",
+    )
+    results.add_argument("--since", metavar="DURATION_OR_ISO", help="e.g. 15m, 2h, 1d, 1h30m or 2026-11-25T14:00:00")
+    results.add_argument("--limit", type=_positive_int, default=50, help="at most this many records (default %(default)s)")
+    results.add_argument("--json", action="store_true", help="one JSON object per line")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
+    return value
+
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
@@ -95,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         return _stack_command(args)
     if args.command == "upload":
         return _upload(args)
+    if args.command == "results":
+        return _results(args)
     return 2
 
 
@@ -136,6 +156,30 @@ def _upload(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"fashionctl: {exc}", file=sys.stderr)
         return 2
+
+
+def _results(args: argparse.Namespace) -> int:
+    from google.api_core.exceptions import GoogleAPIError
+    from google.auth.exceptions import DefaultCredentialsError
+
+    from fashionctl import results, stack
+
+    try:
+        since = results.parse_since(args.since) if args.since else None
+    except ValueError as exc:
+        print(f"fashionctl: {exc}", file=sys.stderr)
+        return 2
+    env = results.merged_env(os.environ, args.state_dir / stack.ENV_FILE)
+    try:
+        return results.run(results.firestore_client(env), since=since, limit=args.limit, as_json=args.json)
+    except (GoogleAPIError, DefaultCredentialsError) as exc:
+        host = env.get("FIRESTORE_EMULATOR_HOST")
+        hint = "is the stack running? see `fashionctl status`"
+        if not host:
+            hint = "start the local stack with `fashionctl up`, or set FIRESTORE_EMULATOR_HOST"
+        print(f"fashionctl: cannot read the classification records from {host or 'Firestore'}: {exc}", file=sys.stderr)
+        print(f"fashionctl: {hint}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -331,12 +331,21 @@ def http_answers(url: str, *, ok_only: bool = True) -> Callable[[], bool]:
     return check
 
 
-def log_contains(path: str, text: str) -> Callable[[], bool]:
+def log_contains(path: str, text: str, name: str | None = None) -> Callable[[], bool]:
+    """A readiness check: ``text`` is in the log; with ``name``, only in the
+    part that the latest start of ``name`` wrote (logs are appended to, so an
+    earlier run's lines must not count)."""
+    marker = f" starting {name}: " if name else None
+
     def check() -> bool:
         try:
-            return text in Path(path).read_text(errors="replace")
+            content = Path(path).read_text(errors="replace")
         except OSError:
             return False
+        if marker is not None and (start := content.rfind(marker)) >= 0:
+            end_of_marker = content.find("\n", start)  # the marker line quotes the command line: skip it
+            content = content[end_of_marker + 1 :] if end_of_marker >= 0 else ""
+        return text in content
 
     return check
 
@@ -429,7 +438,7 @@ def start_firestore_npm(tools: Tools, port: int, log_dir: Path) -> Proc:
 def firestore_ready(proc: Proc) -> Callable[[], bool]:
     """The official emulator answers ``GET /`` with Ok; the npm one speaks gRPC only."""
     if proc.url and proc.url.startswith("grpc://"):
-        return log_contains(proc.log, "listening on")
+        return log_contains(proc.log, "listening on", proc.name)
     return http_answers(proc.url or "")
 
 
@@ -812,7 +821,7 @@ def _start_all(config: StackConfig, tools: Tools, state: State, out: TextIO) -> 
                 hosts["PUBSUB_EMULATOR_HOST"], settings.project, config.subscription, target, log_dir, list(config.bridge_args)
             )
         )
-        timings["bridge"] = wait_until(bridge, log_contains(bridge.log, "bridge started"), config.start_timeout)
+        timings["bridge"] = wait_until(bridge, log_contains(bridge.log, "bridge started", bridge.name), config.start_timeout)
         state.info["bridge"] = f"{config.subscription} -> {target}"
     else:
         state.info["bridge"] = f"skipped: no function to deliver to; notifications wait in subscription {config.subscription}"

@@ -179,7 +179,7 @@ class Processor:
                 update["event_ids"] = _appended(data.get("event_ids"), event_id)
             if not snapshot.exists:
                 update.update(created_at=now, step="claimed", error=None)
-            transaction.set(doc, update, merge=True)
+            transaction.set(doc, update, merge=list(update))
             return data
 
         return claim(self.db.transaction())
@@ -292,7 +292,10 @@ class Processor:
                 return data
             shard = self.db.document(*rec.shard_path(now))
             counts = shard.get(transaction=transaction, retry=_RETRY, timeout=_CALL_TIMEOUT).to_dict() or {}
-            transaction.set(doc, final, merge=True)
+            # merge=<top-level names>: each field is replaced whole (merge=True
+            # merges maps key by key, which the npm emulator gets wrong when the
+            # stored value is null, e.g. error: None -> {reason, message}).
+            transaction.set(doc, final, merge=list(final))
             increments = rec.counter_fields(final["status"], final["label"], reason)
             transaction.set(shard, _counted(counts, increments, rec.day_of(now)))
             return {**data, **final}
@@ -323,15 +326,16 @@ class Processor:
         the object."""
         if isinstance(exc, Busy) or not claimed:
             return
+        failure = {
+            "status": rec.FAILED,
+            "error": {"reason": "transient", "message": f"{type(exc).__name__}: {exc}"[:500]},
+            "lease_until": None,
+            "updated_at": self.now(),
+        }
         try:
             doc.set(
-                {
-                    "status": rec.FAILED,
-                    "error": {"reason": "transient", "message": f"{type(exc).__name__}: {exc}"[:500]},
-                    "lease_until": None,
-                    "updated_at": self.now(),
-                },
-                merge=True,
+                failure,
+                merge=list(failure),
                 retry=None,  # one attempt: Firestore itself may be what failed
                 timeout=5,
             )

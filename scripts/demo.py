@@ -1,100 +1,421 @@
-"""``make demo``: get a model (train one when the store has none), then
-classify a sample of real held-out images with the serving Classifier and
-show the results.
+"""``make demo``: the event pipeline on the local emulated cloud, end to end.
 
-This is the offline part of the demo; the event pipeline on local emulators
-(upload -> classify -> Firestore -> sorted bucket) is built in the next step.
+Gets a model (``--model-dir``, else the store's current model, else trains
+one on the shared data), starts the stack (``fashionctl up``) with it,
+uploads real held-out images and one file that is not an image to the
+incoming bucket through google-cloud-storage, waits until every upload has a
+finished record in Firestore and the incoming bucket is empty, prints the
+results and the processed bucket's layout, and stops the stack (``--keep``
+leaves it running). Whatever goes wrong, Ctrl-C included, a stack this
+script started is stopped.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import mimetypes
+import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, TextIO
 
-from shared.classifier import Classifier
+from fashionctl import results, stack
+from functions.records import FINISHED, classification_id
 from shared.errors import ModelError
-from shared.labels import slugify
-from shared.model_layout import MANIFEST_FILE, resolve_model_dir
+from shared.model_layout import MANIFEST_FILE, MODELS_PREFIX, POINTER, pointer_payload, resolve_model_dir
+
+REJECT_NAME = "not-a-photo.jpg"
+REJECT_BYTES = b"This is a shopping list, not a photo: socks, more socks.\n"
 
 
-def get_model(args: argparse.Namespace) -> Path:
+class DemoError(RuntimeError):
+    """The demo cannot go on; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One file to upload: a real image (``truth`` its category) or the
+    deliberately unusable file (``truth`` None)."""
+
+    name: str
+    truth: str | None
+    path: Path | None = None
+    data: bytes | None = None
+
+    def read(self) -> bytes:
+        if self.data is not None:
+            return self.data
+        assert self.path is not None
+        return self.path.read_bytes()
+
+
+# --------------------------------------------------------------------------
+# The model
+
+
+def get_model(args: argparse.Namespace, out: TextIO = sys.stdout) -> Path:
+    """A model store (holding models/current.json) to publish: ``--model-dir``
+    (a store or a version folder), else the ``--out`` store when it has a
+    current model, else a new one trained into ``--out``."""
     if args.model_dir:
-        return resolve_model_dir(Path(args.model_dir))
-    try:
-        found = resolve_model_dir(Path(args.out))
-        print(f"Using the current model in {found} (delete {args.out} to train a new one).")
-        return found
-    except ModelError:
-        pass
-    print(f"No model in {args.out}: running the training job on {args.data} (a few minutes on 2 cores)...", flush=True)
-    command = [sys.executable, "-m", "training", "run", "--data", args.data, "--weights", args.weights, "--out", args.out]
-    code = subprocess.call(command)
+        return store_for(Path(args.model_dir), Path(args.state_dir) / "demo-model-store")
+    store = Path(args.out)
+    if (store / POINTER).is_file():
+        try:
+            print(f"Using the current model of {store} (delete {store} to train a new one).", file=out)
+            resolve_model_dir(store)
+            return store
+        except ModelError as exc:
+            raise DemoError(f"{store} holds a broken model ({exc}); delete it or pass MODEL_DIR=") from exc
+    train(args, out)
+    return store
+
+
+def train(args: argparse.Namespace, out: TextIO = sys.stdout) -> None:
+    print(
+        f"No model in {args.out}: running the training job on {args.data} (about 6 minutes on 2 cores)...", file=out, flush=True
+    )
+    command = [sys.executable, "-m", "training", "run", "--data", str(args.data), "--weights", str(args.weights)]
+    code = subprocess.call([*command, "--out", str(args.out)])
     if code not in (0, 3):
-        raise SystemExit(f"training failed with exit code {code}")
-    return resolve_model_dir(Path(args.out))
+        raise DemoError(f"the training job failed with exit code {code}")
+    if not (Path(args.out) / POINTER).is_file():
+        raise DemoError(
+            f"the training job published no model to {args.out} (its quality gate refused it, exit code {code}); "
+            "see its report, or pass MODEL_DIR="
+        )
 
 
-def sample(model_dir: Path, data: Path, per_class: int) -> list[tuple[Path, str]]:
-    """Images from the model's own test split, so none was seen in training."""
-    split_file = model_dir / "split.json"
+def store_for(model_dir: Path, scratch: Path) -> Path:
+    """``model_dir`` itself when it is a store; a version folder is copied
+    into a one-version store under ``scratch``."""
+    if (model_dir / POINTER).is_file():
+        resolve_model_dir(model_dir)  # raises ModelError when the pointer names nothing usable
+        return model_dir
+    version_dir = resolve_model_dir(model_dir)
+    version = json.loads((version_dir / MANIFEST_FILE).read_text())["version"]
+    shutil.rmtree(scratch, ignore_errors=True)
+    shutil.copytree(version_dir, scratch / MODELS_PREFIX / version)
+    (scratch / POINTER).write_text(pointer_payload(version))
+    return scratch
+
+
+def describe_model(version_dir: Path) -> str:
+    manifest = json.loads((version_dir / MANIFEST_FILE).read_text())
+    accuracy = (manifest.get("metrics") or {}).get("test_accuracy")
+    quality = f", test accuracy {accuracy:.1%}" if isinstance(accuracy, int | float) else ""
+    kind = (manifest.get("quantization") or {}).get("type", "?")
+    return f"model {manifest.get('version')} ({kind}, {len(manifest.get('labels', []))} classes{quality})"
+
+
+# --------------------------------------------------------------------------
+# The sample
+
+
+def sample(version_dir: Path, data: Path, per_class: int) -> list[Sample]:
+    """``per_class`` images of each class from the model's own test split (so
+    none was seen in training), in class order; the first images of the data
+    folder, category unknown, when the model has no split.json."""
+    split_file = version_dir / "split.json"
     if not split_file.is_file():
-        return [(p, "?") for p in sorted((data / "images").glob("*.jpg"))[: per_class * 10]]
-    split = json.loads(split_file.read_text())
-    chosen, seen = [], {}
-    for image_id, label in split["items"]["test"]:
-        if seen.get(label, 0) < per_class:
-            seen[label] = seen.get(label, 0) + 1
-            chosen.append((data / "images" / f"{image_id}.jpg", label))
-    return sorted(chosen, key=lambda item: item[1])
+        paths = sorted((data / "images").glob("*.jpg"))[: per_class * 10]
+        return [Sample(name=p.name, truth=None, path=p) for p in paths]
+    taken: Counter[str] = Counter()
+    chosen = []
+    for image_id, label in json.loads(split_file.read_text())["items"]["test"]:
+        path = data / "images" / f"{image_id}.jpg"
+        if taken[label] < per_class and path.is_file():
+            taken[label] += 1
+            chosen.append(Sample(name=path.name, truth=label, path=path))
+    return sorted(chosen, key=lambda s: (s.truth or "", s.name))
+
+
+def unusable_file() -> Sample:
+    return Sample(name=REJECT_NAME, truth=None, data=REJECT_BYTES)
+
+
+# --------------------------------------------------------------------------
+# The stack
+
+
+def choose_ports(free: bool, out: TextIO = sys.stdout) -> stack.Ports:
+    """The usual ports, or free ones when asked or when one of them is taken."""
+    if free:
+        return stack.Ports(storage=0, pubsub=0, firestore=0, function=0)
+    try:
+        stack.Ports().check_free()
+    except stack.StackError as exc:
+        print(f"({exc}: using free ports instead)", file=out)
+        return stack.Ports(storage=0, pubsub=0, firestore=0, function=0)
+    return stack.Ports()
+
+
+def start_stack(
+    state_dir: Path, store: Path, ports: stack.Ports, firestore: str = "auto", out: TextIO = sys.stdout
+) -> stack.State:
+    """``fashionctl up`` with ``store`` published; raises DemoError (the stack
+    has then cleaned up after itself) when it does not come up."""
+    tools = stack.find_tools()
+    kind, why = stack.choose_firestore(tools, firestore)
+    if kind == "npm":
+        print(f"Firestore: the npm emulator ({why}).", file=out, flush=True)
+        if not tools.npm_firestore_installed:
+            print(f"Installing {stack.NPM_FIRESTORE} with npm (first run only)...", file=out, flush=True)
+    config = stack.StackConfig(state_dir=state_dir, ports=ports, model_store=store, firestore=firestore)
+    captured = io.StringIO()
+    code = stack.up(config, tools, out=captured)
+    state = stack.State.load(state_dir.resolve()) if code == 0 else None
+    if state is None:
+        raise DemoError(f"`fashionctl up` failed (exit code {code}); see the messages above")
+    print(captured.getvalue().splitlines()[0], file=out)
+    return state
+
+
+def describe_stack(state: stack.State) -> list[str]:
+    lines = [
+        f"  {p.name:<10} {('port ' + str(p.port)) if p.port else '':<11} pid {p.pid:<8} log {p.log}" for p in state.components
+    ]
+    return lines + [f"  {key}: {state.info[key]}" for key in ("firestore", "model") if key in state.info]
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt, as Ctrl-C does, so that cleanup runs."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def stack_running(state_dir: Path, keep: bool) -> Iterator[None]:
+    """Stops the stack when the block fails (Ctrl-C and SIGTERM included), or
+    when it ends unless ``keep``."""
+    ok = False
+    try:
+        with sigterm_interrupts():
+            yield
+        ok = True
+    finally:
+        if not (ok and keep):
+            print("Stopping the stack...", end=" ", flush=True)
+            code = stop_stack(state_dir)
+            print(
+                "stopped." if code == 0 else f"`fashionctl down --state-dir {state_dir}` failed (exit code {code}).", flush=True
+            )
+            if not ok:
+                print(f"(its logs stay in {state_dir})", flush=True)
+
+
+def stop_stack(state_dir: Path) -> int:
+    """``fashionctl down``, shielded from a second Ctrl-C that would leave it halfway."""
+    handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return stack.down(state_dir, out=io.StringIO())
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def clients(env: Mapping[str, str]) -> tuple[Any, Any]:
+    """(storage, firestore) clients for the stack's emulators."""
+    return stack.storage_client(env["STORAGE_EMULATOR_HOST"], env["GOOGLE_CLOUD_PROJECT"]), results.firestore_client(env)
+
+
+# --------------------------------------------------------------------------
+# Upload, wait, report
+
+
+def upload(bucket: Any, samples: list[Sample], out: TextIO = sys.stdout) -> dict[str, int]:
+    """Upload each sample under its name; returns name -> generation."""
+    print(f"Uploading {len(samples)} files to gs://{bucket.name}/ with google-cloud-storage...", file=out, flush=True)
+    generations = {}
+    for item in samples:
+        blob = bucket.blob(item.name)
+        content_type = mimetypes.guess_type(item.name)[0] or "application/octet-stream"
+        blob.upload_from_string(item.read(), content_type=content_type)
+        generations[item.name] = int(blob.generation)
+    return generations
+
+
+def fetch_records(db: Any, bucket: str, generations: Mapping[str, int]) -> dict[str, dict]:
+    """name -> the classification record of that upload, for those that have one."""
+    refs = {
+        db.collection(results.COLLECTION).document(classification_id(bucket, name, generation)).path: name
+        for name, generation in generations.items()
+    }
+    snapshots = db.get_all([db.document(path) for path in refs], timeout=15)
+    return {refs[s.reference.path]: s.to_dict() or {} for s in snapshots if s.exists}
+
+
+def wait_for_pipeline(
+    db: Any,
+    storage_client: Any,
+    incoming: str,
+    generations: Mapping[str, int],
+    *,
+    timeout: float,
+    state: stack.State | None = None,
+    out: TextIO = sys.stdout,
+) -> dict[str, dict]:
+    """Poll until every upload has a finished record and ``incoming`` is
+    empty; prints a progress line. Raises DemoError on timeout, or as soon as
+    a stack process has died."""
+    started = time.monotonic()
+    tty = out.isatty()
+    last = ""
+    while True:
+        records = fetch_records(db, incoming, generations)
+        done = sum(r.get("status") in FINISHED for r in records.values())
+        left = sum(1 for _ in storage_client.list_blobs(incoming, max_results=1000))
+        elapsed = time.monotonic() - started
+        line = f"Waiting for the pipeline: {done}/{len(generations)} finished, {left} left in incoming ({elapsed:.0f} s)"
+        if tty:
+            print(f"\r{line}", end="", file=out, flush=True)
+        elif line.split(" (")[0] != last:
+            print(line, file=out, flush=True)
+        last = line.split(" (")[0]
+        dead = [p.name for p in (state.components if state else []) if not stack.alive(p)]
+        finished = done == len(generations) and left == 0
+        if tty and (finished or dead or elapsed > timeout):
+            print(file=out)
+        if finished:
+            return records
+        if dead:
+            raise DemoError(f"the stack's {', '.join(dead)} stopped running")
+        if elapsed > timeout:
+            pending = sorted(name for name in generations if records.get(name, {}).get("status") not in FINISHED)
+            raise DemoError(f"timed out after {timeout:.0f} s; not finished: {', '.join(pending) or '(none)'}")
+        time.sleep(0.25)
+
+
+def processed_layout(storage_client: Any, bucket: str) -> dict[str, int]:
+    """Prefix (the object name's folder) -> number of objects."""
+    counts = Counter(str(PurePosixPath(blob.name).parent) for blob in storage_client.list_blobs(bucket))
+    return dict(sorted(counts.items()))
+
+
+def result_lines(samples: list[Sample], records: Mapping[str, dict]) -> list[list[str]]:
+    lines = []
+    for item in samples:
+        record = records.get(item.name, {})
+        row = results.to_row(record)
+        mark = "" if item.truth is None or record.get("label") is None else ("ok" if record["label"] == item.truth else "MISS")
+        lines.append([item.name, item.truth or "-", row.category, row.confidence, row.status, row.destination, mark])
+    return lines
+
+
+def summary(samples: list[Sample], records: Mapping[str, dict], seconds: float) -> str:
+    labelled = [s for s in samples if s.truth is not None]
+    correct = sum(records.get(s.name, {}).get("label") == s.truth for s in labelled)
+    statuses = Counter(records.get(s.name, {}).get("status", "missing") for s in samples)
+    by_status = ", ".join(f"{count} {status}" for status, count in sorted(statuses.items()))
+    accuracy = f"{correct}/{len(labelled)} correct ({correct / len(labelled):.0%})" if labelled else "no known categories"
+    return f"{accuracy}; {len(samples)} files: {by_status}; wall time {seconds:.1f} s"
+
+
+def report(samples: list[Sample], records: Mapping[str, dict], layout: Mapping[str, int], processed: str, out: TextIO) -> None:
+    headers = ("file", "true category", "predicted", "confidence", "status", "destination", "")
+    print(file=out)
+    print(results.format_table(headers, result_lines(samples, records)), file=out)
+    print(f"\ngs://{processed}/ now holds:", file=out)
+    print(
+        results.format_table(
+            ("prefix", "objects"), [[f"{prefix}/", str(n)] for prefix, n in layout.items()], frozenset({"objects"})
+        ),
+        file=out,
+    )
+
+
+def print_keep_instructions(state: stack.State, out: TextIO = sys.stdout) -> None:
+    env_file = Path(state.state_dir) / stack.ENV_FILE
+    flag = "" if Path(state.state_dir) == stack.DEFAULT_STATE_DIR else f" --state-dir {state.state_dir}"
+    commands = [
+        (f".venv/bin/fashionctl results{flag}", "the records, newest first (--json, --since 10m)"),
+        (f".venv/bin/fashionctl upload FOLDER{flag}", "classify more images"),
+        (f".venv/bin/fashionctl status{flag}", "components, ports, logs"),
+        (f"set -a; . {env_file}; set +a", "the emulator variables, for other tools"),
+    ]
+    width = max(len(command) for command, _ in commands)
+    print(f"\nThe stack keeps running (KEEP=1); state and logs in {state.state_dir}:", file=out)
+    print("\n".join(describe_stack(state)), file=out)
+    print("Try:", file=out)
+    for command, what in commands:
+        print(f"  {command:<{width}}  # {what}", file=out)
+    print(f"Stop it with: .venv/bin/fashionctl down{flag}", file=out)
+
+
+# --------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m scripts.demo", description=__doc__)
+    p.add_argument("--data", required=True, help="the dataset folder (styles.csv + images/)")
+    p.add_argument("--weights", default="imagenet", help="for training, when there is no model")
+    p.add_argument("--out", required=True, help="the model store: reused when it has a current model, else trained into")
+    p.add_argument("--model-dir", help="use this model (a version folder or a store) instead")
+    p.add_argument("--per-class", type=int, default=3, help="images per class to upload (default %(default)s)")
+    p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the pipeline (default %(default)s)")
+    p.add_argument("--keep", action="store_true", help="leave the stack running afterwards")
+    p.add_argument("--state-dir", type=Path, default=stack.DEFAULT_STATE_DIR, help="the stack's state (default %(default)s)")
+    p.add_argument("--free-ports", action="store_true", help="free ports instead of the usual ones")
+    p.add_argument("--firestore", choices=stack.FIRESTORE_KINDS, default="auto", help="which emulator (default %(default)s)")
+    return p.parse_args(argv)
+
+
+def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    started = time.monotonic()
+    store = get_model(args, out)
+    version_dir = resolve_model_dir(store)
+    print(f"Model: {describe_model(version_dir)}", file=out)
+    samples = [*sample(version_dir, Path(args.data), args.per_class), unusable_file()]
+    if len(samples) == 1:
+        raise DemoError(f"no images found under {args.data}/images")
+    state = start_stack(Path(args.state_dir), store, choose_ports(args.free_ports, out), args.firestore, out)
+    with stack_running(Path(state.state_dir), args.keep):
+        storage_client, db = clients(state.env)
+        try:
+            incoming, processed = state.env["INCOMING_BUCKET"], state.env["PROCESSED_BUCKET"]
+            generations = upload(storage_client.bucket(incoming), samples, out)
+            records = wait_for_pipeline(db, storage_client, incoming, generations, timeout=args.timeout, state=state, out=out)
+            report(samples, records, processed_layout(storage_client, processed), processed, out)
+        finally:
+            db.close()
+        print(f"\n{summary(samples, records, time.monotonic() - started)}", file=out)
+        if args.keep:
+            print_keep_instructions(state, out)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--data", required=True)
-    p.add_argument("--weights", default="imagenet")
-    p.add_argument("--out", required=True, help="model store")
-    p.add_argument("--model-dir", help="use this model instead of the store's current one")
-    p.add_argument("--per-class", type=int, default=2)
-    args = p.parse_args(argv)
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # before gRPC loads: no info lines when an emulator stops
+    from google.api_core.exceptions import GoogleAPIError
 
-    model_dir = get_model(args)
-    classifier = Classifier.load(model_dir)
-    metrics = json.loads((model_dir / MANIFEST_FILE).read_text()).get("metrics", {})
-    print(
-        f"\nModel {classifier.version}: {classifier.manifest.quantization.get('type')} "
-        f"test accuracy {metrics.get('test_accuracy', float('nan')):.1%} "
-        f"(report: {model_dir / 'report.html'})\n"
-    )
-    rows, correct, latencies = [], 0, []
-    for path, truth in sample(model_dir, Path(args.data), args.per_class):
-        start = time.perf_counter()
-        prediction = classifier.classify(path.read_bytes())
-        latencies.append((time.perf_counter() - start) * 1000)
-        ok = prediction.label == truth
-        correct += ok
-        rows.append(
-            (
-                path.name,
-                truth,
-                prediction.label,
-                prediction.confidence,
-                "ok" if ok else "MISS",
-                f"{slugify(prediction.label)}/{path.name}",
-            )
-        )
-    print(f"{'file':<12} {'true category':<14} {'predicted':<14} {'confidence':>10}  {'':4}  would be filed as")
-    for name, truth, label, confidence, mark, destination in rows:
-        print(f"{name:<12} {truth:<14} {label:<14} {confidence:>10.1%}  {mark:4}  {destination}")
-    latencies.sort()
-    print(
-        f"\n{correct}/{len(rows)} correct; decode+classify per image: "
-        f"median {latencies[len(latencies) // 2]:.1f} ms, max {latencies[-1]:.1f} ms"
-    )
-    return 0
+    args = parse_args(argv)
+    try:
+        with sigterm_interrupts():  # from the start: `fashionctl up` stops what it started when interrupted
+            return run(args)
+    except (DemoError, ModelError, GoogleAPIError) as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ndemo: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ emulator, the function served by functions-framework over HTTP."""
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,10 +18,26 @@ import requests
 from fashionctl import stack
 from shared.model_layout import MANIFEST_FILE, MODEL_FILE, POINTER, pointer_payload, version_prefix
 from shared.settings import Settings
-from tests.emulators import PROJECT, fake_gcs_server, firestore_emulator, free_port
+from tests.emulators import PROJECT, fake_gcs_server, firestore_emulator, firestore_kind, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 INCOMING, PROCESSED, MODELS = "it-incoming", "it-processed", "it-models"
+#: which Firestore emulator these tests run on: auto (the Cloud CLI's when
+#: present, else the npm fallback), official or npm
+FIRESTORE_PREFERENCE = os.environ.get("FASHION_FIRESTORE_EMULATOR") or "auto"
+if FIRESTORE_PREFERENCE not in stack.FIRESTORE_KINDS:
+    raise ValueError(f"FASHION_FIRESTORE_EMULATOR={FIRESTORE_PREFERENCE!r}: expected one of {', '.join(stack.FIRESTORE_KINDS)}")
+
+
+def require_transaction_isolation(kind: str | None) -> None:
+    """Skip a test whose correctness rests on Firestore transactions being
+    isolated, on the npm emulator (which does not isolate them)."""
+    if kind == "npm":
+        pytest.skip(
+            "needs Firestore transaction isolation, which the npm fallback (@firestore-emulator/server) "
+            "does not emulate: concurrent deliveries could all claim the object (the Cloud CLI emulator is absent "
+            "here, or FASHION_FIRESTORE_EMULATOR=npm)"
+        )
 
 
 @dataclass
@@ -31,6 +48,7 @@ class Pipeline:
     env: dict[str, str]
     labels: list[str]
     logs: Path
+    firestore_kind: str | None = None  # "official" or "npm"
 
     def storage(self) -> Any:
         return stack.storage_client(self.storage_url, PROJECT)
@@ -107,7 +125,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Any) -> I
     logs = tmp_path_factory.mktemp("pipeline")
     with (
         pytest.MonkeyPatch.context() as mp,
-        firestore_emulator(logs) as firestore_host,
+        firestore_emulator(logs, kind=FIRESTORE_PREFERENCE) as firestore_host,
         fake_gcs_server(logs) as storage_url,
     ):
         mp.setenv("FIRESTORE_EMULATOR_HOST", firestore_host)  # for the test's own Firestore client
@@ -120,6 +138,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Any) -> I
         proc = stack.start_function(REPO / "functions" / "main.py", "classify_upload", port, logs, env)
         try:
             stack.wait_until(proc, stack.http_answers(proc.url or "", ok_only=False), 60)
-            yield Pipeline(storage_url, firestore_host, proc.url or "", env, list(tiny_model_dir.labels), logs)
+            kind = firestore_kind(FIRESTORE_PREFERENCE)
+            yield Pipeline(storage_url, firestore_host, proc.url or "", env, list(tiny_model_dir.labels), logs, kind)
         finally:
             stack.stop(proc)

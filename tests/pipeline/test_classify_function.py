@@ -10,7 +10,7 @@ from PIL import Image
 
 from shared.labels import slugify
 from tests.datasets import synthetic_product
-from tests.pipeline.conftest import INCOMING, PROCESSED, Pipeline
+from tests.pipeline.conftest import INCOMING, PROCESSED, Pipeline, require_transaction_isolation
 
 CONTRACT_FIELDS = {
     "source",
@@ -74,6 +74,7 @@ def test_uploads_are_classified_recorded_and_moved(pipeline: Pipeline):
 
 
 def test_same_event_five_times_concurrently(pipeline: Pipeline):
+    require_transaction_isolation(pipeline.firestore_kind)
     blob = pipeline.upload("dup/shoe.jpg", synthetic_product(1, 99, size=64))
     with ThreadPoolExecutor(5) as pool:
         responses = list(pool.map(lambda _: pipeline.post_event(blob, event_id="same-event"), range(5)))

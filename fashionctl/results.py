@@ -1,0 +1,164 @@
+"""``fashionctl results``: the latest ``classifications`` records from
+Firestore (the emulator's when ``FIRESTORE_EMULATOR_HOST`` is set, from the
+environment or the stack's env file; the real one with default credentials
+otherwise), newest first, as a table or one JSON object per line.
+
+:func:`latest` holds the query and takes any Firestore client, so that tests
+and the demo use the same code as the command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+COLLECTION = "classifications"
+FIRESTORE_VARIABLES = ("GOOGLE_CLOUD_PROJECT", "FIRESTORE_EMULATOR_HOST", "FIRESTORE_DATABASE")
+#: bookkeeping of the processing core, left out of ``--json``
+INTERNAL_FIELDS = frozenset({"lease_owner", "lease_until", "decision"})
+QUERY_TIMEOUT = 15.0
+RIGHT_ALIGNED = frozenset({"confidence"})
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """``"90s"``, ``"15m"``, ``"2h"``, ``"1d"``, ``"1h30m"`` (that long before
+    ``now``) or an ISO 8601 date or time (UTC when it names no zone).
+    Raises ValueError."""
+    compact = text.strip().lower()
+    if compact and _DURATION.sub("", compact).strip() == "":
+        delta = timedelta()
+        for amount, unit in _DURATION.findall(compact):
+            delta += timedelta(**{_UNITS[unit]: float(amount)})
+        return (now or datetime.now(UTC)) - delta
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"--since {text!r}: expected a duration such as 15m, 2h, 1d, 1h30m or an ISO 8601 time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def latest(db: Any, *, since: datetime | None = None, limit: int = 50, timeout: float = QUERY_TIMEOUT) -> list[dict[str, Any]]:
+    """The newest ``limit`` classification records (created at or after
+    ``since``), newest first, each with its document ``id``."""
+    from google.api_core.retry import Retry
+    from google.cloud import firestore
+
+    query = db.collection(COLLECTION)
+    if since is not None:
+        query = query.where(filter=firestore.FieldFilter("created_at", ">=", since))
+    query = query.order_by("created_at", direction=firestore.Query.DESCENDING).limit(limit)
+    snapshots = query.stream(retry=Retry(timeout=timeout), timeout=timeout)
+    return [{"id": snapshot.id, **(snapshot.to_dict() or {})} for snapshot in snapshots]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One record as the table shows it."""
+
+    time: str
+    file: str
+    category: str
+    confidence: str
+    status: str
+    destination: str
+    model: str
+
+    HEADERS = ("time", "file", "category", "confidence", "status", "destination", "model")
+
+
+def to_row(record: Mapping[str, Any]) -> Row:
+    source = record.get("source") or {}
+    destination = record.get("destination") or {}
+    confidence = record.get("confidence")
+    status = str(record.get("status") or "-")
+    if reason := (record.get("error") or {}).get("reason"):
+        status = f"{status}: {reason}"
+    created = record.get("created_at")
+    return Row(
+        time=created.astimezone(UTC).strftime("%m-%d %H:%M:%S") if isinstance(created, datetime) else "-",
+        file=str(source.get("name") or record.get("id") or "-"),
+        category=str(record.get("label") or "-"),
+        confidence=f"{confidence:.1%}" if isinstance(confidence, int | float) else "-",
+        status=status,
+        destination=str(destination.get("name") or "-"),
+        model=str(record.get("model_version") or "-"),
+    )
+
+
+def format_table(headers: Sequence[str], lines: Sequence[Sequence[str]], right: frozenset[str] = RIGHT_ALIGNED) -> str:
+    """Columns two spaces apart, as wide as their widest cell; the columns
+    named in ``right`` right-aligned."""
+    cells = [list(headers), *([str(cell) for cell in line] for line in lines)]
+    widths = [max(len(line[k]) for line in cells) for k in range(len(headers))]
+    rendered = []
+    for line in cells:
+        parts = [
+            text.rjust(width) if name in right else text.ljust(width)
+            for name, text, width in zip(headers, line, widths, strict=True)
+        ]
+        rendered.append("  ".join(parts).rstrip())
+    return "\n".join(rendered)
+
+
+def table(rows: Sequence[Row]) -> str:
+    return format_table(Row.HEADERS, [[getattr(row, name) for name in Row.HEADERS] for row in rows])
+
+
+def to_json(record: Mapping[str, Any]) -> str:
+    """The record without the core's bookkeeping, times in ISO 8601."""
+    public = {key: value for key, value in record.items() if key not in INTERNAL_FIELDS}
+    return json.dumps(public, default=_json_default, ensure_ascii=False, sort_keys=True)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def merged_env(environ: Mapping[str, str], env_file: Path) -> dict[str, str]:
+    """The stack's env file, overridden by whatever the environment sets."""
+    from fashionctl.stack import read_env_file
+
+    return {**read_env_file(env_file), **{k: v for k, v in environ.items() if k in FIRESTORE_VARIABLES and v}}
+
+
+def firestore_client(env: Mapping[str, str]) -> Any:
+    """The emulator's client (anonymous) when ``FIRESTORE_EMULATOR_HOST`` is
+    set, else the real service's with default credentials. The library reads
+    the emulator host from the process environment, so it is put there."""
+    from google.cloud import firestore
+
+    database = env.get("FIRESTORE_DATABASE") or "(default)"
+    if host := env.get("FIRESTORE_EMULATOR_HOST"):
+        from google.auth.credentials import AnonymousCredentials
+
+        os.environ["FIRESTORE_EMULATOR_HOST"] = host
+        project = env.get("GOOGLE_CLOUD_PROJECT") or "demo-fashion"
+        return firestore.Client(project=project, database=database, credentials=AnonymousCredentials())
+    return firestore.Client(project=env.get("GOOGLE_CLOUD_PROJECT"), database=database)
+
+
+def run(db: Any, *, since: datetime | None = None, limit: int = 50, as_json: bool = False, out: TextIO = sys.stdout) -> int:
+    """Print the records; 0 (also when there are none)."""
+    records = latest(db, since=since, limit=limit)
+    if as_json:
+        for record in records:
+            print(to_json(record), file=out)
+        return 0
+    if not records:
+        window = f" since {since.isoformat(timespec='seconds')}" if since else ""
+        print(f"no classification records{window}", file=out)
+        return 0
+    print(table([to_row(record) for record in records]), file=out)
+    return 0
