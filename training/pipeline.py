@@ -264,7 +264,7 @@ def _load_metrics(config: JobConfig) -> dict[str, Any]:
 def run_gate(config: JobConfig) -> GateDecision:
     metrics = _load_metrics(config)
     decision = decide(open_store(config.out), metrics["test_accuracy"], config.gate)
-    metrics["gate"] = decision.to_dict()
+    metrics["gate"] = decision.to_dict() | {"store": config.out}
     _write_metrics(config, metrics)
     return decision
 
@@ -303,7 +303,11 @@ def run_report(config: JobConfig) -> Path:
 def run_publish(config: JobConfig) -> bool:
     metrics = _load_metrics(config)
     store = open_store(config.out)
-    decision = GateDecision(**metrics["gate"]) if "gate" in metrics else decide(store, metrics["test_accuracy"], config.gate)
+    gate = dict(metrics.get("gate") or {})
+    if gate.pop("store", None) == config.out:
+        decision = GateDecision(**gate)
+    else:  # decided against another store, or not at all: decide against this one
+        decision = decide(store, metrics["test_accuracy"], config.gate)
     names = [MODEL_FILE, MANIFEST_FILE, METRICS_FILE, REPORT_FILE, SPLIT_FILE, HISTORY_FILE, *CHARTS]
     artifacts = {name: config.work_dir / name for name in names if (config.work_dir / name).is_file()}
     return publish(store, metrics["version"], artifacts, decision, force=config.force_publish)

@@ -22,7 +22,7 @@ class TrainConfig:
     head_epochs: int = 8
     fine_tune_epochs: int = 25
     fine_tune_fraction: float = 1.0
-    batch_size: int = 32
+    batch_size: int = 16
     head_lr: float = 1e-3
     fine_tune_lr: float = 1e-4
     label_smoothing: float = 0.1
