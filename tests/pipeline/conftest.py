@@ -22,6 +22,25 @@ from tests.emulators import PROJECT, fake_gcs_server, firestore_emulator, firest
 
 REPO = Path(__file__).resolve().parents[2]
 INCOMING, PROCESSED, MODELS = "it-incoming", "it-processed", "it-models"
+#: Fields every finished ``classifications/<id>`` document has (DESIGN.md's contract).
+CONTRACT_FIELDS = frozenset(
+    {
+        "source",
+        "status",
+        "label",
+        "confidence",
+        "top_k",
+        "model_version",
+        "destination",
+        "timings_ms",
+        "error",
+        "created_at",
+        "updated_at",
+        "finished_at",
+        "trigger",
+        "attempts",
+    }
+)
 #: which Firestore emulator these tests run on: auto (the Cloud CLI's when
 #: present, else the npm fallback), official or npm
 FIRESTORE_PREFERENCE = os.environ.get("FASHION_FIRESTORE_EMULATOR") or "auto"

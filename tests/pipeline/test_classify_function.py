@@ -10,24 +10,7 @@ from PIL import Image
 
 from shared.labels import slugify
 from tests.datasets import synthetic_product
-from tests.pipeline.conftest import INCOMING, PROCESSED, Pipeline, require_transaction_isolation
-
-CONTRACT_FIELDS = {
-    "source",
-    "status",
-    "label",
-    "confidence",
-    "top_k",
-    "model_version",
-    "destination",
-    "timings_ms",
-    "error",
-    "created_at",
-    "updated_at",
-    "finished_at",
-    "trigger",
-    "attempts",
-}
+from tests.pipeline.conftest import CONTRACT_FIELDS, INCOMING, PROCESSED, Pipeline, require_transaction_isolation
 
 
 def _doc_for(pipeline: Pipeline, name: str) -> list[dict]:
