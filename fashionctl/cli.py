@@ -42,7 +42,7 @@ def _stack_parsers(commands: argparse._SubParsersAction) -> None:
 
     up = commands.add_parser("up", parents=[state], help="start the local emulated cloud on loopback")
     ports = Ports()
-    for name in ("storage", "pubsub", "firestore", "function"):
+    for name in ("storage", "pubsub", "firestore", "function", "predict"):
         up.add_argument(
             f"--{name}-port", type=int, default=getattr(ports, name), help="0 picks a free port (default %(default)s)"
         )
@@ -133,7 +133,11 @@ def _stack_command(args: argparse.Namespace) -> int:
     config = stack.StackConfig(
         state_dir=args.state_dir,
         ports=stack.Ports(
-            storage=args.storage_port, pubsub=args.pubsub_port, firestore=args.firestore_port, function=args.function_port
+            storage=args.storage_port,
+            pubsub=args.pubsub_port,
+            firestore=args.firestore_port,
+            function=args.function_port,
+            predict=args.predict_port,
         ),
         settings=stack.default_settings(args.project, **overrides),
         model_store=args.model_store,

@@ -45,7 +45,7 @@ FIRESTORE_KINDS = ("auto", "official", "npm")
 STATE_FILE = "state.json"
 ENV_FILE = "env"
 #: start order; ``down`` stops in the reverse order
-COMPONENTS = ("pubsub", "firestore", "storage", "function", "bridge")
+COMPONENTS = ("pubsub", "firestore", "storage", "function", "predict", "bridge")
 
 
 class StackError(RuntimeError):
@@ -483,6 +483,19 @@ def start_function(source: Path, target: str, port: int, log_dir: Path, env: Map
     return spawn("function", argv, log_dir / "function.log", env=full_env, cwd=REPO_ROOT, port=port, url=f"http://{HOST}:{port}/")
 
 
+def start_http_function(
+    source: Path, target: str, port: int, log_dir: Path, env: Mapping[str, str], name: str = "http-function"
+) -> Proc:
+    """functions-framework serving an HTTP function on loopback."""
+    executable = Path(sys.executable).with_name("functions-framework")
+    launcher = [str(executable)] if executable.is_file() else [sys.executable, "-m", "functions_framework"]
+    argv = [*launcher, "--source", str(source.resolve()), "--target", target, "--signature-type", "http"]
+    argv += ["--host", HOST, "--port", str(port)]
+    full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    return spawn(name, argv, log_dir / f"{name}.log", env=full_env, cwd=REPO_ROOT, port=port, url=f"http://{HOST}:{port}")
+
+
 def start_bridge(
     pubsub_host: str, project: str, subscription: str, target: str, log_dir: Path, extra_args: list[str] | None = None
 ) -> Proc:
@@ -584,6 +597,7 @@ class Ports:
     pubsub: int = 8085
     firestore: int = 8086
     function: int = 8087
+    predict: int = 8088
 
     def resolved(self) -> Ports:
         return Ports(**{name: port or free_port() for name, port in asdict(self).items()})
@@ -813,6 +827,13 @@ def _start_all(config: StackConfig, tools: Tools, state: State, out: TextIO) -> 
         target = target or function.url
         state.env["CLASSIFY_URL"] = function.url
         state.info["function"] = f"{config.function_target} from {source} at {function.url}"
+        if config.function_target == "classify_upload":  # the same source also serves the prediction API
+            predict = state.add(
+                start_http_function(source, "predict", ports.predict, log_dir, {**settings_env(cache), **hosts}, name="predict")
+            )
+            timings["predict"] = wait_until(predict, http_answers(f"{predict.url}/health"), config.start_timeout)
+            state.env["PREDICT_URL"] = predict.url
+            state.info["predict"] = f"predict from {source} at {predict.url}"
     else:
         state.info["function"] = f"skipped: {source or 'no function source'} does not exist (yet)"
     if target:
@@ -843,7 +864,7 @@ def _print_summary(state: State, seconds: float, out: TextIO) -> None:
     for proc in state.components:
         where = f"port {proc.port}" if proc.port else "-"
         print(f"  {proc.name:<10} {where:<11} pid {proc.pid:<8} {proc.log}", file=out)
-    for key in ("firestore", "model", "function", "bridge"):
+    for key in ("firestore", "model", "function", "predict", "bridge"):
         print(f"  {key}: {state.info.get(key)}", file=out)
     print("To talk to it from a shell:", file=out)
     for key, value in state.env.items():
@@ -904,7 +925,7 @@ def status(state_dir: Path = DEFAULT_STATE_DIR, out: TextIO = sys.stdout) -> int
         print(
             f"  {proc.name:<10} {proc.port or '-'!s:<6} {proc.pid:<8} {'alive' if is_alive else 'DEAD':<6} {proc.log}", file=out
         )
-    for key in ("firestore", "model", "function", "bridge"):
+    for key in ("firestore", "model", "function", "predict", "bridge"):
         if key in state.info:
             print(f"  {key}: {state.info[key]}", file=out)
     print(f"  env file: {state_dir / ENV_FILE}", file=out)

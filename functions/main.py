@@ -3,20 +3,32 @@
 ``classify_upload``: CloudEvent ``google.cloud.storage.object.v1.finalized``
 on the incoming bucket. A transient failure raises, so the platform retries
 (with a dead-letter topic behind the retries); everything else returns.
+
+``predict``: the HTTP prediction API (routes in functions/predict_api.py).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from functools import cache
+from typing import TYPE_CHECKING, Any
 
+import flask
 import functions_framework
 from cloudevents.http import CloudEvent
+from google.api_core.exceptions import Forbidden, GoogleAPIError, NotFound
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from functions.records import ObjectRef
 from shared.logs import configure_logging
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from functions.predict_api import ApiRequest, PredictApi
 
 log = logging.getLogger("functions")
 
@@ -93,3 +105,110 @@ def classify_upload(event: CloudEvent) -> None:
         " (duplicate delivery)" if outcome.duplicate else "",
         extra=context | {"status": outcome.status, "destination": outcome.destination, "duplicate": outcome.duplicate},
     )
+
+
+# --------------------------------------------------------------------------
+# HTTP prediction API: a thin Flask adapter over functions.predict_api
+
+
+@cache
+def _api() -> PredictApi:
+    from google.cloud import storage
+
+    from functions.model_cache import ModelCache
+    from functions.predict_api import PredictApi
+
+    config = settings()
+    storage_client = storage.Client(project=config.project)
+    models = ModelCache(storage_client, config.models_bucket, config.model_cache_dir, config.model_refresh_seconds)
+
+    def fetch_gcs(bucket: str, name: str) -> bytes:
+        from functions.predict_api import ApiError
+
+        blob = storage_client.bucket(bucket).blob(name)
+        try:
+            blob.reload()
+            if blob.size is not None and blob.size > config.max_image_bytes:
+                raise ApiError(413, "too_large", f"the object is {blob.size} bytes; the limit is {config.max_image_bytes}")
+            return blob.download_as_bytes()
+        except NotFound:
+            raise ApiError(404, "not_found", f"gs://{bucket}/{name} does not exist") from None
+        except Forbidden:
+            raise ApiError(403, "forbidden", f"this service may not read gs://{bucket}/{name}") from None
+        except (GoogleAPIError, ConnectionError, TimeoutError) as exc:
+            log.warning("cannot read gs://%s/%s: %s", bucket, name, exc)
+            raise ApiError(503, "storage_unavailable", "Cloud Storage is unavailable; retry later") from None
+
+    return PredictApi(config, models.get, fetch_gcs, _stats_reader(config))
+
+
+def _stats_reader(config: Settings) -> Callable[[list[str]], dict[str, list[dict]]]:
+    """Reads ``stats/<day>/shards/*`` (functions/records.py) for the given days."""
+
+    def read(days: list[str]) -> dict[str, list[dict]]:
+        from functions.predict_api import ApiError
+        from functions.records import STATS
+
+        db = _firestore(config.project, config.firestore_database)
+        try:
+            return {day: [s.to_dict() or {} for s in db.collection(STATS, day, "shards").stream(timeout=10)] for day in days}
+        except (GoogleAPIError, ConnectionError, TimeoutError) as exc:
+            log.warning("cannot read the statistics: %s", exc)
+            raise ApiError(503, "stats_unavailable", "the statistics store is unavailable; retry later") from None
+
+    return read
+
+
+@cache
+def _firestore(project: str, database: str) -> Any:
+    from google.cloud import firestore
+
+    return firestore.Client(project=project, database=database)
+
+
+def api() -> PredictApi:
+    with _build_lock:
+        return _api()
+
+
+def _api_request(request: flask.Request, limit: int) -> ApiRequest:
+    from functions.predict_api import ApiError, ApiRequest
+
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "request_too_large", f"the request is {request.content_length} bytes; the limit is {limit}")
+    request.max_content_length = limit
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    multipart = request.mimetype == "multipart/form-data"
+    try:
+        files = {name: [f.read() for f in request.files.getlist(name)] for name in request.files} if multipart else {}
+        form = {k: v for k, v in request.form.items()} if multipart else {}
+        body = b"" if multipart else request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        raise ApiError(413, "request_too_large", f"the request is larger than {limit} bytes") from None
+    except (ValueError, HTTPException) as exc:
+        raise ApiError(400, "bad_request", f"malformed request: {exc}") from None
+    return ApiRequest(request.method, request.path, headers, request.args.to_dict(), form, files, body)
+
+
+@functions_framework.http
+def predict(request: flask.Request) -> flask.Response:
+    from functions.predict_api import ApiError, ApiResponse
+
+    started = time.perf_counter()
+    service = api()
+    try:
+        response = service.handle(_api_request(request, service.settings.max_request_bytes))
+    except ApiError as exc:
+        response = ApiResponse(exc.status, exc.body())
+    except Exception:
+        log.exception("unexpected failure on %s %s", request.method, request.path)  # the trace goes to the log only
+        response = ApiResponse(500, ApiError(500, "internal", "internal error").body())
+    log.info(
+        "%s %s -> %d",
+        request.method,
+        request.path,
+        response.status,
+        extra={"status": response.status, "latency_ms": round((time.perf_counter() - started) * 1000, 3)},
+    )
+    body = "" if response.status == 204 else response.json()
+    return flask.Response(body, response.status, response.headers, mimetype="application/json")

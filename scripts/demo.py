@@ -83,7 +83,7 @@ def get_model(args: argparse.Namespace, out: TextIO = sys.stdout) -> Path:
 
 def train(args: argparse.Namespace, out: TextIO = sys.stdout) -> None:
     print(
-        f"No model in {args.out}: running the training job on {args.data} (about 6 minutes on 2 cores)...", file=out, flush=True
+        f"No model in {args.out}: running the training job on {args.data} (about 7 minutes on 2 cores)...", file=out, flush=True
     )
     command = [sys.executable, "-m", "training", "run", "--data", str(args.data), "--weights", str(args.weights)]
     code = subprocess.call([*command, "--out", str(args.out)])

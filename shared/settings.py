@@ -32,6 +32,12 @@ class Settings:
     model_refresh_seconds: float = 60.0
     firestore_database: str = "(default)"
     log_level: str = "INFO"
+    # HTTPS predict function
+    max_request_bytes: int = 32 * 1024 * 1024
+    max_batch_images: int = 16
+    gcs_allowed_buckets: str = ""  # comma-separated bucket names a gcs_uri may name; empty: none
+    api_key: str = ""  # empty: no API key required (the platform's IAM guards the function)
+    cors_origins: str = ""  # comma-separated allowed origins, or "*"; empty: CORS off
 
     #: environment variable -> field
     ENV: ClassVar[dict[str, str]] = {
@@ -47,6 +53,11 @@ class Settings:
         "MODEL_REFRESH_SECONDS": "model_refresh_seconds",
         "FIRESTORE_DATABASE": "firestore_database",
         "LOG_LEVEL": "log_level",
+        "MAX_REQUEST_BYTES": "max_request_bytes",
+        "MAX_BATCH_IMAGES": "max_batch_images",
+        "GCS_ALLOWED_BUCKETS": "gcs_allowed_buckets",
+        "API_KEY": "api_key",
+        "CORS_ORIGINS": "cors_origins",
     }
     REQUIRED: ClassVar[tuple[str, ...]] = ("GOOGLE_CLOUD_PROJECT", "INCOMING_BUCKET", "PROCESSED_BUCKET", "MODELS_BUCKET")
 
@@ -72,7 +83,17 @@ class Settings:
             raise SettingsError("CONFIDENCE_THRESHOLD must be between 0 and 1")
         if settings.incoming_bucket == settings.processed_bucket:
             raise SettingsError("INCOMING_BUCKET and PROCESSED_BUCKET must differ, or moves would re-trigger the function")
+        if settings.max_batch_images < 1 or settings.max_request_bytes < 1:
+            raise SettingsError("MAX_BATCH_IMAGES and MAX_REQUEST_BYTES must be positive")
         return settings
+
+    @property
+    def allowed_buckets(self) -> frozenset[str]:
+        return frozenset(name.strip() for name in self.gcs_allowed_buckets.split(",") if name.strip())
+
+    @property
+    def allowed_origins(self) -> frozenset[str]:
+        return frozenset(origin.strip() for origin in self.cors_origins.split(",") if origin.strip())
 
     @property
     def decode_limits(self) -> DecodeLimits:
