@@ -599,6 +599,11 @@ class Ports:
     function: int = 8087
     predict: int = 8088
 
+    @classmethod
+    def free(cls) -> Ports:
+        """Every port chosen free at start (0)."""
+        return cls(**dict.fromkeys(asdict(cls()), 0))
+
     def resolved(self) -> Ports:
         return Ports(**{name: port or free_port() for name, port in asdict(self).items()})
 

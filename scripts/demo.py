@@ -151,12 +151,12 @@ def unusable_file() -> Sample:
 def choose_ports(free: bool, out: TextIO = sys.stdout) -> stack.Ports:
     """The usual ports, or free ones when asked or when one of them is taken."""
     if free:
-        return stack.Ports(storage=0, pubsub=0, firestore=0, function=0)
+        return stack.Ports.free()
     try:
         stack.Ports().check_free()
     except stack.StackError as exc:
         print(f"({exc}: using free ports instead)", file=out)
-        return stack.Ports(storage=0, pubsub=0, firestore=0, function=0)
+        return stack.Ports.free()
     return stack.Ports()
 
 

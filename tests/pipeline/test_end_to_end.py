@@ -182,7 +182,7 @@ def e2e_stack(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Any) -> 
     state_dir = root / "state"
     config = stack.StackConfig(
         state_dir=state_dir,
-        ports=stack.Ports(storage=0, pubsub=0, firestore=0, function=0),
+        ports=stack.Ports.free(),
         model_store=make_store(root / "store", Path(tiny_model_dir.int8_dir)),
         bridge_args=FAST_RETRIES,
         firestore=FIRESTORE_PREFERENCE,
