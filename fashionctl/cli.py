@@ -42,7 +42,7 @@ def _stack_parsers(commands: argparse._SubParsersAction) -> None:
 
     up = commands.add_parser("up", parents=[state], help="start the local emulated cloud on loopback")
     ports = Ports()
-    for name in ("storage", "pubsub", "firestore", "function", "predict"):
+    for name in ("storage", "pubsub", "firestore", "function", "predict", "sweep"):
         up.add_argument(
             f"--{name}-port", type=int, default=getattr(ports, name), help="0 picks a free port (default %(default)s)"
         )
@@ -91,6 +91,29 @@ def _stack_parsers(commands: argparse._SubParsersAction) -> None:
     results.add_argument("--limit", type=_positive_int, default=50, help="at most this many records (default %(default)s)")
     results.add_argument("--json", action="store_true", help="one JSON object per line")
 
+    sweep = commands.add_parser(
+        "sweep",
+        parents=[state],
+        help="one sweep run: process uploads in incoming that no event finished",
+        description="Posts to SWEEP_URL when set (environment or the stack's env file), else runs the sweep core here.",
+    )
+    sweep.add_argument("--dry-run", action="store_true", help="list what it would process, change nothing")
+    sweep.add_argument("--budget", type=float, help="seconds (default: SWEEP_BUDGET_SECONDS)")
+    sweep.add_argument("--min-age", type=float, help="seconds (default: SWEEP_MIN_AGE_SECONDS)")
+    sweep.add_argument("--limit", type=_positive_int, help="at most this many objects")
+
+    report = commands.add_parser(
+        "report", parents=[state], help="an HTML report with charts plus CSV and JSON exports of the last N days"
+    )
+    report.add_argument("--days", type=_positive_int, default=7, help="default %(default)s")
+    report.add_argument("--out", type=Path, default=Path("build/report"), help="folder (default %(default)s)")
+    report.add_argument("--upload", action="store_true", help="also write them to reports/<time>/ in the processed bucket")
+
+    health = commands.add_parser("health", parents=[state], help="model, backlog, last sweep, error rate; exits 1 when unhealthy")
+    health.add_argument("--max-backlog-age", type=float, default=900.0, help="seconds (default %(default)s)")
+    health.add_argument("--max-error-rate", type=float, default=0.1, help="last hour (default %(default)s)")
+    health.add_argument("--json", action="store_true", help="one JSON object")
+
 
 def _positive_int(text: str) -> int:
     value = int(text)
@@ -115,6 +138,12 @@ def main(argv: list[str] | None = None) -> int:
         return _upload(args)
     if args.command == "results":
         return _results(args)
+    if args.command == "sweep":
+        return _sweep(args)
+    if args.command == "report":
+        return _report(args)
+    if args.command == "health":
+        return _health(args)
     return 2
 
 
@@ -138,6 +167,7 @@ def _stack_command(args: argparse.Namespace) -> int:
             firestore=args.firestore_port,
             function=args.function_port,
             predict=args.predict_port,
+            sweep=args.sweep_port,
         ),
         settings=stack.default_settings(args.project, **overrides),
         model_store=args.model_store,
@@ -183,6 +213,65 @@ def _results(args: argparse.Namespace) -> int:
             hint = "start the local stack with `fashionctl up`, or set FIRESTORE_EMULATOR_HOST"
         print(f"fashionctl: cannot read the classification records from {host or 'Firestore'}: {exc}", file=sys.stderr)
         print(f"fashionctl: {hint}", file=sys.stderr)
+        return 1
+
+
+def _stack_env(state_dir: Path) -> dict[str, str]:
+    """The stack's env file, overridden by the environment's settings and emulator hosts."""
+    from fashionctl import stack
+    from shared.settings import Settings
+
+    names = {*Settings.ENV, "STORAGE_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "SWEEP_URL"}
+    return {**stack.read_env_file(state_dir / stack.ENV_FILE), **{k: v for k, v in os.environ.items() if k in names and v}}
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from google.api_core.exceptions import GoogleAPIError
+    from requests import RequestException
+
+    from fashionctl import sweep
+
+    body = sweep.options_body(args.dry_run, args.budget, args.min_age, args.limit)
+    try:
+        return sweep.run(_stack_env(args.state_dir), body)
+    except ValueError as exc:  # SettingsError too
+        print(f"fashionctl: {exc}", file=sys.stderr)
+        return 2
+    except (GoogleAPIError, RequestException, RuntimeError) as exc:
+        print(f"fashionctl: the sweep failed: {exc}", file=sys.stderr)
+        print("fashionctl: is the stack running? see `fashionctl status`", file=sys.stderr)
+        return 1
+
+
+def _report(args: argparse.Namespace) -> int:
+    from google.api_core.exceptions import GoogleAPIError
+
+    from fashionctl import report
+
+    env = _stack_env(args.state_dir)
+    try:
+        return report.run(env, args.days, args.out, to_bucket=args.upload)
+    except KeyError as exc:
+        print(f"fashionctl: missing setting {exc} (environment or the stack's env file)", file=sys.stderr)
+        return 2
+    except GoogleAPIError as exc:
+        print(f"fashionctl: cannot build the report: {exc}", file=sys.stderr)
+        return 1
+
+
+def _health(args: argparse.Namespace) -> int:
+    from google.api_core.exceptions import GoogleAPIError
+
+    from fashionctl import health
+
+    thresholds = health.Thresholds(max_backlog_age=args.max_backlog_age, max_error_rate=args.max_error_rate)
+    try:
+        return health.run(_stack_env(args.state_dir), thresholds, as_json=args.json)
+    except KeyError as exc:
+        print(f"fashionctl: missing setting {exc} (environment or the stack's env file)", file=sys.stderr)
+        return 2
+    except GoogleAPIError as exc:
+        print(f"fashionctl: cannot check the health: {exc}", file=sys.stderr)
         return 1
 
 

@@ -45,7 +45,7 @@ FIRESTORE_KINDS = ("auto", "official", "npm")
 STATE_FILE = "state.json"
 ENV_FILE = "env"
 #: start order; ``down`` stops in the reverse order
-COMPONENTS = ("pubsub", "firestore", "storage", "function", "predict", "bridge")
+COMPONENTS = ("pubsub", "firestore", "storage", "function", "predict", "sweep", "bridge")
 
 
 class StackError(RuntimeError):
@@ -598,6 +598,7 @@ class Ports:
     firestore: int = 8086
     function: int = 8087
     predict: int = 8088
+    sweep: int = 8089
 
     @classmethod
     def free(cls) -> Ports:
@@ -839,6 +840,12 @@ def _start_all(config: StackConfig, tools: Tools, state: State, out: TextIO) -> 
             timings["predict"] = wait_until(predict, http_answers(f"{predict.url}/health"), config.start_timeout)
             state.env["PREDICT_URL"] = predict.url
             state.info["predict"] = f"predict from {source} at {predict.url}"
+            sweep = state.add(
+                start_http_function(source, "sweep", ports.sweep, log_dir, {**settings_env(cache), **hosts}, name="sweep")
+            )
+            timings["sweep"] = wait_until(sweep, http_answers(sweep.url or "", ok_only=False), config.start_timeout)
+            state.env["SWEEP_URL"] = sweep.url
+            state.info["sweep"] = f"sweep from {source} at {sweep.url} (Cloud Scheduler's part: `fashionctl sweep`)"
     else:
         state.info["function"] = f"skipped: {source or 'no function source'} does not exist (yet)"
     if target:
@@ -869,7 +876,7 @@ def _print_summary(state: State, seconds: float, out: TextIO) -> None:
     for proc in state.components:
         where = f"port {proc.port}" if proc.port else "-"
         print(f"  {proc.name:<10} {where:<11} pid {proc.pid:<8} {proc.log}", file=out)
-    for key in ("firestore", "model", "function", "predict", "bridge"):
+    for key in ("firestore", "model", "function", "predict", "sweep", "bridge"):
         print(f"  {key}: {state.info.get(key)}", file=out)
     print("To talk to it from a shell:", file=out)
     for key, value in state.env.items():
@@ -930,7 +937,7 @@ def status(state_dir: Path = DEFAULT_STATE_DIR, out: TextIO = sys.stdout) -> int
         print(
             f"  {proc.name:<10} {proc.port or '-'!s:<6} {proc.pid:<8} {'alive' if is_alive else 'DEAD':<6} {proc.log}", file=out
         )
-    for key in ("firestore", "model", "function", "predict", "bridge"):
+    for key in ("firestore", "model", "function", "predict", "sweep", "bridge"):
         if key in state.info:
             print(f"  {key}: {state.info[key]}", file=out)
     print(f"  env file: {state_dir / ENV_FILE}", file=out)

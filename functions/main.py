@@ -212,3 +212,36 @@ def predict(request: flask.Request) -> flask.Response:
     )
     body = "" if response.status == 204 else response.json()
     return flask.Response(body, response.status, response.headers, mimetype="application/json")
+
+
+# --------------------------------------------------------------------------
+# HTTP sweep: called by Cloud Scheduler (OIDC); a thin adapter over functions.sweep
+
+
+def _json_response(body: dict, status: int, headers: dict[str, str] | None = None) -> flask.Response:
+    import json
+
+    return flask.Response(json.dumps(body, default=str), status, headers or {}, mimetype="application/json")
+
+
+@functions_framework.http
+def sweep(request: flask.Request) -> flask.Response:
+    """POST {dry_run, min_age, max_age, budget, limit} -> the run's document."""
+    from functions.sweep import Sweeper, SweepOptions
+
+    context = {"request_id": request.headers.get("X-Cloud-Trace-Context") or request.headers.get("X-Request-Id")}
+    if request.method != "POST":
+        return _json_response({"error": "use POST"}, 405, {"Allow": "POST"})
+    try:
+        body = request.get_json(force=True) if request.get_data() else {}
+        options = SweepOptions.from_request(body, settings())
+    except (ValueError, TypeError, HTTPException) as exc:
+        log.warning("bad sweep request: %s", exc, extra=context)
+        return _json_response({"error": str(exc)}, 400)
+    core = processor()
+    try:
+        report = Sweeper(core.settings, core.storage, core.db, core).run(options, log_context=context)
+    except (GoogleAPIError, ConnectionError, TimeoutError) as exc:
+        log.exception("sweep failed: %s", exc, extra=context)
+        return _json_response({"error": "a dependency is unavailable; retry later"}, 503)
+    return _json_response(report.to_dict(), 200)

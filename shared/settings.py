@@ -38,6 +38,10 @@ class Settings:
     gcs_allowed_buckets: str = ""  # comma-separated bucket names a gcs_uri may name; empty: none
     api_key: str = ""  # empty: no API key required (the platform's IAM guards the function)
     cors_origins: str = ""  # comma-separated allowed origins, or "*"; empty: CORS off
+    # sweep function (defaults; a request may override them)
+    sweep_min_age_seconds: float = 300.0  # younger uploads are left to their events
+    sweep_budget_seconds: float = 240.0  # time budget of one run (keep below the function timeout)
+    sweep_max_objects: int = 0  # at most this many objects per run; 0: no limit
 
     #: environment variable -> field
     ENV: ClassVar[dict[str, str]] = {
@@ -58,6 +62,9 @@ class Settings:
         "GCS_ALLOWED_BUCKETS": "gcs_allowed_buckets",
         "API_KEY": "api_key",
         "CORS_ORIGINS": "cors_origins",
+        "SWEEP_MIN_AGE_SECONDS": "sweep_min_age_seconds",
+        "SWEEP_BUDGET_SECONDS": "sweep_budget_seconds",
+        "SWEEP_MAX_OBJECTS": "sweep_max_objects",
     }
     REQUIRED: ClassVar[tuple[str, ...]] = ("GOOGLE_CLOUD_PROJECT", "INCOMING_BUCKET", "PROCESSED_BUCKET", "MODELS_BUCKET")
 

@@ -1,0 +1,123 @@
+"""``fashionctl health``: is the pipeline keeping up?
+
+Reports the current model version, the backlog in the incoming bucket and the
+age of its oldest object, the last sweep run, and the error rate of the last
+hour (failed records / all records updated in the hour). Exits 1 when
+unhealthy: no model, a backlog older than ``max_backlog_age``, or an error
+rate above ``max_error_rate``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TextIO
+
+QUERY_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    max_backlog_age: float = 900.0  # seconds
+    max_error_rate: float = 0.1  # failed / updated in the last hour
+    min_records_for_rate: int = 1  # below this many records in the hour, the rate is not judged
+
+
+@dataclass
+class Health:
+    model_version: str | None
+    backlog: int
+    oldest_backlog_age_s: float | None
+    last_sweep: dict[str, Any] | None
+    records_last_hour: int
+    failed_last_hour: int
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def error_rate(self) -> float:
+        return self.failed_last_hour / self.records_last_hour if self.records_last_hour else 0.0
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"error_rate": round(self.error_rate, 4), "healthy": self.healthy}
+
+
+def assess(health: Health, thresholds: Thresholds) -> list[str]:
+    """What is wrong, in words (empty when healthy)."""
+    problems = []
+    if not health.model_version:
+        problems.append("no current model")
+    age = health.oldest_backlog_age_s
+    if age is not None and age > thresholds.max_backlog_age:
+        problems.append(
+            f"backlog of {health.backlog} objects, the oldest {age:.0f} s old (limit {thresholds.max_backlog_age:.0f} s)"
+        )
+    judged = health.records_last_hour >= thresholds.min_records_for_rate
+    if judged and health.error_rate > thresholds.max_error_rate:
+        problems.append(f"error rate {health.error_rate:.1%} in the last hour (limit {thresholds.max_error_rate:.1%})")
+    return problems
+
+
+def backlog(storage: Any, bucket: str, now: datetime) -> tuple[int, float | None]:
+    """How many objects wait in ``bucket`` and the age in seconds of the oldest."""
+    created = [b.time_created for b in storage.list_blobs(bucket, timeout=QUERY_TIMEOUT) if not b.name.endswith("/")]
+    oldest = min((t for t in created if t is not None), default=None)
+    return len(created), (now - oldest).total_seconds() if oldest else None
+
+
+def last_hour(db: Any, now: datetime) -> tuple[int, int]:
+    """(records updated in the last hour, of which failed)."""
+    from google.cloud import firestore
+
+    query = db.collection("classifications").where(filter=firestore.FieldFilter("updated_at", ">=", now - timedelta(hours=1)))
+    statuses = [(s.to_dict() or {}).get("status") for s in query.stream(timeout=QUERY_TIMEOUT)]
+    return len(statuses), sum(1 for status in statuses if status == "failed")
+
+
+def check(env: Mapping[str, str], db: Any, storage: Any, thresholds: Thresholds, now: datetime | None = None) -> Health:
+    from fashionctl.report import current_model
+    from functions.sweep import last_run
+
+    now = now or datetime.now(UTC)
+    count, oldest = backlog(storage, env["INCOMING_BUCKET"], now)
+    records, failed = last_hour(db, now)
+    health = Health(current_model(storage, env["MODELS_BUCKET"]), count, oldest, last_run(db), records, failed)
+    health.problems = assess(health, thresholds)
+    return health
+
+
+def render(health: Health) -> str:
+    sweep = health.last_sweep
+    sweep_text = "none"
+    if sweep:
+        counts = sweep.get("counts") or {}
+        sweep_text = (
+            f"{sweep.get('id')} ({sweep.get('status')}, started {sweep.get('started_at')}, "
+            f"processed {counts.get('processed', 0)}, failed {counts.get('failed', 0)})"
+        )
+    age = "-" if health.oldest_backlog_age_s is None else f"{health.oldest_backlog_age_s:.0f} s"
+    lines = [
+        f"status:        {'healthy' if health.healthy else 'UNHEALTHY'}",
+        f"model:         {health.model_version or 'none'}",
+        f"backlog:       {health.backlog} objects, oldest {age}",
+        f"last sweep:    {sweep_text}",
+        f"last hour:     {health.records_last_hour} records, {health.failed_last_hour} failed ({health.error_rate:.1%})",
+        *(f"problem:       {problem}" for problem in health.problems),
+    ]
+    return "\n".join(lines)
+
+
+def run(env: Mapping[str, str], thresholds: Thresholds, as_json: bool = False, out: TextIO | None = None) -> int:
+    from fashionctl.results import firestore_client
+    from fashionctl.sweep import storage_client
+
+    health = check(env, firestore_client(env), storage_client(env), thresholds)
+    text = json.dumps(health.to_dict(), default=str, sort_keys=True) if as_json else render(health)
+    print(text, file=out or sys.stdout)
+    return 0 if health.healthy else 1

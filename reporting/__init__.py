@@ -1,0 +1,1 @@
+"""Batch reports over the classification records (used by ``fashionctl report``)."""

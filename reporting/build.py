@@ -1,0 +1,266 @@
+"""Build one self-contained HTML report (inline PNG charts) plus CSV and JSON
+exports from a list of ``classifications`` records. Pure: no clients here;
+``fashionctl report`` fetches the records and writes or uploads the files."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+_ACCENT, _SECOND = "#1a73e8", "#f29900"
+CSV_COLUMNS = (
+    "id",
+    "created_at",
+    "finished_at",
+    "object",
+    "generation",
+    "status",
+    "label",
+    "confidence",
+    "model_version",
+    "destination",
+    "error_reason",
+    "trigger",
+    "total_ms",
+)
+PERCENTILES = (50, 90, 99)
+INTERNAL_FIELDS = frozenset({"lease_owner", "lease_until", "decision"})
+
+
+@dataclass
+class Summary:
+    """The report's figures."""
+
+    total: int = 0
+    per_day: dict[str, int] = field(default_factory=dict)
+    statuses: dict[str, int] = field(default_factory=dict)
+    categories: dict[str, int] = field(default_factory=dict)
+    rejections: dict[str, int] = field(default_factory=dict)
+    review_queue: int = 0
+    confidences: list[float] = field(default_factory=list)
+    latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)  # step -> {"p50": ..}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "per_day": self.per_day,
+            "statuses": self.statuses,
+            "categories": self.categories,
+            "rejections": self.rejections,
+            "review_queue": self.review_queue,
+            "latency_ms": self.latency_ms,
+        }
+
+
+def summarize(records: Sequence[dict[str, Any]]) -> Summary:
+    days: Counter = Counter()
+    for record in records:
+        if isinstance(record.get("created_at"), datetime):
+            days[record["created_at"].astimezone(UTC).strftime("%Y-%m-%d")] += 1
+    statuses = Counter(str(r.get("status") or "unknown") for r in records)
+    categories = Counter(r["label"] for r in records if r.get("label") and r.get("status") in ("classified", "needs_review"))
+    rejections = Counter((r.get("error") or {}).get("reason") or "unknown" for r in records if r.get("status") == "rejected")
+    return Summary(
+        total=len(records),
+        per_day=dict(sorted(days.items())),
+        statuses=dict(statuses.most_common()),
+        categories=dict(categories.most_common()),
+        rejections=dict(rejections.most_common()),
+        review_queue=statuses.get("needs_review", 0),
+        confidences=[float(r["confidence"]) for r in records if isinstance(r.get("confidence"), int | float)],
+        latency_ms=latency_percentiles(records),
+    )
+
+
+def latency_percentiles(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per step of ``timings_ms`` (download, classify, copy, delete, total): p50, p90, p99."""
+    steps: dict[str, list[float]] = {}
+    for record in records:
+        for step, value in (record.get("timings_ms") or {}).items():
+            if isinstance(value, int | float):
+                steps.setdefault(step, []).append(float(value))
+    return {
+        step: {f"p{p}": round(float(np.percentile(values, p)), 2) for p in PERCENTILES} for step, values in sorted(steps.items())
+    }
+
+
+# -- charts --------------------------------------------------------------------
+
+
+def _png(fig: plt.Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _bars(counts: dict[str, int], title: str, horizontal: bool = False, color: str = _ACCENT) -> bytes:
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    labels, values = list(counts) or ["(none)"], list(counts.values()) or [0]
+    (ax.barh if horizontal else ax.bar)(labels, values, color=color)
+    ax.set_title(title)
+    if not horizontal:
+        ax.tick_params(axis="x", labelrotation=30)
+    return _png(fig)
+
+
+def _histogram(values: list[float], title: str) -> bytes:
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    ax.hist(values, bins=20, range=(0.0, 1.0), color=_ACCENT)
+    ax.set_title(title)
+    ax.set_xlabel("confidence")
+    return _png(fig)
+
+
+def _latency(latency: dict[str, dict[str, float]]) -> bytes:
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    steps = list(latency) or ["(none)"]
+    x = np.arange(len(steps))
+    for k, (p, color) in enumerate(zip(PERCENTILES, (_ACCENT, _SECOND, "#d93025"), strict=True)):
+        ax.bar(x + (k - 1) * 0.27, [latency.get(s, {}).get(f"p{p}", 0.0) for s in steps], 0.27, label=f"p{p}", color=color)
+    ax.set_xticks(x, steps)
+    ax.set_ylabel("ms")
+    ax.set_title("Processing latency percentiles")
+    ax.legend()
+    return _png(fig)
+
+
+def charts(summary: Summary) -> dict[str, bytes]:
+    """Chart title -> PNG bytes."""
+    return {
+        "Volume per day": _bars(summary.per_day, "Records per day"),
+        "Category distribution": _bars(summary.categories, "Categories (classified and for review)", horizontal=True),
+        "Confidence histogram": _histogram(summary.confidences, "Confidence of the top label"),
+        "Status": _bars(summary.statuses, "Status", color=_SECOND),
+        "Rejection reasons": _bars(summary.rejections, "Rejection reasons", color="#d93025"),
+        "Processing latency": _latency(summary.latency_ms),
+    }
+
+
+# -- exports -------------------------------------------------------------------
+
+
+def csv_row(record: dict[str, Any]) -> dict[str, Any]:
+    source = record.get("source") or {}
+    destination = record.get("destination") or {}
+    return {
+        "id": record.get("id", ""),
+        "created_at": _iso(record.get("created_at")),
+        "finished_at": _iso(record.get("finished_at")),
+        "object": source.get("name", ""),
+        "generation": source.get("generation", ""),
+        "status": record.get("status", ""),
+        "label": record.get("label") or "",
+        "confidence": "" if record.get("confidence") is None else record["confidence"],
+        "model_version": record.get("model_version") or "",
+        "destination": f"gs://{destination['bucket']}/{destination['name']}" if destination else "",
+        "error_reason": (record.get("error") or {}).get("reason") or "",
+        "trigger": record.get("trigger") or "",
+        "total_ms": (record.get("timings_ms") or {}).get("total", ""),
+    }
+
+
+def to_csv(records: Sequence[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS)
+    writer.writeheader()
+    writer.writerows(csv_row(r) for r in records)
+    return buffer.getvalue()
+
+
+def to_json(records: Sequence[dict[str, Any]], summary: Summary, meta: dict[str, Any]) -> str:
+    public = [{k: v for k, v in r.items() if k not in INTERNAL_FIELDS} for r in records]
+    return json.dumps({"meta": meta, "summary": summary.to_dict(), "records": public}, default=_iso, indent=2, sort_keys=True)
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return "" if value is None else str(value)
+
+
+# -- HTML ----------------------------------------------------------------------
+
+
+def render_html(summary: Summary, pngs: dict[str, bytes], meta: dict[str, Any]) -> str:
+    """One HTML file with every chart inlined."""
+    esc = html.escape
+    cards = [
+        ("Records", str(summary.total)),
+        ("Classified", str(summary.statuses.get("classified", 0))),
+        ("Review queue", str(summary.review_queue)),
+        ("Rejected", str(summary.statuses.get("rejected", 0))),
+        ("Failed", str(summary.statuses.get("failed", 0))),
+        ("p50 total latency", f"{summary.latency_ms.get('total', {}).get('p50', 0):.0f} ms"),
+    ]
+    latency_rows = "".join(
+        f"<tr><td>{esc(step)}</td>{''.join(f'<td>{v:.1f}</td>' for v in ps.values())}</tr>"
+        for step, ps in summary.latency_ms.items()
+    )
+    figures = "".join(
+        f"<figure><img alt='{esc(title)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
+        f"<figcaption>{esc(title)}</figcaption></figure>"
+        for title, png in pngs.items()
+    )
+    model = meta.get("model_version") or "none"
+    link = meta.get("model_report_url")
+    model_html = f"<a href='{esc(link)}'>model {esc(model)} training report</a>" if link else f"model {esc(model)}"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Fashion classifier: last {meta["days"]} days</title>
+<style>
+body{{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1000px;color:#202124;padding:0 1rem}}
+h1{{font-weight:500}} h2{{font-weight:500;border-bottom:1px solid #e0e0e0;padding-bottom:.3rem;margin-top:2rem}}
+.cards{{display:flex;gap:1rem;flex-wrap:wrap}} .card{{flex:1;min-width:140px;border:1px solid #e0e0e0;border-radius:8px;padding:1rem}}
+.card b{{display:block;font-size:1.7rem;font-weight:500;color:{_ACCENT}}} .card span{{color:#5f6368;font-size:.9rem}}
+table{{border-collapse:collapse;width:100%;font-size:.92rem}} td,th{{padding:.35rem .6rem;border-bottom:1px solid #eee;text-align:right}}
+td:first-child,th:first-child{{text-align:left}} th{{color:#5f6368;font-weight:500}}
+figure{{margin:1.2rem 0}} img{{max-width:100%;border:1px solid #eee;border-radius:6px}} figcaption{{color:#5f6368;font-size:.9rem}}
+.meta{{color:#5f6368;font-size:.9rem}}
+</style></head><body>
+<h1>Fashion classifier: the last {meta["days"]} days</h1>
+<p class="meta">{esc(meta.get("since", ""))} to {esc(meta.get("generated_at", ""))} · project {esc(meta.get("project", ""))} ·
+{model_html}</p>
+<div class="cards">{"".join(f'<div class="card"><b>{esc(v)}</b><span>{esc(k)}</span></div>' for k, v in cards)}</div>
+<h2>Processing latency (ms)</h2>
+<table><tr><th>step</th>{"".join(f"<th>p{p}</th>" for p in PERCENTILES)}</tr>{latency_rows}</table>
+<h2>Charts</h2>{figures}
+<p class="meta">Exports: records.csv, records.json next to this file.</p>
+</body></html>
+"""
+
+
+@dataclass(frozen=True)
+class Report:
+    html: str
+    csv: str
+    json: str
+    summary: Summary
+
+    def files(self) -> dict[str, tuple[str, str]]:
+        """File name -> (content, content type)."""
+        return {
+            "report.html": (self.html, "text/html; charset=utf-8"),
+            "records.csv": (self.csv, "text/csv; charset=utf-8"),
+            "records.json": (self.json, "application/json"),
+        }
+
+
+def build(records: Sequence[dict[str, Any]], meta: dict[str, Any]) -> Report:
+    summary = summarize(records)
+    return Report(render_html(summary, charts(summary), meta), to_csv(records), to_json(records, summary, meta), summary)

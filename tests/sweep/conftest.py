@@ -1,0 +1,95 @@
+"""Sweep functions on real emulators: fake-gcs-server and the Firestore
+emulator, two instances of the ``sweep`` HTTP function (so that overlapping
+runs really overlap), served by functions-framework."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from fashionctl import stack
+from tests.emulators import PROJECT, fake_gcs_server, firestore_emulator, firestore_kind, free_port
+from tests.pipeline.conftest import FIRESTORE_PREFERENCE, INCOMING, MODELS, PROCESSED, REPO, function_env, publish_model
+
+
+@dataclass
+class SweepStack:
+    storage_url: str
+    firestore_host: str
+    urls: list[str]
+    env: dict[str, str]
+    logs: Path
+    firestore_kind: str | None
+
+    def storage(self) -> Any:
+        return stack.storage_client(self.storage_url, PROJECT)
+
+    def firestore(self) -> Any:
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import firestore
+
+        return firestore.Client(project=PROJECT, credentials=AnonymousCredentials())
+
+    def upload(self, name: str, data: bytes, content_type: str = "image/jpeg") -> Any:
+        blob = self.storage().bucket(INCOMING).blob(name)
+        blob.upload_from_string(data, content_type=content_type)
+        return blob
+
+    def sweep(self, instance: int = 0, timeout: float = 120, **options: Any) -> dict:
+        response = requests.post(self.urls[instance], json={"min_age": 0, **options}, timeout=timeout)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def documents(self, prefix: str) -> list[dict]:
+        docs = (d.to_dict() | {"id": d.id} for d in self.firestore().collection("classifications").stream())
+        return [d for d in docs if d["source"]["name"].startswith(prefix)]
+
+    def processed(self, prefix: str) -> list[str]:
+        return [b.name for b in self.storage().list_blobs(PROCESSED) if b.name.rsplit("/", 1)[-1].startswith(prefix)]
+
+    def incoming(self) -> list[str]:
+        return [b.name for b in self.storage().list_blobs(INCOMING)]
+
+    def clear_incoming(self) -> None:
+        for blob in self.storage().list_blobs(INCOMING):
+            blob.delete()
+
+
+@pytest.fixture(scope="package")
+def sweep_stack(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Any) -> Iterator[SweepStack]:
+    logs = tmp_path_factory.mktemp("sweep")
+    with (
+        pytest.MonkeyPatch.context() as mp,
+        firestore_emulator(logs, kind=FIRESTORE_PREFERENCE) as firestore_host,
+        fake_gcs_server(logs) as storage_url,
+    ):
+        mp.setenv("FIRESTORE_EMULATOR_HOST", firestore_host)
+        client = stack.storage_client(storage_url, PROJECT)
+        for name in (INCOMING, PROCESSED, MODELS):
+            client.create_bucket(name)
+        publish_model(client, Path(tiny_model_dir.int8_dir))
+        env = function_env(storage_url, firestore_host, logs / "model-cache")
+        procs = []
+        try:
+            for k in range(2):
+                source = REPO / "functions" / "main.py"
+                procs.append(stack.start_http_function(source, "sweep", free_port(), logs, env, name=f"sweep-{k}"))
+            for proc in procs:
+                stack.wait_until(proc, stack.http_answers(proc.url or "", ok_only=False), 60)
+            urls = [proc.url or "" for proc in procs]
+            yield SweepStack(storage_url, firestore_host, urls, env, logs, firestore_kind(FIRESTORE_PREFERENCE))
+        finally:
+            for proc in procs:
+                stack.stop(proc)
+
+
+@pytest.fixture
+def swept(sweep_stack: SweepStack) -> SweepStack:
+    """The stack with an empty incoming bucket: each test sees only its own uploads."""
+    sweep_stack.clear_incoming()
+    return sweep_stack
