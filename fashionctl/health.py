@@ -81,8 +81,8 @@ def last_hour(db: Any, now: datetime) -> tuple[int, int]:
 
 
 def check(env: Mapping[str, str], db: Any, storage: Any, thresholds: Thresholds, now: datetime | None = None) -> Health:
-    from fashionctl.report import current_model
     from functions.sweep import last_run
+    from reporting.collect import current_model
 
     now = now or datetime.now(UTC)
     count, oldest = backlog(storage, env["INCOMING_BUCKET"], now)

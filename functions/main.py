@@ -244,4 +244,23 @@ def sweep(request: flask.Request) -> flask.Response:
     except (GoogleAPIError, ConnectionError, TimeoutError) as exc:
         log.exception("sweep failed: %s", exc, extra=context)
         return _json_response({"error": "a dependency is unavailable; retry later"}, 503)
-    return _json_response(report.to_dict(), 200)
+    result = report.to_dict()
+    if options.report_days and not options.dry_run:
+        result["report"] = _publish_report(core, options.report_days, report.run_id, context)
+    return _json_response(result, 200)
+
+
+def _publish_report(core: Any, days: int, run_id: str, context: dict) -> list[str] | dict[str, str]:
+    """The operations report into ``reports/<run_id>/`` of the processed
+    bucket (matplotlib is imported here only, never on the event path)."""
+    from reporting import collect
+
+    config = core.settings
+    try:
+        built = collect.make_report(core.db, core.storage, models_bucket=config.models_bucket, days=days, project=config.project)
+        uris = collect.upload(built, core.storage, config.processed_bucket, run_id)
+    except (GoogleAPIError, ConnectionError, TimeoutError) as exc:
+        log.warning("the sweep's report failed: %s", exc, extra=context)
+        return {"error": f"report not written: {type(exc).__name__}"}
+    log.info("report written to %s", uris[0] if uris else "-", extra=context | {"report": uris})
+    return uris

@@ -38,13 +38,14 @@ class SweepOptions:
     max_age: float | None = None  # seconds: older objects are left alone (None: no limit)
     budget: float = 240.0  # seconds: after the first object, none is taken once the next may not fit
     limit: int | None = None  # at most this many objects processed (None: no limit)
+    report_days: int | None = None  # also publish the operations report of this many days to reports/
 
     @classmethod
     def from_request(cls, body: Mapping[str, Any], settings: Settings) -> SweepOptions:
         """Options from a JSON request body, defaults from the settings. Raises ValueError."""
         if not isinstance(body, Mapping):
             raise ValueError("the request body must be a JSON object")
-        unknown = set(body) - {"dry_run", "min_age", "max_age", "budget", "limit"}
+        unknown = set(body) - {"dry_run", "min_age", "max_age", "budget", "limit", "report_days"}
         if unknown:
             raise ValueError(f"unknown options: {', '.join(sorted(unknown))}")
         limit = body.get("limit", settings.sweep_max_objects or None)
@@ -54,7 +55,10 @@ class SweepOptions:
             max_age=None if body.get("max_age") is None else float(body["max_age"]),
             budget=float(body.get("budget", settings.sweep_budget_seconds)),
             limit=None if limit is None else int(limit),
+            report_days=None if body.get("report_days") is None else int(body["report_days"]),
         )
+        if options.report_days is not None and not 1 <= options.report_days <= 90:
+            raise ValueError("report_days must be between 1 and 90")
         if options.min_age < 0 or options.budget <= 0 or (options.limit is not None and options.limit < 1):
             raise ValueError("min_age must be >= 0, budget > 0 and limit >= 1")
         if options.max_age is not None and options.max_age < options.min_age:

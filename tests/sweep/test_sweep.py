@@ -13,7 +13,7 @@ import pytest
 
 from functions.records import FINISHED
 from tests.images import make_noise_image, make_photo_like
-from tests.pipeline.conftest import require_transaction_isolation
+from tests.pipeline.conftest import PROCESSED, require_transaction_isolation
 from tests.sweep.conftest import SweepStack
 
 
@@ -129,3 +129,16 @@ def test_fashionctl_sweep_runs_the_core_on_the_stack(
     done = json.loads(capsys.readouterr().out)
     assert done["counts"]["processed"] == 2 and swept.incoming() == []
     assert all(d["trigger"] == "sweep" for d in swept.documents("cli-"))
+
+
+def test_a_sweep_can_publish_the_operations_report(swept: SweepStack) -> None:
+    _upload_many(swept, "reported-", 2)
+    result = swept.sweep(report_days=7)
+    assert result["counts"]["processed"] == 2
+    prefix = f"gs://{PROCESSED}/reports/{result['run_id']}/"
+    assert sorted(result["report"]) == [prefix + name for name in ("records.csv", "records.json", "report.html")]
+    html = swept.storage().bucket(PROCESSED).blob(f"reports/{result['run_id']}/report.html").download_as_text()
+    assert html.lstrip().lower().startswith("<!doctype html") and "data:image/png;base64," in html
+    rows = swept.storage().bucket(PROCESSED).blob(f"reports/{result['run_id']}/records.csv").download_as_text()
+    assert sum("reported-" in line for line in rows.splitlines()) == 2
+    assert "report" not in swept.sweep(dry_run=True, report_days=7)  # a dry run writes nothing

@@ -1,0 +1,75 @@
+"""Gather a report's inputs from Firestore and Cloud Storage, and publish it.
+
+Used by ``fashionctl report`` and by the sweep function's ``report_days``
+option alike."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from reporting.build import Report, build
+from shared.model_layout import POINTER, parse_pointer, version_prefix
+
+QUERY_TIMEOUT = 30.0
+
+
+def records_between(db: Any, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    """Every classification record created in [``since``, ``until``), oldest first."""
+    from google.cloud import firestore
+
+    query = db.collection("classifications").where(filter=firestore.FieldFilter("created_at", ">=", since))
+    query = query.where(filter=firestore.FieldFilter("created_at", "<", until))
+    snapshots = query.order_by("created_at").stream(timeout=QUERY_TIMEOUT)
+    return [{"id": s.id, **(s.to_dict() or {})} for s in snapshots]
+
+
+def current_model(storage: Any, models_bucket: str) -> str | None:
+    """The version the pointer names, or None when there is no model."""
+    blob = storage.bucket(models_bucket).get_blob(POINTER)
+    return parse_pointer(blob.download_as_bytes()) if blob is not None else None
+
+
+def object_url(bucket: str, name: str, emulator_host: str | None = None) -> str:
+    """A browser link to an object: fake-gcs-server's media URL locally, the console's otherwise."""
+    if emulator_host:
+        return f"{emulator_host.rstrip('/')}/storage/v1/b/{bucket}/o/{quote(name, safe='')}?alt=media"
+    return f"https://storage.cloud.google.com/{bucket}/{quote(name)}"
+
+
+def make_report(
+    db: Any,
+    storage: Any,
+    *,
+    models_bucket: str,
+    days: int,
+    project: str = "",
+    emulator_host: str | None = None,
+    now: datetime | None = None,
+) -> Report:
+    """The report of the last ``days`` days, linking the current model's training report."""
+    now = now or datetime.now(UTC)
+    since = now - timedelta(days=days)
+    version = current_model(storage, models_bucket)
+    meta = {
+        "days": days,
+        "since": since.isoformat(timespec="seconds"),
+        "generated_at": now.isoformat(timespec="seconds"),
+        "project": project,
+        "model_version": version,
+        "model_report_url": object_url(models_bucket, version_prefix(version) + "report.html", emulator_host)
+        if version
+        else None,
+    }
+    return build(records_between(db, since, now), meta)
+
+
+def upload(report: Report, storage: Any, bucket: str, stamp: str) -> list[str]:
+    """Into ``reports/<stamp>/`` of ``bucket``; returns the gs:// URIs."""
+    uris = []
+    for name, (content, content_type) in report.files().items():
+        blob = storage.bucket(bucket).blob(f"reports/{stamp}/{name}")
+        blob.upload_from_string(content.encode("utf-8"), content_type=content_type)
+        uris.append(f"gs://{bucket}/{blob.name}")
+    return uris
