@@ -11,12 +11,13 @@ OUT ?= build/model-store
 TRAIN_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help venv test lint format train demo clean
+.PHONY: help venv test lint format train demo bundle clean
 
 help:
 	@echo "make demo   get a model, start the local emulated cloud, upload sample images, show the results (KEEP=1 leaves it running)"
 	@echo "make test   lint and run the whole test suite"
 	@echo "make train  run the training job (DATA_DIR=, WEIGHTS=, OUT=)"
+	@echo "make bundle build the functions source archive, reproducibly (BUNDLE=build/bundle/functions.zip)"
 
 $(VENV)/.installed: requirements.txt training/requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +46,13 @@ train: venv
 # KEEP=1 leaves the local stack running afterwards; DEMO_ARGS= e.g. --per-class 5
 demo: venv
 	$(PY) -m scripts.demo --data "$(DATA_DIR)" --weights "$(WEIGHTS)" --out "$(OUT)" $(if $(MODEL_DIR),--model-dir "$(MODEL_DIR)") $(if $(filter-out 0 no false,$(KEEP)),--keep) $(DEMO_ARGS)
+
+# The Cloud Functions source archive: functions/, shared/ and the local packages
+# they import, requirements.txt, a root main.py re-exporting the entry points.
+# Reproducible (same sources, same bytes); standard library only.
+BUNDLE ?= build/bundle/functions.zip
+bundle:
+	$(PYTHON) -m scripts.bundle --out "$(BUNDLE)"
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

@@ -1,0 +1,296 @@
+# The three gen2 functions, all built from one source archive (make bundle):
+# main.py at the archive root re-exports the entry points of functions/main.py.
+#
+# Sizing, from the measurements in the design: a LiteRT instance starts in
+# about 0.1 s at about 50 MB RSS; inference is 3-7 ms per image on one thread
+# and decoding a 2000x2000 JPEG about 14-34 ms. 512Mi holds the runtime, the
+# model and a 20 MB upload with its decoded pixels. classify runs one event
+# per instance (concurrency 1): an event's work is CPU-bound and short, and
+# scaling out by instance keeps each event's memory bounded. predict takes a
+# few requests per instance (predict_concurrency, default 4): requests spend
+# part of their time in network I/O, and the model is shared. Everything
+# scales to zero (min instances 0), so an idle deployment costs storage only.
+
+locals {
+  function_source = {
+    bucket = google_storage_bucket.models.name
+    object = var.function_source_object
+  }
+}
+
+resource "google_cloudfunctions2_function" "classify" {
+  project     = var.project_id
+  location    = var.region
+  name        = "${var.name_prefix}-classify"
+  description = "Classifies each upload to the incoming bucket and files it in the processed bucket."
+  labels      = local.labels
+
+  build_config {
+    runtime     = var.functions_runtime
+    entry_point = "classify_upload"
+    source {
+      storage_source {
+        bucket = local.function_source.bucket
+        object = local.function_source.object
+      }
+    }
+  }
+
+  service_config {
+    available_memory                 = var.function_memory
+    available_cpu                    = "1"
+    max_instance_request_concurrency = 1
+    min_instance_count               = 0
+    max_instance_count               = var.classify_max_instances
+    timeout_seconds                  = 120
+    ingress_settings                 = "ALLOW_INTERNAL_ONLY"
+    all_traffic_on_latest_revision   = true
+    service_account_email            = google_service_account.classify.email
+    environment_variables = {
+      GOOGLE_CLOUD_PROJECT = var.project_id
+      INCOMING_BUCKET      = google_storage_bucket.incoming.name
+      PROCESSED_BUCKET     = google_storage_bucket.processed.name
+      MODELS_BUCKET        = google_storage_bucket.models.name
+      CONFIDENCE_THRESHOLD = tostring(var.confidence_threshold)
+      FIRESTORE_DATABASE   = google_firestore_database.main.name
+      LOG_LEVEL            = var.log_level
+    }
+  }
+
+  # Eventarc: google.cloud.storage.object.v1.finalized on the incoming bucket
+  # only; the processed bucket is a different bucket, so moves never
+  # re-trigger. Failed deliveries are retried with backoff; after
+  # event_max_delivery_attempts they go to the dead-letter topic.
+  event_trigger {
+    trigger_region        = var.region
+    event_type            = "google.cloud.storage.object.v1.finalized"
+    retry_policy          = "RETRY_POLICY_RETRY"
+    service_account_email = google_service_account.classify.email
+    event_filters {
+      attribute = "bucket"
+      value     = google_storage_bucket.incoming.name
+    }
+  }
+
+  depends_on = [
+    google_project_service.services,
+    google_project_iam_member.gcs_agent_publisher,
+    google_project_iam_member.classify_event_receiver,
+  ]
+
+  lifecycle {
+    precondition {
+      condition     = length(distinct(values(local.bucket_names))) == length(local.bucket_names)
+      error_message = "The buckets must have different names: a move from incoming to processed in one bucket would re-trigger classify."
+    }
+  }
+}
+
+resource "google_cloudfunctions2_function" "sweep" {
+  project     = var.project_id
+  location    = var.region
+  #checkov:skip=CKV_GCP_124:Cloud Scheduler is not an internal source, so the sweep must accept external ingress; IAM (run.invoker for the scheduler account only) guards it
+  name        = "${var.name_prefix}-sweep"
+  description = "Scheduled sweep: classifies uploads whose events were lost or dead-lettered."
+  labels      = local.labels
+
+  build_config {
+    runtime     = var.functions_runtime
+    entry_point = "sweep"
+    source {
+      storage_source {
+        bucket = local.function_source.bucket
+        object = local.function_source.object
+      }
+    }
+  }
+
+  service_config {
+    available_memory                 = var.function_memory
+    available_cpu                    = "1"
+    max_instance_request_concurrency = 1
+    min_instance_count               = 0
+    max_instance_count               = 1
+    timeout_seconds                  = var.sweep_budget_seconds + 120
+    ingress_settings                 = "ALLOW_ALL"
+    all_traffic_on_latest_revision   = true
+    service_account_email            = google_service_account.sweep.email
+    environment_variables = {
+      GOOGLE_CLOUD_PROJECT  = var.project_id
+      INCOMING_BUCKET       = google_storage_bucket.incoming.name
+      PROCESSED_BUCKET      = google_storage_bucket.processed.name
+      MODELS_BUCKET         = google_storage_bucket.models.name
+      CONFIDENCE_THRESHOLD  = tostring(var.confidence_threshold)
+      FIRESTORE_DATABASE    = google_firestore_database.main.name
+      LOG_LEVEL             = var.log_level
+      SWEEP_MIN_AGE_SECONDS = tostring(var.sweep_min_age_seconds)
+      SWEEP_BUDGET_SECONDS  = tostring(var.sweep_budget_seconds)
+    }
+  }
+
+  depends_on = [google_project_service.services]
+}
+
+resource "google_cloudfunctions2_function" "predict" {
+  project     = var.project_id
+  location    = var.region
+  #checkov:skip=CKV_GCP_124:predict is the public HTTPS API by design; IAM guards it, or the API key when api_key_secret_id is set
+  name        = "${var.name_prefix}-predict"
+  description = "HTTPS prediction API over the current model."
+  labels      = local.labels
+
+  build_config {
+    runtime     = var.functions_runtime
+    entry_point = "predict"
+    source {
+      storage_source {
+        bucket = local.function_source.bucket
+        object = local.function_source.object
+      }
+    }
+  }
+
+  service_config {
+    available_memory                 = var.function_memory
+    available_cpu                    = "1"
+    max_instance_request_concurrency = var.predict_concurrency
+    min_instance_count               = 0
+    max_instance_count               = var.predict_max_instances
+    timeout_seconds                  = 60
+    ingress_settings                 = "ALLOW_ALL"
+    all_traffic_on_latest_revision   = true
+    service_account_email            = google_service_account.predict.email
+    environment_variables = {
+      GOOGLE_CLOUD_PROJECT = var.project_id
+      INCOMING_BUCKET      = google_storage_bucket.incoming.name
+      PROCESSED_BUCKET     = google_storage_bucket.processed.name
+      MODELS_BUCKET        = google_storage_bucket.models.name
+      CONFIDENCE_THRESHOLD = tostring(var.confidence_threshold)
+      FIRESTORE_DATABASE   = google_firestore_database.main.name
+      LOG_LEVEL            = var.log_level
+      GCS_ALLOWED_BUCKETS  = join(",", var.predict_allowed_buckets)
+      CORS_ORIGINS         = var.cors_origins
+    }
+
+    # The API key, only when api_key_secret_id is set.
+    dynamic "secret_environment_variables" {
+      for_each = var.api_key_secret_id == "" ? [] : [var.api_key_secret_id]
+      content {
+        key        = "API_KEY"
+        project_id = var.project_id
+        secret     = secret_environment_variables.value
+        version    = "latest"
+      }
+    }
+  }
+
+  depends_on = [
+    google_project_service.services,
+    google_secret_manager_secret_iam_member.predict_api_key,
+  ]
+}
+
+resource "google_secret_manager_secret_iam_member" "predict_api_key" {
+  count = var.api_key_secret_id == "" ? 0 : 1
+
+  project   = var.project_id
+  secret_id = var.api_key_secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.predict.email}"
+}
+
+# --------------------------------------------------------------------------
+# Invokers. The Eventarc trigger calls classify as the classify account; the
+# scheduler calls sweep as the scheduler account. predict is public only when
+# an API key guards it; otherwise callers need roles/run.invoker.
+
+resource "google_cloud_run_service_iam_member" "classify_invoker" {
+  project  = var.project_id
+  location = var.region
+  service  = google_cloudfunctions2_function.classify.service_config[0].service
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.classify.email}"
+}
+
+resource "google_cloud_run_service_iam_member" "sweep_invoker" {
+  project  = var.project_id
+  location = var.region
+  service  = google_cloudfunctions2_function.sweep.service_config[0].service
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.scheduler.email}"
+}
+
+resource "google_cloud_run_service_iam_member" "predict_public" {
+  #checkov:skip=CKV_GCP_102:Public only when api_key_secret_id is set (count); the function then requires the API key on every route but /health
+  count = var.api_key_secret_id == "" ? 0 : 1
+
+  project  = var.project_id
+  location = var.region
+  service  = google_cloudfunctions2_function.predict.service_config[0].service
+  role     = "roles/run.invoker"
+  member   = "allUsers"
+}
+
+# --------------------------------------------------------------------------
+# Dead letters. Eventarc creates and owns the Pub/Sub subscription behind the
+# trigger and the provider cannot set its dead-letter policy, so
+# cloudbuild.yaml's `dead-letter` step points that subscription at this topic
+# after each apply (gcloud pubsub subscriptions update --dead-letter-topic).
+# The subscription below keeps dead letters for inspection and replay; the
+# sweep also picks the objects up, as they are still in the incoming bucket.
+
+resource "google_pubsub_topic" "dead_letter" {
+  #checkov:skip=CKV_GCP_83:Messages carry object names only (no content); Google-managed encryption is enough
+  project                    = var.project_id
+  name                       = "${var.name_prefix}-classify-dead-letter"
+  labels                     = local.labels
+  message_retention_duration = "604800s"
+
+  depends_on = [google_project_service.services]
+}
+
+resource "google_pubsub_subscription" "dead_letter" {
+  project                    = var.project_id
+  name                       = "${var.name_prefix}-classify-dead-letter"
+  topic                      = google_pubsub_topic.dead_letter.id
+  labels                     = local.labels
+  message_retention_duration = "604800s"
+  ack_deadline_seconds       = 60
+
+  expiration_policy {
+    ttl = ""
+  }
+}
+
+# --------------------------------------------------------------------------
+# The scheduled sweep, called with an OIDC token of the scheduler account.
+
+resource "google_cloud_scheduler_job" "sweep" {
+  project          = var.project_id
+  region           = var.region
+  name             = "${var.name_prefix}-sweep"
+  description      = "Calls the sweep function, which classifies uploads whose events were lost."
+  schedule         = var.sweep_schedule
+  time_zone        = var.sweep_time_zone
+  attempt_deadline = "${var.sweep_budget_seconds + 120}s"
+
+  retry_config {
+    retry_count = 1
+  }
+
+  http_target {
+    http_method = "POST"
+    uri         = google_cloudfunctions2_function.sweep.service_config[0].uri
+    headers = {
+      "Content-Type" = "application/json"
+    }
+    body = base64encode("{}")
+
+    oidc_token {
+      service_account_email = google_service_account.scheduler.email
+      audience              = google_cloudfunctions2_function.sweep.service_config[0].uri
+    }
+  }
+
+  depends_on = [google_cloud_run_service_iam_member.sweep_invoker]
+}

@@ -1,0 +1,235 @@
+# Log-based metrics, alert policies and a dashboard.
+
+locals {
+  function_services = [
+    google_cloudfunctions2_function.classify.name,
+    google_cloudfunctions2_function.sweep.name,
+    google_cloudfunctions2_function.predict.name,
+  ]
+  function_filter = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=(${join(" OR ", [for s in local.function_services : "\"${s}\""])})"
+  channels        = var.alert_email == "" ? [] : [google_monitoring_notification_channel.email[0].id]
+}
+
+resource "google_monitoring_notification_channel" "email" {
+  count = var.alert_email == "" ? 0 : 1
+
+  project      = var.project_id
+  display_name = "Fashion sorter alerts"
+  type         = "email"
+  labels = {
+    email_address = var.alert_email
+  }
+}
+
+resource "google_logging_metric" "function_errors" {
+  project     = var.project_id
+  name        = "${var.name_prefix}/function_errors"
+  description = "Log entries of severity ERROR or worse from the functions."
+  filter      = "${local.function_filter} AND severity>=ERROR"
+
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+    unit        = "1"
+    labels {
+      key        = "service"
+      value_type = "STRING"
+    }
+  }
+
+  label_extractors = {
+    service = "EXTRACT(resource.labels.service_name)"
+  }
+}
+
+resource "google_logging_metric" "classifications" {
+  project     = var.project_id
+  name        = "${var.name_prefix}/classifications"
+  description = "Finished classifications by status (classified, needs_review, rejected, skipped)."
+  filter      = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${google_cloudfunctions2_function.classify.name}\" AND jsonPayload.status:*"
+
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+    unit        = "1"
+    labels {
+      key        = "status"
+      value_type = "STRING"
+    }
+  }
+
+  label_extractors = {
+    status = "EXTRACT(jsonPayload.status)"
+  }
+}
+
+resource "google_monitoring_alert_policy" "error_rate" {
+  project               = var.project_id
+  display_name          = "Fashion sorter: function errors"
+  combiner              = "OR"
+  notification_channels = local.channels
+
+  conditions {
+    display_name = "ERROR log entries per minute above ${var.error_alert_per_minute}"
+    condition_threshold {
+      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.function_errors.name}\" AND resource.type=\"cloud_run_revision\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.error_alert_per_minute
+      duration        = "300s"
+      aggregations {
+        alignment_period     = "60s"
+        per_series_aligner   = "ALIGN_RATE"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+    }
+  }
+
+  documentation {
+    content   = "The functions log errors. Look at Logs Explorer for the services ${join(", ", local.function_services)}."
+    mime_type = "text/markdown"
+  }
+}
+
+resource "google_monitoring_alert_policy" "backlog_age" {
+  project               = var.project_id
+  display_name          = "Fashion sorter: storage events waiting"
+  combiner              = "OR"
+  notification_channels = local.channels
+
+  conditions {
+    display_name = "Oldest undelivered upload event older than ${var.backlog_alert_seconds} s"
+    condition_threshold {
+      filter          = "metric.type=\"pubsub.googleapis.com/subscription/oldest_unacked_message_age\" AND resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=starts_with(\"eventarc-${var.region}-${google_cloudfunctions2_function.classify.name}\")"
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.backlog_alert_seconds
+      duration        = "300s"
+      aggregations {
+        alignment_period   = "60s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+    }
+  }
+
+  documentation {
+    content   = "classify is not keeping up or keeps failing: events wait in Eventarc's subscription. Check the function's errors and max instances."
+    mime_type = "text/markdown"
+  }
+}
+
+resource "google_monitoring_alert_policy" "dead_letters" {
+  project               = var.project_id
+  display_name          = "Fashion sorter: dead-lettered upload events"
+  combiner              = "OR"
+  notification_channels = local.channels
+
+  conditions {
+    display_name = "Messages in the dead-letter subscription"
+    condition_threshold {
+      filter          = "metric.type=\"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=\"${google_pubsub_subscription.dead_letter.name}\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "60s"
+      aggregations {
+        alignment_period   = "60s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+    }
+  }
+
+  documentation {
+    content   = "Upload events failed every delivery attempt. Pull ${google_pubsub_subscription.dead_letter.name} to see which objects; the sweep retries them from the incoming bucket."
+    mime_type = "text/markdown"
+  }
+}
+
+resource "google_monitoring_dashboard" "main" {
+  project = var.project_id
+  dashboard_json = jsonencode({
+    displayName = "Fashion sorter"
+    mosaicLayout = {
+      columns = 12
+      tiles = [
+        {
+          xPos   = 0
+          yPos   = 0
+          width  = 6
+          height = 4
+          widget = {
+            title = "Classifications by status"
+            xyChart = {
+              dataSets = [{
+                plotType = "STACKED_BAR"
+                timeSeriesQuery = {
+                  timeSeriesFilter = {
+                    filter      = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.classifications.name}\" AND resource.type=\"cloud_run_revision\""
+                    aggregation = { alignmentPeriod = "300s", perSeriesAligner = "ALIGN_SUM", crossSeriesReducer = "REDUCE_SUM", groupByFields = ["metric.label.status"] }
+                  }
+                }
+              }]
+            }
+          }
+        },
+        {
+          xPos   = 6
+          yPos   = 0
+          width  = 6
+          height = 4
+          widget = {
+            title = "Function errors"
+            xyChart = {
+              dataSets = [{
+                plotType = "LINE"
+                timeSeriesQuery = {
+                  timeSeriesFilter = {
+                    filter      = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.function_errors.name}\" AND resource.type=\"cloud_run_revision\""
+                    aggregation = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_RATE", crossSeriesReducer = "REDUCE_SUM", groupByFields = ["metric.label.service"] }
+                  }
+                }
+              }]
+            }
+          }
+        },
+        {
+          xPos   = 0
+          yPos   = 4
+          width  = 6
+          height = 4
+          widget = {
+            title = "Request latency (p95)"
+            xyChart = {
+              dataSets = [{
+                plotType = "LINE"
+                timeSeriesQuery = {
+                  timeSeriesFilter = {
+                    filter      = "metric.type=\"run.googleapis.com/request_latencies\" AND resource.type=\"cloud_run_revision\""
+                    aggregation = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_PERCENTILE_95", crossSeriesReducer = "REDUCE_MAX", groupByFields = ["resource.label.service_name"] }
+                  }
+                }
+              }]
+            }
+          }
+        },
+        {
+          xPos   = 6
+          yPos   = 4
+          width  = 6
+          height = 4
+          widget = {
+            title = "Instances"
+            xyChart = {
+              dataSets = [{
+                plotType = "LINE"
+                timeSeriesQuery = {
+                  timeSeriesFilter = {
+                    filter      = "metric.type=\"run.googleapis.com/container/instance_count\" AND resource.type=\"cloud_run_revision\""
+                    aggregation = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_MAX", crossSeriesReducer = "REDUCE_SUM", groupByFields = ["resource.label.service_name"] }
+                  }
+                }
+              }]
+            }
+          }
+        },
+      ]
+    }
+  })
+}

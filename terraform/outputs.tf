@@ -1,0 +1,80 @@
+output "incoming_bucket" {
+  description = "Upload photos here (gs://NAME/)."
+  value       = google_storage_bucket.incoming.name
+}
+
+output "processed_bucket" {
+  description = "Sorted photos: <category>/, review/<category>/, rejected/."
+  value       = google_storage_bucket.processed.name
+}
+
+output "models_bucket" {
+  description = "Model versions (models/<version>/), the current pointer and the functions source archives (sources/)."
+  value       = google_storage_bucket.models.name
+}
+
+output "training_data_bucket" {
+  description = "The training data set (fashion-product-images-small/ with styles.csv and images/)."
+  value       = google_storage_bucket.training_data.name
+}
+
+output "predict_url" {
+  description = "HTTPS URL of the prediction API."
+  value       = google_cloudfunctions2_function.predict.service_config[0].uri
+}
+
+output "sweep_url" {
+  description = "HTTPS URL of the sweep function (called by Cloud Scheduler)."
+  value       = google_cloudfunctions2_function.sweep.service_config[0].uri
+}
+
+output "classify_url" {
+  description = "Internal URL of the classify function (called by Eventarc only)."
+  value       = google_cloudfunctions2_function.classify.service_config[0].uri
+}
+
+output "classify_function" {
+  description = "Name of the classify function (its Eventarc trigger is looked up by this name)."
+  value       = google_cloudfunctions2_function.classify.name
+}
+
+output "classify_trigger" {
+  description = "Full name of the Eventarc trigger of classify (cloudbuild.yaml sets its subscription's dead-letter policy)."
+  value       = google_cloudfunctions2_function.classify.event_trigger[0].trigger
+}
+
+output "dead_letter_topic" {
+  description = "Full name of the dead-letter topic of the upload events."
+  value       = google_pubsub_topic.dead_letter.id
+}
+
+output "dead_letter_subscription" {
+  description = "Subscription that keeps dead-lettered events for inspection."
+  value       = google_pubsub_subscription.dead_letter.name
+}
+
+output "training_job" {
+  description = "Name of the Cloud Run Job that trains a new model (gcloud run jobs execute NAME --region REGION)."
+  value       = google_cloud_run_v2_job.training.name
+}
+
+output "trainer_image" {
+  description = "Image the training job runs."
+  value       = local.trainer_image
+}
+
+output "service_accounts" {
+  description = "E-mail of each service account by role."
+  value = {
+    classify  = google_service_account.classify.email
+    sweep     = google_service_account.sweep.email
+    predict   = google_service_account.predict.email
+    training  = google_service_account.training.email
+    scheduler = google_service_account.scheduler.email
+  }
+}
+
+output "event_max_delivery_attempts" {
+  description = "Delivery attempts before an upload event is dead-lettered (cloudbuild.yaml's dead-letter step applies it)."
+  value       = var.event_max_delivery_attempts
+}

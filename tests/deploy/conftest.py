@@ -1,0 +1,113 @@
+"""Fixtures of the deployment tests: the Terraform configuration parsed with
+python-hcl2 (no terraform binary or provider is needed), and checkov in its
+own tool virtual environment (its dependencies clash with the pinned set)."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+from hcl2 import SerializationOptions
+
+REPO = Path(__file__).resolve().parents[2]
+TERRAFORM = REPO / "terraform"
+CHECKOV_PIN = "checkov==3.3.30"
+CHECKOV_VENV = REPO / "build" / "tools" / "checkov-venv"
+
+_OPTIONS = SerializationOptions(strip_string_quotes=True, explicit_blocks=False, with_comments=False)
+
+
+def parse_hcl(path: Path) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as handle:
+        return hcl2.load(handle, serialization_options=_OPTIONS)
+
+
+@dataclass
+class Terraform:
+    """Every block of terraform/*.tf, by kind."""
+
+    resources: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    data: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    variables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    locals: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, kind: str) -> dict[str, dict[str, Any]]:
+        return {name: body for (t, name), body in self.resources.items() if t == kind}
+
+    def resource(self, kind: str, name: str) -> dict[str, Any]:
+        assert (kind, name) in self.resources, f"no resource {kind}.{name}"
+        return self.resources[(kind, name)]
+
+
+def load_terraform(directory: Path = TERRAFORM) -> Terraform:
+    tf = Terraform()
+    for path in sorted(directory.glob("*.tf")):
+        doc = parse_hcl(path)
+        for kind, target in (("resource", tf.resources), ("data", tf.data)):
+            for entry in doc.get(kind, []):
+                for rtype, named in entry.items():
+                    for name, body in named.items():
+                        assert (rtype, name) not in target, f"{rtype}.{name} declared twice"
+                        target[(rtype, name)] = body
+        for entry in doc.get("variable", []):
+            tf.variables.update(entry)
+        for entry in doc.get("output", []):
+            tf.outputs.update(entry)
+        for entry in doc.get("locals", []):
+            tf.locals.update(entry)
+    return tf
+
+
+@pytest.fixture(scope="session")
+def tf() -> Terraform:
+    return load_terraform()
+
+
+def block(body: dict[str, Any], name: str) -> dict[str, Any]:
+    """The single nested block ``name`` of a resource body."""
+    value = body[name]
+    if isinstance(value, list):
+        assert len(value) == 1, f"expected one {name} block, got {len(value)}"
+        value = value[0]
+    return value
+
+
+def entry_points(main_py: Path = REPO / "functions" / "main.py") -> dict[str, list[str]]:
+    """Top-level functions of functions/main.py -> their decorators (dotted)."""
+    tree = ast.parse(main_py.read_text(encoding="utf-8"))
+    found: dict[str, list[str]] = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            found[node.name] = [ast.unparse(d.func if isinstance(d, ast.Call) else d) for d in node.decorator_list]
+    return found
+
+
+@pytest.fixture(scope="session")
+def checkov() -> Path:
+    """The checkov executable, installed on first use into its own venv."""
+    exe = CHECKOV_VENV / "bin" / "checkov"
+    if exe.exists():
+        return exe
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    try:
+        subprocess.run(["python3", "-m", "venv", str(CHECKOV_VENV)], check=True, capture_output=True, timeout=120, env=env)
+        subprocess.run(
+            [str(CHECKOV_VENV / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", CHECKOV_PIN],
+            check=True,
+            capture_output=True,
+            timeout=600,
+            env=env,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        detail = getattr(exc, "stderr", b"") or b""
+        pytest.skip(f"cannot install {CHECKOV_PIN} into {CHECKOV_VENV}: {exc} {detail.decode(errors='replace')[-500:]}")
+    if not exe.exists():
+        pytest.skip(f"{CHECKOV_PIN} installed no checkov executable")
+    return exe

@@ -1,0 +1,385 @@
+"""The Terraform configuration: it parses, and its wiring holds.
+
+No terraform binary or provider is available here, so these tests read the
+configuration with python-hcl2 and check the contracts between it and the
+code: buckets, trigger, entry points, runtime, environment, scheduler, IAM.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from shared.settings import Settings
+from tests.deploy.conftest import TERRAFORM, Terraform, block, entry_points, parse_hcl
+
+TF_FILES = sorted(TERRAFORM.glob("*.tf"))
+ENTRY_DECORATORS = {"functions_framework.http", "functions_framework.cloud_event"}
+LITERT_RUNTIMES = {"python311", "python312", "python313"}  # ai-edge-litert 2.3 wheels: CPython 3.11-3.13
+
+
+def ref(kind: str, name: str, attr: str = "name") -> str:
+    return f"${{{kind}.{name}.{attr}}}"
+
+
+def test_layout_is_the_terraform_google_modules_one():
+    names = {p.name for p in TERRAFORM.iterdir()}
+    for required in ("versions.tf", "variables.tf", "main.tf", "outputs.tf", "terraform.tfvars.example", "backend.tf.example"):
+        assert required in names, f"terraform/{required} is missing"
+    assert len(TF_FILES) >= 4
+
+
+@pytest.mark.parametrize(
+    "path", [*TF_FILES, TERRAFORM / "backend.tf.example", TERRAFORM / "terraform.tfvars.example"], ids=lambda p: p.name
+)
+def test_every_file_parses(path: Path):
+    assert isinstance(parse_hcl(path), dict)
+
+
+def test_formatting_is_terraform_fmt_style():
+    """Two-space indentation, no tabs, no trailing blanks (terraform fmt's basics)."""
+    for path in [*TF_FILES, TERRAFORM / "terraform.tfvars.example", TERRAFORM / "backend.tf.example"]:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            where = f"{path.name}:{number}"
+            assert "\t" not in line, f"tab at {where}"
+            assert line == line.rstrip(), f"trailing blank at {where}"
+            indent = len(line) - len(line.lstrip(" "))
+            assert indent % 2 == 0, f"odd indentation at {where}"
+
+
+def test_backend_is_gcs_and_documented():
+    backend = parse_hcl(TERRAFORM / "backend.tf.example")["terraform"][0]["backend"][0]
+    assert "gcs" in backend
+    assert "backend.tf.example" in (TERRAFORM / "versions.tf").read_text()
+
+
+def test_every_variable_is_described_and_validated(tf: Terraform):
+    assert tf.variables
+    for name, body in tf.variables.items():
+        assert body.get("description", "").strip(), f"variable {name} has no description"
+        assert "type" in body, f"variable {name} has no type"
+        assert body.get("validation"), f"variable {name} has no validation"
+
+
+def test_every_output_is_described(tf: Terraform):
+    for wanted in ("incoming_bucket", "processed_bucket", "models_bucket", "training_data_bucket", "predict_url", "sweep_url"):
+        assert wanted in tf.outputs
+    for name, body in tf.outputs.items():
+        assert body.get("description", "").strip(), f"output {name} has no description"
+
+
+def test_tfvars_example_names_declared_variables_and_all_required_ones(tf: Terraform):
+    example = parse_hcl(TERRAFORM / "terraform.tfvars.example")
+    assert set(example) <= set(tf.variables), set(example) - set(tf.variables)
+    required = {name for name, body in tf.variables.items() if "default" not in body}
+    assert required <= set(example), required - set(example)
+
+
+def test_required_apis_are_enabled(tf: Terraform):
+    services = set(tf.locals["services"])
+    for api in (
+        "cloudfunctions",
+        "run",
+        "eventarc",
+        "cloudscheduler",
+        "firestore",
+        "pubsub",
+        "storage",
+        "artifactregistry",
+        "cloudbuild",
+    ):
+        assert f"{api}.googleapis.com" in services
+
+
+# --------------------------------------------------------------------------
+# buckets and Firestore
+
+BUCKETS = ("incoming", "processed", "models", "training_data")
+
+
+def test_buckets_are_private_and_uniform(tf: Terraform):
+    buckets = tf.of_type("google_storage_bucket")
+    assert set(BUCKETS) <= set(buckets)
+    for name, body in buckets.items():
+        assert body["uniform_bucket_level_access"] is True, name
+        assert body["public_access_prevention"] == "enforced", name
+        assert body["name"] == f"${{local.bucket_names.{name}}}"
+
+
+def test_bucket_names_differ(tf: Terraform):
+    names = parse_hcl(TERRAFORM / "main.tf")["locals"][0]["default_bucket_names"]
+    assert set(names) == set(BUCKETS)
+    assert len(set(names.values())) == len(BUCKETS)
+    assert names["incoming"] != names["processed"]
+    # Overrides (var.bucket_names) cannot make two buckets one: the apply stops.
+    precondition = block(block(tf.resource("google_cloudfunctions2_function", "classify"), "lifecycle"), "precondition")
+    assert precondition["condition"] == "${length(distinct(values(local.bucket_names))) == length(local.bucket_names)}"
+
+
+def test_models_bucket_is_versioned(tf: Terraform):
+    assert block(tf.resource("google_storage_bucket", "models"), "versioning")["enabled"] is True
+
+
+def _prefix_rules(bucket: dict) -> dict[str, str]:
+    rules = {}
+    for dynamic in bucket.get("dynamic", []):
+        rule = dynamic["lifecycle_rule"]
+        content = block(rule, "content")
+        condition = block(content, "condition")
+        for prefix in condition.get("matches_prefix", []):
+            rules[prefix] = rule["for_each"]
+    return rules
+
+
+def test_rejected_and_reports_age_out_configurably(tf: Terraform):
+    rules = _prefix_rules(tf.resource("google_storage_bucket", "processed"))
+    assert "var.rejected_retention_days" in rules["rejected/"]
+    assert "var.reports_retention_days" in rules["reports/"]
+    assert "var.reports_retention_days" in _prefix_rules(tf.resource("google_storage_bucket", "models"))["reports/"]
+
+
+def test_firestore_is_native_with_an_index(tf: Terraform):
+    db = tf.resource("google_firestore_database", "main")
+    assert db["type"] == "FIRESTORE_NATIVE"
+    assert db["name"] == "${var.firestore_database}"
+    indexes = tf.of_type("google_firestore_index")
+    assert indexes
+    for index in indexes.values():
+        assert index["database"] == ref("google_firestore_database", "main")
+
+
+# --------------------------------------------------------------------------
+# functions
+
+
+@pytest.fixture(scope="module")
+def functions(tf: Terraform) -> dict[str, dict]:
+    found = tf.of_type("google_cloudfunctions2_function")
+    assert set(found) == {"classify", "predict", "sweep"}
+    return found
+
+
+def test_entry_points_exist_in_functions_main(functions):
+    code = entry_points()
+    deployed = {}
+    for name, body in functions.items():
+        entry = block(body, "build_config")["entry_point"]
+        assert entry in code, f"{name}: entry point {entry} is not a function of functions/main.py"
+        assert ENTRY_DECORATORS & set(code[entry]), f"{name}: {entry} is not a functions_framework entry point"
+        deployed[name] = entry
+    assert deployed == {"classify": "classify_upload", "predict": "predict", "sweep": "sweep"}
+    # The event function is a CloudEvent function, the others HTTP.
+    assert "functions_framework.cloud_event" in code["classify_upload"]
+    assert "functions_framework.http" in code["predict"]
+    assert "functions_framework.http" in code["sweep"]
+
+
+def test_runtime_is_one_litert_supports(tf: Terraform, functions):
+    runtime_var = tf.variables["functions_runtime"]
+    assert runtime_var["default"] in LITERT_RUNTIMES
+    condition = runtime_var["validation"][0]["condition"]
+    assert set(re.findall(r"python3\d+", condition)) == LITERT_RUNTIMES
+    for name, body in functions.items():
+        runtime = block(body, "build_config")["runtime"]
+        assert runtime == "${var.functions_runtime}" or runtime in LITERT_RUNTIMES, name
+
+
+def test_all_functions_share_one_source_archive(tf: Terraform, functions):
+    assert tf.locals["function_source"]["object"] == "${var.function_source_object}"
+    for name, body in functions.items():
+        storage = block(block(block(body, "build_config"), "source"), "storage_source")
+        assert storage == {"bucket": "${local.function_source.bucket}", "object": "${local.function_source.object}"}, name
+
+
+def _environment(body: dict) -> dict[str, str]:
+    service = block(body, "service_config")
+    env = dict(service.get("environment_variables", {}))
+    for dynamic in service.get("dynamic", []):
+        secret = dynamic.get("secret_environment_variables")
+        if secret:
+            env[block(secret, "content")["key"]] = "<secret>"
+    for secret in service.get("secret_environment_variables", []):
+        env[secret["key"]] = "<secret>"
+    return env
+
+
+def test_environment_is_exactly_settings_the_code_reads(functions):
+    known = set(Settings.ENV)
+    for name, body in functions.items():
+        env = _environment(body)
+        assert set(env) <= known, f"{name} sets variables the code never reads: {set(env) - known}"
+        assert set(Settings.REQUIRED) <= set(env), f"{name} lacks required settings: {set(Settings.REQUIRED) - set(env)}"
+        assert env["INCOMING_BUCKET"] == ref("google_storage_bucket", "incoming")
+        assert env["PROCESSED_BUCKET"] == ref("google_storage_bucket", "processed")
+        assert env["MODELS_BUCKET"] == ref("google_storage_bucket", "models")
+        assert env["GOOGLE_CLOUD_PROJECT"] == "${var.project_id}"
+
+
+def test_api_key_comes_from_secret_manager_only(functions):
+    for name, body in functions.items():
+        assert "API_KEY" not in block(body, "service_config").get("environment_variables", {}), name
+    assert _environment(functions["predict"])["API_KEY"] == "<secret>"
+
+
+def test_trigger_is_the_incoming_bucket_with_retries(functions):
+    trigger = block(functions["classify"], "event_trigger")
+    assert trigger["event_type"] == "google.cloud.storage.object.v1.finalized"
+    assert trigger["retry_policy"] == "RETRY_POLICY_RETRY"
+    assert trigger["event_filters"] == [{"attribute": "bucket", "value": ref("google_storage_bucket", "incoming")}]
+    assert trigger["service_account_email"] == ref("google_service_account", "classify", "email")
+    for name in ("predict", "sweep"):
+        assert "event_trigger" not in functions[name]
+
+
+def test_dead_letter_topic_exists(tf: Terraform):
+    tf.resource("google_pubsub_topic", "dead_letter")
+    assert tf.resource("google_pubsub_subscription", "dead_letter")["topic"] == ref("google_pubsub_topic", "dead_letter", "id")
+    assert "dead_letter_topic" in tf.outputs and "classify_trigger" in tf.outputs
+
+
+def test_sizing(functions):
+    for name, body in functions.items():
+        service = block(body, "service_config")
+        assert service["min_instance_count"] == 0, f"{name} must scale to zero"
+        assert service["service_account_email"] == ref("google_service_account", name, "email")
+    assert block(functions["classify"], "service_config")["max_instance_request_concurrency"] == 1
+    assert block(functions["classify"], "service_config")["ingress_settings"] == "ALLOW_INTERNAL_ONLY"
+
+
+def test_scheduler_calls_the_sweep_with_oidc(tf: Terraform):
+    jobs = tf.of_type("google_cloud_scheduler_job")
+    assert set(jobs) == {"sweep"}
+    target = block(jobs["sweep"], "http_target")
+    uri = "${google_cloudfunctions2_function.sweep.service_config[0].uri}"
+    assert target["uri"] == uri
+    assert target["http_method"] == "POST"
+    oidc = block(target, "oidc_token")
+    assert oidc["service_account_email"] == ref("google_service_account", "scheduler", "email")
+    assert oidc["audience"] == uri
+    invoker = tf.resource("google_cloud_run_service_iam_member", "sweep_invoker")
+    assert invoker["service"] == "${google_cloudfunctions2_function.sweep.service_config[0].service}"
+    assert invoker["member"] == "serviceAccount:${google_service_account.scheduler.email}"
+
+
+def test_training_job_runs_the_artifact_registry_image(tf: Terraform):
+    job = tf.resource("google_cloud_run_v2_job", "training")
+    inner = block(block(job, "template"), "template")
+    assert inner["service_account"] == ref("google_service_account", "training", "email")
+    assert block(inner, "containers")["image"] == "${local.trainer_image}"
+    assert "google_artifact_registry_repository.images.repository_id" in tf.locals["trainer_image"]
+    assert tf.resource("google_artifact_registry_repository", "images")["format"] == "DOCKER"
+
+
+def test_monitoring(tf: Terraform):
+    assert len(tf.of_type("google_logging_metric")) >= 1
+    assert {"error_rate", "backlog_age", "dead_letters"} <= set(tf.of_type("google_monitoring_alert_policy"))
+    assert tf.of_type("google_monitoring_dashboard")
+
+
+# --------------------------------------------------------------------------
+# IAM
+
+PUBLIC = ("allUsers", "allAuthenticatedUsers")
+
+
+def _members(body: dict) -> list[str]:
+    members = body.get("members", [])
+    return [body["member"], *members] if "member" in body else list(members)
+
+
+def test_no_public_invoker_unless_the_api_key_is_set(tf: Terraform):
+    public = []
+    for (kind, name), body in tf.resources.items():
+        if any(m in PUBLIC for m in _members(body)):
+            public.append((kind, name))
+            assert body.get("count") == '${var.api_key_secret_id == "" ? 0 : 1}', f"{kind}.{name} is public unconditionally"
+            assert body["service"] == "${google_cloudfunctions2_function.predict.service_config[0].service}"
+            assert body["role"] == "roles/run.invoker"
+    assert public == [("google_cloud_run_service_iam_member", "predict_public")]
+    for path in TF_FILES:  # no public grant hides in a for_each or local either
+        code = "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("#"))
+        assert code.count('"allUsers"') == (1 if path.name == "functions.tf" else 0), path.name
+        assert '"allAuthenticatedUsers"' not in code
+
+
+# account -> {(scope, role)}: scope is a bucket resource, "project", the
+# allow-listed buckets, a function, or the API key secret.
+INCOMING_CONSUMER = "${google_project_iam_custom_role.incoming_consumer.id}"
+EXPECTED_ROLES = {
+    "classify": {
+        ("bucket:incoming", INCOMING_CONSUMER),
+        ("bucket:processed", "roles/storage.objectViewer"),
+        ("bucket:processed", "roles/storage.objectCreator"),
+        ("bucket:models", "roles/storage.objectViewer"),
+        ("project", "roles/datastore.user"),
+        ("project", "roles/eventarc.eventReceiver"),
+        ("function:classify", "roles/run.invoker"),
+    },
+    "sweep": {
+        ("bucket:incoming", INCOMING_CONSUMER),
+        ("bucket:processed", "roles/storage.objectViewer"),
+        ("bucket:processed", "roles/storage.objectCreator"),
+        ("bucket:models", "roles/storage.objectViewer"),
+        ("project", "roles/datastore.user"),
+    },
+    "predict": {
+        ("bucket:models", "roles/storage.objectViewer"),
+        ("bucket:allow-listed", "roles/storage.objectViewer"),
+        ("project", "roles/datastore.viewer"),
+        ("secret:api_key", "roles/secretmanager.secretAccessor"),
+    },
+    "training": {
+        ("bucket:training_data", "roles/storage.objectViewer"),
+        ("bucket:models", "roles/storage.objectUser"),
+    },
+    "scheduler": {
+        ("function:sweep", "roles/run.invoker"),
+    },
+}
+
+
+def _scope(kind: str, body: dict) -> str:
+    if kind == "google_storage_bucket_iam_member":
+        match = re.fullmatch(r"\$\{google_storage_bucket\.(\w+)\.name\}", body["bucket"])
+        if match:
+            return f"bucket:{match.group(1)}"
+        assert body["bucket"] == "${each.value}" and body["for_each"] == "${toset(var.predict_allowed_buckets)}"
+        return "bucket:allow-listed"
+    if kind == "google_project_iam_member":
+        assert body["project"] == "${var.project_id}"
+        return "project"
+    if kind == "google_cloud_run_service_iam_member":
+        match = re.fullmatch(r"\$\{google_cloudfunctions2_function\.(\w+)\.service_config\[0\]\.service\}", body["service"])
+        assert match, body["service"]
+        return f"function:{match.group(1)}"
+    if kind == "google_secret_manager_secret_iam_member":
+        assert body["secret_id"] == "${var.api_key_secret_id}"
+        return "secret:api_key"
+    raise AssertionError(f"unexpected IAM resource type {kind}")
+
+
+def test_each_service_account_has_only_its_listed_roles(tf: Terraform):
+    accounts = set(tf.of_type("google_service_account"))
+    assert accounts == set(EXPECTED_ROLES)
+    granted: dict[str, set[tuple[str, str]]] = {name: set() for name in accounts}
+    for (kind, name), body in tf.resources.items():
+        assert not kind.endswith(("_iam_binding", "_iam_policy")), f"{kind}.{name}: authoritative IAM would drop others' grants"
+        for member in _members(body):
+            match = re.fullmatch(r"serviceAccount:\$\{google_service_account\.(\w+)\.email\}", member)
+            if match:
+                granted[match.group(1)].add((_scope(kind, body), body["role"]))
+    assert granted == EXPECTED_ROLES
+
+
+def test_incoming_custom_role_reads_and_deletes_only(tf: Terraform):
+    role = tf.resource("google_project_iam_custom_role", "incoming_consumer")
+    assert sorted(role["permissions"]) == ["storage.objects.delete", "storage.objects.get", "storage.objects.list"]
+
+
+def test_storage_service_agent_may_publish_for_eventarc(tf: Terraform):
+    grant = tf.resource("google_project_iam_member", "gcs_agent_publisher")
+    assert grant["role"] == "roles/pubsub.publisher"
+    assert grant["member"] == "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
+    assert ("google_storage_project_service_account", "gcs") in tf.data
