@@ -59,15 +59,10 @@ def require_transaction_isolation(kind: str | None) -> None:
         )
 
 
-@dataclass
-class Pipeline:
+class EmulatedCloud:
+    """Clients for the emulators a test stack runs (needs ``storage_url``)."""
+
     storage_url: str
-    firestore_host: str
-    function_url: str
-    env: dict[str, str]
-    labels: list[str]
-    logs: Path
-    firestore_kind: str | None = None  # "official" or "npm"
 
     def storage(self) -> Any:
         return stack.storage_client(self.storage_url, PROJECT)
@@ -82,6 +77,20 @@ class Pipeline:
         blob = self.storage().bucket(INCOMING).blob(name)
         blob.upload_from_string(data, content_type=content_type)
         return blob
+
+    def incoming(self) -> list[str]:
+        return [b.name for b in self.storage().list_blobs(INCOMING)]
+
+
+@dataclass
+class Pipeline(EmulatedCloud):
+    storage_url: str
+    firestore_host: str
+    function_url: str
+    env: dict[str, str]
+    labels: list[str]
+    logs: Path
+    firestore_kind: str | None = None  # "official" or "npm"
 
     def post_event(self, blob: Any, event_id: str | None = None, timeout: float = 120) -> requests.Response:
         """What Eventarc sends: a binary-mode CloudEvent with the object resource."""
@@ -109,9 +118,6 @@ class Pipeline:
 
     def processed(self) -> dict[str, Any]:
         return {b.name: b for b in self.storage().list_blobs(PROCESSED)}
-
-    def incoming(self) -> list[str]:
-        return [b.name for b in self.storage().list_blobs(INCOMING)]
 
 
 def publish_model(client: Any, model_dir: Path) -> str:

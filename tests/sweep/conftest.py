@@ -14,31 +14,26 @@ import requests
 
 from fashionctl import stack
 from tests.emulators import PROJECT, fake_gcs_server, firestore_emulator, firestore_kind, free_port
-from tests.pipeline.conftest import FIRESTORE_PREFERENCE, INCOMING, MODELS, PROCESSED, REPO, function_env, publish_model
+from tests.pipeline.conftest import (
+    FIRESTORE_PREFERENCE,
+    INCOMING,
+    MODELS,
+    PROCESSED,
+    REPO,
+    EmulatedCloud,
+    function_env,
+    publish_model,
+)
 
 
 @dataclass
-class SweepStack:
+class SweepStack(EmulatedCloud):
     storage_url: str
     firestore_host: str
     urls: list[str]
     env: dict[str, str]
     logs: Path
     firestore_kind: str | None
-
-    def storage(self) -> Any:
-        return stack.storage_client(self.storage_url, PROJECT)
-
-    def firestore(self) -> Any:
-        from google.auth.credentials import AnonymousCredentials
-        from google.cloud import firestore
-
-        return firestore.Client(project=PROJECT, credentials=AnonymousCredentials())
-
-    def upload(self, name: str, data: bytes, content_type: str = "image/jpeg") -> Any:
-        blob = self.storage().bucket(INCOMING).blob(name)
-        blob.upload_from_string(data, content_type=content_type)
-        return blob
 
     def sweep(self, instance: int = 0, timeout: float = 120, **options: Any) -> dict:
         response = requests.post(self.urls[instance], json={"min_age": 0, **options}, timeout=timeout)
@@ -51,9 +46,6 @@ class SweepStack:
 
     def processed(self, prefix: str) -> list[str]:
         return [b.name for b in self.storage().list_blobs(PROCESSED) if b.name.rsplit("/", 1)[-1].startswith(prefix)]
-
-    def incoming(self) -> list[str]:
-        return [b.name for b in self.storage().list_blobs(INCOMING)]
 
     def clear_incoming(self) -> None:
         for blob in self.storage().list_blobs(INCOMING):
