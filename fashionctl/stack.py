@@ -472,28 +472,29 @@ def start_storage(
     return spawn("storage", argv, log_dir / "storage.log", env=env, port=port, url=url)
 
 
-def start_function(source: Path, target: str, port: int, log_dir: Path, env: Mapping[str, str]) -> Proc:
-    """functions-framework serving a CloudEvent function on loopback."""
+def start_functions_framework(
+    source: Path, target: str, signature: str, port: int, log_dir: Path, env: Mapping[str, str], name: str, url: str
+) -> Proc:
+    """functions-framework serving ``target`` from ``source`` on loopback."""
     executable = Path(sys.executable).with_name("functions-framework")
     launcher = [str(executable)] if executable.is_file() else [sys.executable, "-m", "functions_framework"]
-    argv = [*launcher, "--source", str(source.resolve()), "--target", target, "--signature-type", "cloudevent"]
+    argv = [*launcher, "--source", str(source.resolve()), "--target", target, "--signature-type", signature]
     argv += ["--host", HOST, "--port", str(port)]
     full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-    return spawn("function", argv, log_dir / "function.log", env=full_env, cwd=REPO_ROOT, port=port, url=f"http://{HOST}:{port}/")
+    return spawn(name, argv, log_dir / f"{name}.log", env=full_env, cwd=REPO_ROOT, port=port, url=url)
+
+
+def start_function(source: Path, target: str, port: int, log_dir: Path, env: Mapping[str, str]) -> Proc:
+    """functions-framework serving a CloudEvent function on loopback."""
+    return start_functions_framework(source, target, "cloudevent", port, log_dir, env, "function", f"http://{HOST}:{port}/")
 
 
 def start_http_function(
     source: Path, target: str, port: int, log_dir: Path, env: Mapping[str, str], name: str = "http-function"
 ) -> Proc:
     """functions-framework serving an HTTP function on loopback."""
-    executable = Path(sys.executable).with_name("functions-framework")
-    launcher = [str(executable)] if executable.is_file() else [sys.executable, "-m", "functions_framework"]
-    argv = [*launcher, "--source", str(source.resolve()), "--target", target, "--signature-type", "http"]
-    argv += ["--host", HOST, "--port", str(port)]
-    full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
-    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-    return spawn(name, argv, log_dir / f"{name}.log", env=full_env, cwd=REPO_ROOT, port=port, url=f"http://{HOST}:{port}")
+    return start_functions_framework(source, target, "http", port, log_dir, env, name, f"http://{HOST}:{port}")
 
 
 def start_bridge(

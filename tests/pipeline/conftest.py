@@ -7,6 +7,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -145,19 +146,28 @@ def function_env(storage_url: str, firestore_host: str, cache: Path, threshold: 
     }
 
 
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Any) -> Iterator[Pipeline]:
-    logs = tmp_path_factory.mktemp("pipeline")
+@contextmanager
+def emulated_cloud(logs: Path, model_dir: Path) -> Iterator[tuple[str, str]]:
+    """The Firestore emulator and fake-gcs-server with the incoming, processed
+    and models buckets and ``model_dir`` published; yields their addresses
+    (FIRESTORE_EMULATOR_HOST is set meanwhile, for the tests' own clients)."""
     with (
         pytest.MonkeyPatch.context() as mp,
         firestore_emulator(logs, kind=FIRESTORE_PREFERENCE) as firestore_host,
         fake_gcs_server(logs) as storage_url,
     ):
-        mp.setenv("FIRESTORE_EMULATOR_HOST", firestore_host)  # for the test's own Firestore client
+        mp.setenv("FIRESTORE_EMULATOR_HOST", firestore_host)
         client = stack.storage_client(storage_url, PROJECT)
         for name in (INCOMING, PROCESSED, MODELS):
             client.create_bucket(name)
-        publish_model(client, Path(tiny_model_dir.int8_dir))
+        publish_model(client, model_dir)
+        yield storage_url, firestore_host
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Any) -> Iterator[Pipeline]:
+    logs = tmp_path_factory.mktemp("pipeline")
+    with emulated_cloud(logs, Path(tiny_model_dir.int8_dir)) as (storage_url, firestore_host):
         env = function_env(storage_url, firestore_host, logs / "model-cache")
         port = free_port()
         proc = stack.start_function(REPO / "functions" / "main.py", "classify_upload", port, logs, env)

@@ -13,16 +13,15 @@ import pytest
 import requests
 
 from fashionctl import stack
-from tests.emulators import PROJECT, fake_gcs_server, firestore_emulator, firestore_kind, free_port
+from tests.emulators import firestore_kind, free_port
 from tests.pipeline.conftest import (
     FIRESTORE_PREFERENCE,
     INCOMING,
-    MODELS,
     PROCESSED,
     REPO,
     EmulatedCloud,
+    emulated_cloud,
     function_env,
-    publish_model,
 )
 
 
@@ -55,16 +54,7 @@ class SweepStack(EmulatedCloud):
 @pytest.fixture(scope="package")
 def sweep_stack(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Any) -> Iterator[SweepStack]:
     logs = tmp_path_factory.mktemp("sweep")
-    with (
-        pytest.MonkeyPatch.context() as mp,
-        firestore_emulator(logs, kind=FIRESTORE_PREFERENCE) as firestore_host,
-        fake_gcs_server(logs) as storage_url,
-    ):
-        mp.setenv("FIRESTORE_EMULATOR_HOST", firestore_host)
-        client = stack.storage_client(storage_url, PROJECT)
-        for name in (INCOMING, PROCESSED, MODELS):
-            client.create_bucket(name)
-        publish_model(client, Path(tiny_model_dir.int8_dir))
+    with emulated_cloud(logs, Path(tiny_model_dir.int8_dir)) as (storage_url, firestore_host):
         env = function_env(storage_url, firestore_host, logs / "model-cache")
         procs = []
         try:
