@@ -21,7 +21,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-_ACCENT, _SECOND = "#1a73e8", "#f29900"
+from shared.report_style import ACCENT, SECOND, report_css
+
 CSV_COLUMNS = (
     "id",
     "created_at",
@@ -109,7 +110,7 @@ def _png(fig: plt.Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _bars(counts: dict[str, int], title: str, horizontal: bool = False, color: str = _ACCENT) -> bytes:
+def _bars(counts: dict[str, int], title: str, horizontal: bool = False, color: str = ACCENT) -> bytes:
     fig, ax = plt.subplots(figsize=(7, 3.4))
     labels, values = list(counts) or ["(none)"], list(counts.values()) or [0]
     (ax.barh if horizontal else ax.bar)(labels, values, color=color)
@@ -121,7 +122,7 @@ def _bars(counts: dict[str, int], title: str, horizontal: bool = False, color: s
 
 def _histogram(values: list[float], title: str) -> bytes:
     fig, ax = plt.subplots(figsize=(7, 3.4))
-    ax.hist(values, bins=20, range=(0.0, 1.0), color=_ACCENT)
+    ax.hist(values, bins=20, range=(0.0, 1.0), color=ACCENT)
     ax.set_title(title)
     ax.set_xlabel("confidence")
     return _png(fig)
@@ -131,7 +132,7 @@ def _latency(latency: dict[str, dict[str, float]]) -> bytes:
     fig, ax = plt.subplots(figsize=(7, 3.4))
     steps = list(latency) or ["(none)"]
     x = np.arange(len(steps))
-    for k, (p, color) in enumerate(zip(PERCENTILES, (_ACCENT, _SECOND, "#d93025"), strict=True)):
+    for k, (p, color) in enumerate(zip(PERCENTILES, (ACCENT, SECOND, "#d93025"), strict=True)):
         ax.bar(x + (k - 1) * 0.27, [latency.get(s, {}).get(f"p{p}", 0.0) for s in steps], 0.27, label=f"p{p}", color=color)
     ax.set_xticks(x, steps)
     ax.set_ylabel("ms")
@@ -146,7 +147,7 @@ def charts(summary: Summary) -> dict[str, bytes]:
         "Volume per day": _bars(summary.per_day, "Records per day"),
         "Category distribution": _bars(summary.categories, "Categories (classified and for review)", horizontal=True),
         "Confidence histogram": _histogram(summary.confidences, "Confidence of the top label"),
-        "Status": _bars(summary.statuses, "Status", color=_SECOND),
+        "Status": _bars(summary.statuses, "Status", color=SECOND),
         "Rejection reasons": _bars(summary.rejections, "Rejection reasons", color="#d93025"),
         "Processing latency": _latency(summary.latency_ms),
     }
@@ -224,15 +225,7 @@ def render_html(summary: Summary, pngs: dict[str, bytes], meta: dict[str, Any]) 
 <html lang="en"><head><meta charset="utf-8">
 <title>Fashion classifier: last {meta["days"]} days</title>
 <style>
-body{{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1000px;color:#202124;padding:0 1rem}}
-h1{{font-weight:500}} h2{{font-weight:500;border-bottom:1px solid #e0e0e0;padding-bottom:.3rem;margin-top:2rem}}
-.cards{{display:flex;gap:1rem;flex-wrap:wrap}} .card{{flex:1;min-width:140px;border:1px solid #e0e0e0;border-radius:8px;padding:1rem}}
-.card b{{display:block;font-size:1.7rem;font-weight:500;color:{_ACCENT}}} .card span{{color:#5f6368;font-size:.9rem}}
-table{{border-collapse:collapse;width:100%;font-size:.92rem}} td,th{{padding:.35rem .6rem;border-bottom:1px solid #eee;text-align:right}}
-td:first-child,th:first-child{{text-align:left}} th{{color:#5f6368;font-weight:500}}
-figure{{margin:1.2rem 0}} img{{max-width:100%;border:1px solid #eee;border-radius:6px}} figcaption{{color:#5f6368;font-size:.9rem}}
-.meta{{color:#5f6368;font-size:.9rem}}
-</style></head><body>
+{report_css(140)}</style></head><body>
 <h1>Fashion classifier: the last {meta["days"]} days</h1>
 <p class="meta">{esc(meta.get("since", ""))} to {esc(meta.get("generated_at", ""))} · project {esc(meta.get("project", ""))} ·
 {model_html}</p>

@@ -13,13 +13,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from shared.report_style import ACCENT, SECOND, report_css
+
 CHARTS = {
     "training_curves.png": "Training curves",
     "confusion_matrix.png": "Confusion matrix (test split, served model)",
     "per_class_accuracy.png": "Per-class recall on the test split",
     "class_distribution.png": "Class distribution by split",
 }
-_ACCENT, _SECOND = "#1a73e8", "#f29900"
 
 
 def _save(fig: plt.Figure, path: Path) -> None:
@@ -32,8 +33,8 @@ def plot_training_curves(history: dict[str, list], path: Path) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     epochs = np.arange(1, len(history.get("loss", [])) + 1)
     for axis, key, title in ((left, "accuracy", "Accuracy"), (right, "loss", "Loss")):
-        axis.plot(epochs, history.get(key, []), label="train", color=_ACCENT)
-        axis.plot(epochs, history.get(f"val_{key}", []), label="validation", color=_SECOND)
+        axis.plot(epochs, history.get(key, []), label="train", color=ACCENT)
+        axis.plot(epochs, history.get(f"val_{key}", []), label="validation", color=SECOND)
         phases = history.get("phase", [])
         if "fine_tune" in phases:
             start = phases.index("fine_tune") + 0.5
@@ -64,7 +65,7 @@ def plot_confusion(matrix: list[list[int]], labels: list[str], path: Path) -> No
 def plot_per_class(series: dict[str, dict[str, Any]], labels: list[str], path: Path) -> None:
     fig, axis = plt.subplots(figsize=(9, 3.8))
     width = 0.8 / max(1, len(series))
-    colors = [_ACCENT, _SECOND, "#34a853", "#a142f4"]
+    colors = [ACCENT, SECOND, "#34a853", "#a142f4"]
     for k, (name, per_class) in enumerate(series.items()):
         values = [per_class[label]["recall"] for label in labels]
         axis.bar(np.arange(len(labels)) + k * width, values, width, label=name, color=colors[k % 4])
@@ -79,7 +80,7 @@ def plot_per_class(series: dict[str, dict[str, Any]], labels: list[str], path: P
 def plot_distribution(counts: dict[str, dict[str, int]], labels: list[str], path: Path) -> None:
     fig, axis = plt.subplots(figsize=(9, 3.8))
     bottom = np.zeros(len(labels))
-    for name, color in zip(("train", "val", "test"), (_ACCENT, _SECOND, "#34a853"), strict=True):
+    for name, color in zip(("train", "val", "test"), (ACCENT, SECOND, "#34a853"), strict=True):
         values = np.array([counts.get(name, {}).get(label, 0) for label in labels])
         axis.bar(labels, values, bottom=bottom, label=name, color=color)
         bottom += values
@@ -146,15 +147,7 @@ def render_html(out: Path, metrics: dict[str, Any], manifest: dict[str, Any]) ->
 <html lang="en"><head><meta charset="utf-8">
 <title>Model {esc(manifest["version"])}: training report</title>
 <style>
-body{{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1000px;color:#202124;padding:0 1rem}}
-h1{{font-weight:500}} h2{{font-weight:500;border-bottom:1px solid #e0e0e0;padding-bottom:.3rem;margin-top:2rem}}
-.cards{{display:flex;gap:1rem;flex-wrap:wrap}} .card{{flex:1;min-width:170px;border:1px solid #e0e0e0;border-radius:8px;padding:1rem}}
-.card b{{display:block;font-size:1.7rem;font-weight:500;color:{_ACCENT}}} .card span{{color:#5f6368;font-size:.9rem}}
-table{{border-collapse:collapse;width:100%;font-size:.92rem}} td,th{{padding:.35rem .6rem;border-bottom:1px solid #eee;text-align:right}}
-td:first-child,th:first-child{{text-align:left}} th{{color:#5f6368;font-weight:500}}
-figure{{margin:1.2rem 0}} img{{max-width:100%;border:1px solid #eee;border-radius:6px}} figcaption{{color:#5f6368;font-size:.9rem}}
-.gate{{padding:.6rem 1rem;border-radius:6px}} .ok{{background:#e6f4ea;color:#137333}} .refused{{background:#fce8e6;color:#c5221f}}
-.meta{{color:#5f6368;font-size:.9rem}}
+{report_css(170)}.gate{{padding:.6rem 1rem;border-radius:6px}} .ok{{background:#e6f4ea;color:#137333}} .refused{{background:#fce8e6;color:#c5221f}}
 </style></head><body>
 <h1>Fashion classifier: model {esc(manifest["version"])}</h1>
 <p class="meta">{esc(str(base.get("name", "")))} alpha {esc(str(base.get("alpha", "")))}, input {manifest["input_size"]}px,
