@@ -10,6 +10,32 @@ from typing import Any
 import numpy as np
 import pytest
 
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--long",
+        action="store_true",
+        default=False,
+        help="run the long variants of the reliability tests (marker 'long') and the full-size load and fuzz runs",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``long`` are deselected (not skipped) unless --long is given."""
+    if config.getoption("--long"):
+        return
+    kept = [item for item in items if item.get_closest_marker("long") is None]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("long") is not None])
+        items[:] = kept
+
+
+@pytest.fixture(scope="session")
+def long_run(request: pytest.FixtureRequest) -> bool:
+    """True under --long: tests scale their sizes (uploads, fuzz examples) up."""
+    return bool(request.config.getoption("--long"))
+
+
 TINY_LABELS = ["Alpha Shoes", "Beta Bags", "Gamma Tops"]
 TINY_SIZE = 32
 TINY_SEED = 1231  # a seed whose random model spreads test images over all three classes
