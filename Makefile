@@ -11,12 +11,13 @@ OUT ?= build/model-store
 TRAIN_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help venv test lint format train demo bundle clean
+.PHONY: help venv test lint format train demo bench bundle clean
 
 help:
 	@echo "make demo   get a model, start the local emulated cloud, upload sample images, show the results (KEEP=1 leaves it running)"
 	@echo "make test   lint and run the whole test suite"
 	@echo "make train  run the training job (DATA_DIR=, WEIGHTS=, OUT=)"
+	@echo "make bench  run the benchmarks (training, inference, HTTP, pipeline): tables, build/bench/results.json (BENCH_ARGS=--quick)"
 	@echo "make bundle build the functions source archive, reproducibly (BUNDLE=build/bundle/functions.zip)"
 
 $(VENV)/.installed: requirements.txt training/requirements.txt requirements-dev.txt pyproject.toml
@@ -46,6 +47,14 @@ train: venv
 # KEEP=1 leaves the local stack running afterwards; DEMO_ARGS= e.g. --per-class 5
 demo: venv
 	$(PY) -m scripts.demo --data "$(DATA_DIR)" --weights "$(WEIGHTS)" --out "$(OUT)" $(if $(MODEL_DIR),--model-dir "$(MODEL_DIR)") $(if $(filter-out 0 no false,$(KEEP)),--keep) $(DEMO_ARGS)
+
+# Benchmarks (docs/benchmarks.md). wrk, the HTTP load generator, comes from Debian.
+BENCH_ARGS ?=
+bench: venv
+	@command -v wrk >/dev/null || { echo "installing wrk (Debian package) for the HTTP benchmark"; \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq wrk >/dev/null 2>&1 || \
+	  { $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq wrk; }; }
+	$(PY) -m bench --data "$(DATA_DIR)" --weights "$(WEIGHTS)" $(BENCH_ARGS)
 
 # The Cloud Functions source archive: functions/, shared/ and the local packages
 # they import, requirements.txt, a root main.py re-exporting the entry points.

@@ -1,0 +1,120 @@
+"""``python -m bench [all|training|inference|http|pipeline]``: run the
+benchmarks, print tables, write ``results.json`` and ``results.md``.
+
+``all`` trains first (the training benchmark) and runs the others on the
+model it made. A section run alone reuses the last trained model in
+``--out`` (or trains one). ``--quick`` is the smoke run: a few iterations,
+seconds per section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import report
+from bench.artifacts import Artifacts
+from training.config import REPO_ROOT, default_data, default_weights
+
+SECTIONS = ("training", "inference", "http", "pipeline")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("sections", nargs="*", choices=("all", *SECTIONS), default=["all"], help="which benchmarks (default: all)")
+    p.add_argument("--quick", action="store_true", help="smoke run: few iterations, short loads, a tiny training run")
+    p.add_argument("--out", type=Path, default=REPO_ROOT / "build" / "bench", help="results and the trained model go here")
+    p.add_argument(
+        "--data", default=default_data(), help="dataset folder (Kaggle layout); default: ../shared/data/... when present"
+    )
+    p.add_argument("--weights", default=default_weights(), help="MobileNetV2 weights for the training run")
+    p.add_argument("--train-arg", action="append", default=[], help="extra argument for the training job (repeatable)")
+    p.add_argument("--uploads", type=int, help="pipeline: uploads (default 1000, quick 20)")
+    p.add_argument("--iterations", type=int, help="inference: measured calls per row (default 300, quick 20)")
+    p.add_argument("--seconds", type=float, help="http: seconds per load run (default 10, quick 1)")
+    p.add_argument("--concurrency", default="1,4,16", help="http: connection counts (default %(default)s)")
+    return p
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {
+        "cpu": cpu,
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "memory_gib": round(memory_gb, 1),
+        "python": platform.python_version(),
+        "system": f"{platform.system()} {platform.release()}",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    sections = list(SECTIONS) if "all" in args.sections else [s for s in SECTIONS if s in args.sections]
+    quick = args.quick
+    args.out.mkdir(parents=True, exist_ok=True)
+    artifacts = Artifacts.at(args.out.resolve())
+    results: dict[str, Any] = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": quick,
+        "machine": machine(),
+        "sections": sections,
+    }
+    started = time.perf_counter()
+
+    from bench import samples
+
+    product, photo = samples.product_jpeg(args.data), samples.photo_jpeg(args.data)
+    if "training" in sections or not artifacts.complete():
+        from bench import training_job
+
+        report.heading("training job" + ("" if "training" in sections else " (no trained model yet)"))
+        results["training"] = training_job.run(
+            artifacts, data=args.data, weights=args.weights, quick=quick, extra=list(args.train_arg)
+        )
+        report.training_table(results["training"])
+    results["model"] = {"version": artifacts.manifest.version, "work_dir": str(artifacts.work_dir)}
+    if "inference" in sections:
+        from bench import inference
+
+        report.heading("inference (one core)")
+        iterations = args.iterations or (20 if quick else 300)
+        results["inference"] = inference.run(artifacts, product, photo, iterations=iterations, warmup=5 if quick else 30)
+        report.inference_summary(results["inference"])
+    if "http" in sections:
+        from bench import http
+
+        report.heading("HTTP predict (functions-framework, deployed worker settings)")
+        seconds = args.seconds or (1.0 if quick else 10.0)
+        concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
+        results["http"] = http.run(artifacts, [product, photo], seconds=seconds, concurrency=concurrency)
+        report.http_summary(results["http"])
+    if "pipeline" in sections:
+        from bench import pipeline
+
+        count = args.uploads or (20 if quick else 1000)
+        report.heading(f"pipeline ({count} uploads through the local stack)")
+        results["pipeline"] = pipeline.run(artifacts, samples.dataset_images(args.data, count), timeout=120 + count * 2.0)
+        report.pipeline_summary(results["pipeline"])
+    results["bench_seconds"] = round(time.perf_counter() - started, 1)
+    results["targets"] = report.targets(results)
+    report.targets_table(results["targets"])
+    (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    (args.out / "results.md").write_text(report.markdown(results))
+    print(f"\nresults: {args.out / 'results.json'} and {args.out / 'results.md'} ({results['bench_seconds']} s)")
+    return 0

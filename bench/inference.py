@@ -1,0 +1,111 @@
+"""Inference benchmark, one process pinned to one core (as a function
+instance with one vCPU): the shared Classifier against the bare LiteRT
+interpreter (our overhead) and against Keras ``model.predict`` (the
+prototype's way), for the int8 and float32 models, in the same run."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from bench.artifacts import Artifacts, load_keras_served
+from bench.measure import Latency, time_calls
+from bench.samples import Sample
+from shared.classifier import Classifier
+from shared.preprocess import prepare_image
+
+
+@contextmanager
+def one_core() -> Iterator[int | None]:
+    """Pin this process to one core meanwhile; yields it (None where affinity
+    is unsupported). The processes the later benchmarks start must not inherit it."""
+    try:
+        cores = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {min(cores)})
+    except (AttributeError, OSError):
+        yield None
+        return
+    try:
+        yield min(cores)
+    finally:
+        os.sched_setaffinity(0, cores)
+
+
+def _bare_interpreter(model_bytes: bytes) -> Any:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=model_bytes)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def _bare_invoke(interpreter: Any, pixels: np.ndarray) -> Any:
+    """The least that can be done per image: set, invoke, get (the input
+    already in the model's type)."""
+    inp = interpreter.get_input_details()[0]
+    out = interpreter.get_output_details()[0]
+    data = pixels[None].astype(inp["dtype"])
+
+    def call() -> np.ndarray:
+        interpreter.set_tensor(inp["index"], data)
+        interpreter.invoke()
+        return interpreter.get_tensor(out["index"])
+
+    return call
+
+
+def run(artifacts: Artifacts, product: Sample, photo: Sample, *, iterations: int, warmup: int) -> dict[str, Any]:
+    with one_core() as core:
+        return _run(artifacts, product, photo, core, iterations=iterations, warmup=warmup)
+
+
+def _run(
+    artifacts: Artifacts, product: Sample, photo: Sample, core: int | None, *, iterations: int, warmup: int
+) -> dict[str, Any]:
+    pixels = prepare_image(product.data, artifacts.manifest.input_size)
+    results: dict[str, Any] = {"core": core, "iterations": iterations, "rows": {}}
+    rows = results["rows"]
+
+    def measure(name: str, fn: Any) -> Latency:
+        latency = Latency.from_samples(time_calls(fn, iterations, warmup))
+        rows[name] = latency.to_dict()
+        print(
+            f"  {name:<34} p50 {latency.p50:8.2f} ms  p99 {latency.p99:8.2f} ms  {latency.images_per_s:8.1f} images/s", flush=True
+        )
+        return latency
+
+    size = artifacts.manifest.input_size
+    measure("preprocess product JPEG", lambda: prepare_image(product.data, size))
+    measure("preprocess 2-MP photo", lambda: prepare_image(photo.data, size))
+    for variant in ("int8", "float32"):
+        model_bytes, manifest = artifacts.variant(variant)
+        classifier = Classifier(model_bytes, manifest)
+        bare = measure(f"{variant} bare invoke()", _bare_invoke(_bare_interpreter(model_bytes), pixels))
+        wrapped = measure(f"{variant} Classifier.predict_arrays", lambda c=classifier: c.predict_arrays(pixels))
+        measure(f"{variant} Classifier.classify (JPEG bytes)", lambda c=classifier: c.classify(product.data))
+        results[f"{variant}_overhead_ratio"] = round(wrapped.p50 / bare.p50, 3)
+
+    started = time.perf_counter()
+    model = load_keras_served(artifacts.work_dir, artifacts.flip_average)
+    results["keras_load_s"] = round(time.perf_counter() - started, 2)
+    batch = pixels[None].astype(np.float32)
+    keras_iterations = max(5, iterations // 4)  # slow: fewer calls give the same percentiles' precision
+    for name, fn in (
+        ("Keras model.predict", lambda: model.predict(batch, verbose=0)),
+        ("Keras model(x) direct call", lambda: model(batch, training=False)),
+    ):
+        latency = Latency.from_samples(time_calls(fn, keras_iterations, max(3, warmup // 4)))
+        rows[name] = latency.to_dict()
+        print(
+            f"  {name:<34} p50 {latency.p50:8.2f} ms  p99 {latency.p99:8.2f} ms  {latency.images_per_s:8.1f} images/s", flush=True
+        )
+    keras_p50 = rows["Keras model.predict"]["p50_ms"]
+    results["speedup_vs_keras_predict"] = {
+        variant: round(keras_p50 / rows[f"{variant} Classifier.predict_arrays"]["p50_ms"], 1) for variant in ("int8", "float32")
+    }
+    return results

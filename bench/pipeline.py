@@ -1,0 +1,143 @@
+"""Pipeline benchmark: N uploads through the local stack (fake-gcs-server ->
+Pub/Sub emulator -> the Eventarc bridge -> classify_upload under
+functions-framework -> Firestore emulator), timed from the first upload to
+the last finished record, with a profile of where the CPU went."""
+
+from __future__ import annotations
+
+import resource
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bench.artifacts import Artifacts
+from bench.measure import Latency, cpu_seconds
+from fashionctl import stack
+from functions import records as rec
+
+PROJECT = "bench-pipeline"
+UPLOAD_THREADS = 4
+
+
+def _self_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _finished_docs(db: Any) -> list[dict]:
+    docs = db.collection(rec.COLLECTION).where("status", "in", sorted(rec.FINISHED)).stream()
+    return [d.to_dict() | {"id": d.id} for d in docs]
+
+
+def run(artifacts: Artifacts, images: list[tuple[str, bytes]], *, timeout: float) -> dict[str, Any]:
+    tools = stack.find_tools()
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
+        state_dir = Path(tmp) / "stack"
+        settings = stack.default_settings(PROJECT)
+        config = stack.StackConfig(state_dir=state_dir, ports=stack.Ports.free(), settings=settings, model_store=artifacts.store)
+        if stack.up(config, tools) != 0:
+            raise RuntimeError("the local stack did not start (see the messages above)")
+        try:
+            return _measure(state_dir, settings, images, timeout)
+        finally:
+            stack.down(state_dir)
+
+
+def _measure(state_dir: Path, settings: Any, images: list[tuple[str, bytes]], timeout: float) -> dict[str, Any]:
+    import os
+
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import firestore
+
+    state = stack.State.load(state_dir)
+    assert state is not None
+    env = state.env
+    os.environ["FIRESTORE_EMULATOR_HOST"] = env["FIRESTORE_EMULATOR_HOST"]
+    db = firestore.Client(project=settings.project, credentials=AnonymousCredentials())
+    storage = stack.storage_client(env["STORAGE_EMULATOR_HOST"], settings.project)
+    incoming = storage.bucket(settings.incoming_bucket)
+    procs = {p.name: p for p in state.components}
+    cpu_before = {name: cpu_seconds(p.pid) for name, p in procs.items()}
+    self_before = _self_cpu()
+
+    uploaded: dict[str, float] = {}
+
+    def upload(item: tuple[str, bytes]) -> None:
+        name, data = item
+        incoming.blob(name).upload_from_string(data, content_type="image/jpeg")
+        uploaded[name] = time.time()
+
+    count = len(images)
+    print(f"  uploading {count} images to gs://{settings.incoming_bucket} ({UPLOAD_THREADS} threads)", flush=True)
+    started_wall, started = time.time(), time.perf_counter()
+    with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
+        pool.map(upload, images)  # the events start flowing while the uploads go on
+        upload_done = None
+        deadline = started + timeout
+        finished: list[dict] = []
+        next_print = 0.0
+        while time.perf_counter() < deadline:
+            if upload_done is None and len(uploaded) == count:
+                upload_done = time.perf_counter() - started
+            finished = _finished_docs(db)
+            elapsed = time.perf_counter() - started
+            if elapsed >= next_print or len(finished) >= count:
+                print(f"  {elapsed:6.1f} s: {len(uploaded)}/{count} uploaded, {len(finished)}/{count} finished", flush=True)
+                next_print = elapsed + 5
+            if len(finished) >= count:
+                break
+            time.sleep(0.5)
+    wall = time.perf_counter() - started
+    if len(finished) < count:
+        raise RuntimeError(f"only {len(finished)} of {count} uploads finished within {timeout} s")
+    ends = [d["finished_at"].timestamp() for d in finished]
+    wall = max(ends) - started_wall  # first upload started -> last record finished
+    latencies = [
+        d["finished_at"].timestamp() - uploaded[d["source"]["name"]] for d in finished if d["source"]["name"] in uploaded
+    ]
+    cpu = {name: round(cpu_seconds(p.pid) - cpu_before[name], 1) for name, p in procs.items()}
+    cpu["benchmark client (uploads, polling)"] = round(_self_cpu() - self_before, 1)
+    steps = _mean_steps(finished)
+    statuses: dict[str, int] = {}
+    for d in finished:
+        statuses[d["status"]] = statuses.get(d["status"], 0) + 1
+    result = {
+        "uploads": count,
+        "wall_s": round(wall, 1),
+        "images_per_s": round(count / wall, 1),
+        "upload_phase_s": round(upload_done or wall, 1),
+        "latency": Latency.from_samples(latencies).to_dict(),
+        "statuses": statuses,
+        "cpu_s": cpu,
+        "cores_busy": round(sum(cpu.values()) / wall, 2),
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "function_step_ms": steps,
+        "started_at": datetime.fromtimestamp(started_wall).isoformat(timespec="seconds"),
+    }
+    result["bound_by"] = _bound_by(result)
+    return result
+
+
+def _mean_steps(docs: list[dict]) -> dict[str, float]:
+    sums: dict[str, float] = {}
+    for d in docs:
+        for step, ms in (d.get("timings_ms") or {}).items():
+            sums[step] = sums.get(step, 0.0) + float(ms)
+    return {step: round(total / len(docs), 1) for step, total in sums.items()}
+
+
+def _bound_by(result: dict[str, Any]) -> str:
+    """A sentence on what limits the throughput, from the CPU profile."""
+    cpu, wall, cores = result["cpu_s"], result["wall_s"], result["cores"] or 1
+    top = sorted(cpu.items(), key=lambda kv: kv[1], reverse=True)
+    busy = result["cores_busy"]
+    parts = ", ".join(f"{name} {seconds / wall:.2f}" for name, seconds in top[:4])
+    verdict = "CPU-bound: the processes together keep every core busy" if busy >= 0.85 * cores else "not CPU-bound"
+    return (
+        f"{verdict} ({busy:.2f} of {cores} cores busy on average); cores used by process: {parts}. "
+        f"Per image the function spends {result['function_step_ms'].get('total', 0):.0f} ms in its steps "
+        f"(classify {result['function_step_ms'].get('classify', 0):.0f} ms)."
+    )

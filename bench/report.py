@@ -1,0 +1,207 @@
+"""Tables for the terminal and Markdown for docs/benchmarks.md; the targets
+of issue #7, reported as figures and ratios (never asserted)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+def heading(title: str) -> None:
+    print(f"\n== {title} ==", flush=True)
+
+
+def _cells(rows: Sequence[Sequence[Any]]) -> list[list[str]]:
+    return [[f"{c:.2f}" if isinstance(c, float) else str(c) for c in row] for row in rows]
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = _cells([headers, *rows])
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = _cells(rows)
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in cells]
+    return "\n".join(out)
+
+
+# -- sections -------------------------------------------------------------------
+
+
+def _training_rows(t: dict) -> list[list[Any]]:
+    rows = [[stage, seconds] for stage, seconds in t["stages_s"].items()]
+    rows.append(["(process start, imports, other)", t["startup_and_other_s"]])
+    rows.append(["total wall time", t["wall_s"]])
+    return rows
+
+
+def training_table(t: dict) -> None:
+    print(table(["stage", "seconds"], _training_rows(t)))
+    print(f"peak RSS {t['peak_rss_mb']} MB, CPU {t['cpu_s']} s, test accuracy {t.get('test_accuracy')}")
+
+
+def _inference_rows(r: dict) -> list[list[Any]]:
+    return [[name, v["p50_ms"], v["p99_ms"], v["images_per_s"]] for name, v in r["rows"].items()]
+
+
+def inference_summary(r: dict) -> None:
+    print(table(["path", "p50 ms", "p99 ms", "images/s"], _inference_rows(r)))
+    print(
+        f"Classifier / bare invoke (p50): int8 {r['int8_overhead_ratio']}x, float32 {r['float32_overhead_ratio']}x; "
+        f"faster than Keras model.predict: int8 {r['speedup_vs_keras_predict']['int8']}x, "
+        f"float32 {r['speedup_vs_keras_predict']['float32']}x"
+    )
+
+
+def _http_rows(r: dict) -> list[list[Any]]:
+    rows = []
+    for variant in ("litert", "tensorflow"):
+        for run in r[variant]["runs"]:
+            rows.append(
+                [
+                    variant,
+                    run["image"],
+                    run["connections"],
+                    run["p50_ms"],
+                    run["p95_ms"],
+                    run["p99_ms"],
+                    run["requests_per_s"],
+                    run["errors"],
+                ]
+            )
+    return rows
+
+
+_HTTP_HEADERS = ["server", "image", "concurrency", "p50 ms", "p95 ms", "p99 ms", "req/s", "errors"]
+
+
+def _start_rows(r: dict) -> list[list[Any]]:
+    return [
+        [
+            v,
+            r[v]["cold_start_s"],
+            r[v]["pss_after_first_mb"],
+            r[v]["peak_pss_mb"],
+            " + ".join(f"{mb:.0f}" for mb in r[v]["peak_rss_by_process_mb"]),
+        ]
+        for v in ("litert", "tensorflow")
+    ]
+
+
+_START_HEADERS = ["server", "cold start s", "PSS after 1st prediction MB", "peak PSS MB", "peak RSS MB (master + worker)"]
+
+
+def http_summary(r: dict) -> None:
+    print(table(_HTTP_HEADERS, _http_rows(r)))
+    print(table(_START_HEADERS, _start_rows(r)))
+
+
+def _pipeline_rows(r: dict) -> list[list[Any]]:
+    lat = r["latency"]
+    return [
+        ["uploads", r["uploads"]],
+        ["first upload -> last record, s", r["wall_s"]],
+        ["images/s", r["images_per_s"]],
+        ["upload phase, s", r["upload_phase_s"]],
+        ["per-file latency p50 / p95 / p99, ms", f"{lat['p50_ms']:.0f} / {lat['p95_ms']:.0f} / {lat['p99_ms']:.0f}"],
+        ["statuses", ", ".join(f"{k} {v}" for k, v in sorted(r["statuses"].items()))],
+    ]
+
+
+def _cpu_rows(r: dict) -> list[list[Any]]:
+    wall = r["wall_s"]
+    count = r["uploads"]
+    rows = sorted(r["cpu_s"].items(), key=lambda kv: kv[1], reverse=True)
+    return [[name, seconds, round(seconds / wall, 2), round(1000 * seconds / count, 1)] for name, seconds in rows]
+
+
+_CPU_HEADERS = ["process", "CPU s", "cores busy", "CPU ms per image"]
+
+
+def pipeline_summary(r: dict) -> None:
+    print(table(["pipeline", "value"], _pipeline_rows(r)))
+    print(table(_CPU_HEADERS, _cpu_rows(r)))
+    print(table(["function step", "mean ms"], list(r["function_step_ms"].items())))
+    print(r["bound_by"])
+
+
+# -- targets --------------------------------------------------------------------
+
+
+def _run(r: dict, variant: str, image: str, connections: int) -> dict | None:
+    return next((x for x in r[variant]["runs"] if x["image"] == image and x["connections"] == connections), None)
+
+
+def targets(results: dict) -> list[dict[str, Any]]:
+    """Each target of issue #7 with the measured figure; 'met' is informative."""
+    out: list[dict[str, Any]] = []
+
+    def add(name: str, figure: float, target: str, met: bool) -> None:
+        out.append({"target": name, "measured": figure, "goal": target, "met": bool(met)})
+
+    http = results.get("http")
+    if http:
+        ours, tf = _run(http, "litert", "product", 1), _run(http, "tensorflow", "product", 1)
+        if ours:
+            add("warm predict p50, product JPEG, concurrency 1 (ms)", ours["p50_ms"], "<= 15", ours["p50_ms"] <= 15)
+        if ours and tf:
+            ratio = round(tf["p50_ms"] / ours["p50_ms"], 1)
+            add("  ... faster than the TensorFlow variant (x)", ratio, ">= 10", ratio >= 10)
+        cold = http["litert"]["cold_start_s"]
+        add("cold start (s)", cold, "<= 0.5", cold <= 0.5)
+        add("  ... faster than the TensorFlow variant (x)", http["cold_start_speedup"], ">= 8", http["cold_start_speedup"] >= 8)
+        pss = http["litert"]["peak_pss_mb"]
+        add("serving peak memory, PSS of master + worker (MB)", pss, "<= 150", pss <= 150)
+        worker = max(http["litert"]["peak_rss_by_process_mb"])
+        add("  ... peak RSS of the serving worker alone (MB)", worker, "<= 150", worker <= 150)
+        add("  (TensorFlow variant peak PSS, MB)", http["tensorflow"]["peak_pss_mb"], "-", True)
+    inference = results.get("inference")
+    if inference:
+        for variant in ("int8", "float32"):
+            ratio = inference[f"{variant}_overhead_ratio"]
+            add(f"Classifier / bare invoke(), {variant} (x)", ratio, "<= 1.3", ratio <= 1.3)
+    return out
+
+
+def targets_table(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    heading("targets (figures, not assertions)")
+    print(table(["target", "measured", "goal", "met"], [[r["target"], r["measured"], r["goal"], r["met"]] for r in rows]))
+
+
+def markdown(results: dict) -> str:
+    m = results["machine"]
+    parts = [
+        f"Run {results['started_at']}{' (quick)' if results['quick'] else ''} on {m['cpu']}, {m['cores']} cores, "
+        f"{m['memory_gib']} GiB, Python {m['python']}, {m['system']}; model {results['model']['version']}; "
+        f"{results['bench_seconds']} s in all.",
+    ]
+    if "training" in results:
+        t = results["training"]
+        parts += ["### Training job", md_table(["stage", "seconds"], _training_rows(t))]
+        parts.append(f"Peak RSS {t['peak_rss_mb']} MB, CPU {t['cpu_s']} s; `{t['command']}`.")
+    if "inference" in results:
+        r = results["inference"]
+        parts += ["### Inference (one core)", md_table(["path", "p50 ms", "p99 ms", "images/s"], _inference_rows(r))]
+    if "http" in results:
+        r = results["http"]
+        parts += ["### HTTP predict", md_table(_HTTP_HEADERS, _http_rows(r)), md_table(_START_HEADERS, _start_rows(r))]
+    if "pipeline" in results:
+        r = results["pipeline"]
+        parts += [
+            "### Pipeline",
+            md_table(["pipeline", "value"], _pipeline_rows(r)),
+            md_table(_CPU_HEADERS, _cpu_rows(r)),
+            md_table(["function step", "mean ms"], list(r["function_step_ms"].items())),
+            r["bound_by"],
+        ]
+    if results.get("targets"):
+        rows = [[r["target"], r["measured"], r["goal"], "yes" if r["met"] else "**no**"] for r in results["targets"]]
+        parts += ["### Targets", md_table(["target", "measured", "goal", "met"], rows)]
+    return "\n\n".join(parts) + "\n"
