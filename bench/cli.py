@@ -37,6 +37,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default=default_weights(), help="MobileNetV2 weights for the training run")
     p.add_argument("--train-arg", action="append", default=[], help="extra argument for the training job (repeatable)")
     p.add_argument("--uploads", type=int, help="pipeline: uploads (default 1000, quick 20)")
+    p.add_argument("--bridge-workers", type=int, help="pipeline: events the bridge delivers at once (default: the stack's, 4)")
     p.add_argument("--iterations", type=int, help="inference: measured calls per row (default 300, quick 20)")
     p.add_argument("--seconds", type=float, help="http: seconds per load run (default 10, quick 1)")
     p.add_argument("--concurrency", default="1,4,16", help="http: connection counts (default %(default)s)")
@@ -109,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
 
         count = args.uploads or (20 if quick else 1000)
         report.heading(f"pipeline ({count} uploads through the local stack)")
-        results["pipeline"] = pipeline.run(artifacts, samples.dataset_images(args.data, count), timeout=120 + count * 2.0)
+        results["pipeline"] = pipeline.run(
+            artifacts, samples.dataset_images(args.data, count), timeout=120 + count * 2.0, bridge_workers=args.bridge_workers
+        )
         report.pipeline_summary(results["pipeline"])
     results["bench_seconds"] = round(time.perf_counter() - started, 1)
     results["targets"] = report.targets(results)

@@ -5,9 +5,13 @@ the last finished record, with a profile of where the CPU went."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import resource
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +24,7 @@ from functions import records as rec
 
 PROJECT = "bench-pipeline"
 UPLOAD_THREADS = 4
+BRIDGE_DEFAULT_WORKERS = 4  # fashionctl.bridge --workers default
 
 
 def _self_cpu() -> float:
@@ -32,16 +37,25 @@ def _finished_docs(db: Any) -> list[dict]:
     return [d.to_dict() | {"id": d.id} for d in docs]
 
 
-def run(artifacts: Artifacts, images: list[tuple[str, bytes]], *, timeout: float) -> dict[str, Any]:
+def run(
+    artifacts: Artifacts, images: list[tuple[str, bytes]], *, timeout: float, bridge_workers: int | None = None
+) -> dict[str, Any]:
     tools = stack.find_tools()
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         state_dir = Path(tmp) / "stack"
         settings = stack.default_settings(PROJECT)
-        config = stack.StackConfig(state_dir=state_dir, ports=stack.Ports.free(), settings=settings, model_store=artifacts.store)
+        bridge_args = ("--workers", str(bridge_workers)) if bridge_workers else ()
+        config = stack.StackConfig(
+            state_dir=state_dir, ports=stack.Ports.free(), settings=settings, model_store=artifacts.store, bridge_args=bridge_args
+        )
         if stack.up(config, tools) != 0:
             raise RuntimeError("the local stack did not start (see the messages above)")
         try:
-            return _measure(state_dir, settings, images, timeout)
+            result = _measure(state_dir, settings, images, timeout)
+            result["delivery"] = delivery_profile(state_dir / "bridge.log", state_dir / "function.log")
+            result["bound_by"] = _bound_by(result)
+            result["bridge_workers"] = bridge_workers or BRIDGE_DEFAULT_WORKERS
+            return result
         finally:
             stack.down(state_dir)
 
@@ -117,8 +131,38 @@ def _measure(state_dir: Path, settings: Any, images: list[tuple[str, bytes]], ti
         "function_step_ms": steps,
         "started_at": datetime.fromtimestamp(started_wall).isoformat(timespec="seconds"),
     }
-    result["bound_by"] = _bound_by(result)
     return result
+
+
+def _log_lines(path: Path) -> Iterator[dict]:
+    with path.open(errors="replace") as fh:
+        for line in fh:
+            if line.startswith("{"):
+                with contextlib.suppress(ValueError):
+                    yield json.loads(line)
+
+
+def delivery_profile(bridge_log: Path, function_log: Path) -> dict[str, Any]:
+    """From the logs: how evenly the bridge delivered events (per second)
+    and how long the function took per event."""
+    delivered = [entry for entry in _log_lines(bridge_log) if entry.get("message") == "event delivered"]
+    times = sorted(datetime.fromisoformat(entry["time"]).timestamp() for entry in delivered)
+    posts = [float(entry["latency_ms"]) / 1000 for entry in delivered if "latency_ms" in entry]
+    totals = [float(e["timings_ms"]["total"]) for e in _log_lines(function_log) if "total" in (e.get("timings_ms") or {})]
+    if not times:
+        return {}
+    per_second = Counter(int(t - times[0]) for t in times)
+    seconds = int(times[-1] - times[0]) + 1
+    counts = [per_second.get(k, 0) for k in range(seconds)]
+    return {
+        "deliveries": len(times),
+        "seconds": seconds,
+        "per_second_max": max(counts),
+        "per_second_mean": round(len(times) / seconds, 1),
+        "idle_seconds": sum(1 for c in counts if c == 0),
+        "function_total_ms": Latency.from_samples([t / 1000 for t in totals]).to_dict() if totals else {},
+        "bridge_post_ms": Latency.from_samples(posts).to_dict() if posts else {},
+    }
 
 
 def _mean_steps(docs: list[dict]) -> dict[str, float]:
@@ -130,14 +174,29 @@ def _mean_steps(docs: list[dict]) -> dict[str, float]:
 
 
 def _bound_by(result: dict[str, Any]) -> str:
-    """A sentence on what limits the throughput, from the CPU profile."""
+    """Sentences on what limits the throughput, from the CPU and delivery profiles."""
     cpu, wall, cores = result["cpu_s"], result["wall_s"], result["cores"] or 1
     top = sorted(cpu.items(), key=lambda kv: kv[1], reverse=True)
     busy = result["cores_busy"]
     parts = ", ".join(f"{name} {seconds / wall:.2f}" for name, seconds in top[:4])
     verdict = "CPU-bound: the processes together keep every core busy" if busy >= 0.85 * cores else "not CPU-bound"
-    return (
+    text = (
         f"{verdict} ({busy:.2f} of {cores} cores busy on average); cores used by process: {parts}. "
-        f"Per image the function spends {result['function_step_ms'].get('total', 0):.0f} ms in its steps "
-        f"(classify {result['function_step_ms'].get('classify', 0):.0f} ms)."
+        f"Per image the function spends {result['function_step_ms'].get('total', 0):.0f} ms on average "
+        f"(classify {result['function_step_ms'].get('classify', 0):.0f} ms; the rest is Cloud Storage and Firestore calls)."
     )
+    delivery = result.get("delivery") or {}
+    if delivery:
+        workers = result.get("bridge_workers", BRIDGE_DEFAULT_WORKERS)
+        post = delivery.get("bridge_post_ms") or delivery.get("function_total_ms") or {}
+        p50 = post.get("p50_ms", 0.0)
+        capacity = workers * 1000 / p50 if p50 else 0.0
+        text += (
+            f" The bridge delivered {delivery['per_second_mean']} events/s on average but up to {delivery['per_second_max']} "
+            f"in a second, with {delivery['idle_seconds']} of {delivery['seconds']} seconds delivering nothing; "
+            f"{workers} deliveries at a time, each answered in {p50:.0f} ms (p50, the bridge's POST to the function), "
+            f"could carry about {capacity:.0f}/s."
+        )
+        if delivery["idle_seconds"] and capacity > result["images_per_s"] * 1.5:
+            text += " So event delivery (the Pub/Sub emulator's streaming pull into the bridge) bounds it, not the function."
+    return text

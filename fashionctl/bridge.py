@@ -19,6 +19,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -236,9 +237,14 @@ class Bridge:
         attempt = 0
         while True:
             attempt += 1
+            sent = time.perf_counter()
             outcome = self.send(request, self.config.target, self.config.timeout)
+            latency_ms = round((time.perf_counter() - sent) * 1000, 1)
             if outcome.ok:
-                log.info("event delivered", extra={**fields, "attempt": attempt, "status": outcome.detail})
+                log.info(
+                    "event delivered",
+                    extra={**fields, "attempt": attempt, "status": outcome.detail, "latency_ms": latency_ms},
+                )
                 self._ack(message, "delivered")
                 return
             age = _age(message.publish_time)
