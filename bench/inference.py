@@ -95,15 +95,10 @@ def _run(
     results["keras_load_s"] = round(time.perf_counter() - started, 2)
     batch = pixels[None].astype(np.float32)
     keras_iterations = max(5, iterations // 4)  # slow: fewer calls give the same percentiles' precision
-    for name, fn in (
-        ("Keras model.predict", lambda: model.predict(batch, verbose=0)),
-        ("Keras model(x) direct call", lambda: model(batch, training=False)),
-    ):
-        latency = Latency.from_samples(time_calls(fn, keras_iterations, max(3, warmup // 4)))
-        rows[name] = latency.to_dict()
-        print(
-            f"  {name:<34} p50 {latency.p50:8.2f} ms  p99 {latency.p99:8.2f} ms  {latency.images_per_s:8.1f} images/s", flush=True
-        )
+    name = "Keras model.predict"
+    latency = Latency.from_samples(time_calls(lambda: model.predict(batch, verbose=0), keras_iterations, max(3, warmup // 4)))
+    rows[name] = latency.to_dict()
+    print(f"  {name:<34} p50 {latency.p50:8.2f} ms  p99 {latency.p99:8.2f} ms  {latency.images_per_s:8.1f} images/s", flush=True)
     keras_p50 = rows["Keras model.predict"]["p50_ms"]
     results["speedup_vs_keras_predict"] = {
         variant: round(keras_p50 / rows[f"{variant} Classifier.predict_arrays"]["p50_ms"], 1) for variant in ("int8", "float32")
