@@ -7,6 +7,7 @@ start (process start to the first successful prediction) and peak RSS."""
 from __future__ import annotations
 
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -78,16 +79,27 @@ def _launch(name: str, source: Path, env: dict[str, str], log_dir: Path, core: i
     return stack.spawn(name, argv, log_dir / f"{name}.log", env=full_env, cwd=REPO, port=port, url=f"http://{stack.HOST}:{port}")
 
 
-def _cold_start(proc: stack.Proc, url: str, body: bytes, content_type: str, started: float, timeout: float = 120) -> float:
-    """Seconds from process start to the first 200 from ``url``."""
+def _cold_start(
+    proc: stack.Proc, url: str, body: bytes, content_type: str, started: float, timeout: float = 120
+) -> tuple[float, float]:
+    """Seconds from process start to its port accepting connections, and to
+    the first 200 from ``url`` (the first request loads the model)."""
     deadline = started + timeout
+    listening: float | None = None
     while time.perf_counter() < deadline:
         if not stack.alive(proc):
             raise RuntimeError(f"{proc.name} exited during start:\n{stack.log_tail(proc)}")
+        if listening is None:
+            try:
+                socket.create_connection((stack.HOST, proc.port or 0), timeout=1).close()
+                listening = time.perf_counter() - started
+            except OSError:
+                time.sleep(0.005)
+                continue
         try:
             answer = requests.post(url, data=body, headers={"Content-Type": content_type}, timeout=timeout)
             if answer.status_code == 200:
-                return time.perf_counter() - started
+                return listening, time.perf_counter() - started
         except requests.ConnectionError:
             pass
         time.sleep(0.005)
@@ -126,10 +138,18 @@ def _load(
     load_core: int | None,
 ) -> dict[str, Any]:
     url = f"{proc.url}/predict"
-    cold = _cold_start(proc, url, first, first_type, started)
+    listening, cold = _cold_start(proc, url, first, first_type, started)
     pss_after_first = round(sum(pss_mb(p) for p in [proc.pid, *children(proc.pid)]), 1)
-    result: dict[str, Any] = {"cold_start_s": round(cold, 3), "pss_after_first_mb": pss_after_first, "runs": []}
-    print(f"  {name}: cold start {cold:.3f} s, {pss_after_first} MB (PSS) after the first prediction", flush=True)
+    result: dict[str, Any] = {
+        "cold_start_s": round(cold, 3),
+        "listening_s": round(listening, 3),
+        "pss_after_first_mb": pss_after_first,
+        "runs": [],
+    }
+    print(
+        f"  {name}: cold start {cold:.3f} s (listening after {listening:.3f} s), {pss_after_first} MB (PSS) after the first prediction",
+        flush=True,
+    )
     for sample in samples:
         body, content_type = loadgen.multipart_body("file", f"{sample.name}.jpg", sample.data)
         for _ in range(10):  # warm: caches, lazily built paths, connection pools

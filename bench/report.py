@@ -84,6 +84,7 @@ def _start_rows(r: dict) -> list[list[Any]]:
     return [
         [
             v,
+            r[v]["listening_s"],
             r[v]["cold_start_s"],
             r[v]["pss_after_first_mb"],
             r[v]["peak_pss_mb"],
@@ -93,7 +94,14 @@ def _start_rows(r: dict) -> list[list[Any]]:
     ]
 
 
-_START_HEADERS = ["server", "cold start s", "PSS after 1st prediction MB", "peak PSS MB", "peak RSS MB (master + worker)"]
+_START_HEADERS = [
+    "server",
+    "port open s",
+    "cold start s",
+    "PSS after 1st prediction MB",
+    "peak PSS MB",
+    "peak RSS MB (master + worker)",
+]
 
 
 def http_summary(r: dict) -> None:
