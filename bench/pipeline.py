@@ -52,9 +52,9 @@ def run(
             raise RuntimeError("the local stack did not start (see the messages above)")
         try:
             result = _measure(state_dir, settings, images, timeout)
+            result["bridge_workers"] = bridge_workers or BRIDGE_DEFAULT_WORKERS
             result["delivery"] = delivery_profile(state_dir / "bridge.log", state_dir / "function.log")
             result["bound_by"] = _bound_by(result)
-            result["bridge_workers"] = bridge_workers or BRIDGE_DEFAULT_WORKERS
             return result
         finally:
             stack.down(state_dir)
@@ -199,4 +199,12 @@ def _bound_by(result: dict[str, Any]) -> str:
         )
         if delivery["idle_seconds"] and capacity > result["images_per_s"] * 1.5:
             text += " So event delivery (the Pub/Sub emulator's streaming pull into the bridge) bounds it, not the function."
+        else:
+            busiest = top[0][0] if top else "-"
+            text += (
+                f" So the deliveries in flight bound it (Little's law: {workers} / {p50 / 1000:.3f} s), and each one's time "
+                f"is mostly Firestore round trips (lease, step records, the final transaction) on the emulator, "
+                f"the busiest process here ({busiest}). In the cloud each classify instance takes one event at a time "
+                f"and instances scale out (classify_max_instances), so this local figure is not the service's ceiling."
+            )
     return text
