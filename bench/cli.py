@@ -63,6 +63,24 @@ def machine() -> dict[str, Any]:
     }
 
 
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _previous(path: Path, quick: bool) -> dict[str, Any]:
+    """The sections of the last run of the same kind (full or quick), so that
+    running one section again keeps the others; each section carries the
+    time it was measured (the baselines of a section are always measured
+    in the same run as the section itself)."""
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if earlier.get("quick") != quick or earlier.get("machine") != machine():
+        return {}
+    return {section: earlier[section] for section in SECTIONS if section in earlier}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -70,12 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     quick = args.quick
     args.out.mkdir(parents=True, exist_ok=True)
     artifacts = Artifacts.at(args.out.resolve())
-    results: dict[str, Any] = {
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "quick": quick,
-        "machine": machine(),
-        "sections": sections,
-    }
+    results = _previous(args.out / "results.json", quick)
+    results.update(started_at=_now(), quick=quick, machine=machine(), sections=sections)
     started = time.perf_counter()
 
     from bench import samples
@@ -88,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         results["training"] = training_job.run(
             artifacts, data=args.data, weights=args.weights, quick=quick, extra=list(args.train_arg)
         )
+        results["training"]["measured_at"] = _now()
         report.training_table(results["training"])
     results["model"] = {"version": artifacts.manifest.version, "work_dir": str(artifacts.work_dir)}
     if "inference" in sections:
@@ -96,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         report.heading("inference (one core)")
         iterations = args.iterations or (20 if quick else 300)
         results["inference"] = inference.run(artifacts, product, photo, iterations=iterations, warmup=5 if quick else 30)
+        results["inference"]["measured_at"] = _now()
         report.inference_summary(results["inference"])
     if "http" in sections:
         from bench import http
@@ -104,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds = args.seconds or (1.0 if quick else 10.0)
         concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
         results["http"] = http.run(artifacts, [product, photo], seconds=seconds, concurrency=concurrency)
+        results["http"]["measured_at"] = _now()
         report.http_summary(results["http"])
     if "pipeline" in sections:
         from bench import pipeline
@@ -113,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         results["pipeline"] = pipeline.run(
             artifacts, samples.dataset_images(args.data, count), timeout=120 + count * 2.0, bridge_workers=args.bridge_workers
         )
+        results["pipeline"]["measured_at"] = _now()
         report.pipeline_summary(results["pipeline"])
     results["bench_seconds"] = round(time.perf_counter() - started, 1)
     results["targets"] = report.targets(results)

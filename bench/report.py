@@ -192,18 +192,25 @@ def markdown(results: dict) -> str:
     ]
     if "training" in results:
         t = results["training"]
-        parts += ["### Training job", md_table(["stage", "seconds"], _training_rows(t))]
+        parts += [f"### Training job\n\nMeasured {t.get('measured_at', '-')}.", md_table(["stage", "seconds"], _training_rows(t))]
         parts.append(f"Peak RSS {t['peak_rss_mb']} MB, CPU {t['cpu_s']} s; `{t['command']}`.")
     if "inference" in results:
         r = results["inference"]
-        parts += ["### Inference (one core)", md_table(["path", "p50 ms", "p99 ms", "images/s"], _inference_rows(r))]
+        parts += [
+            f"### Inference (one core)\n\nMeasured {r.get('measured_at', '-')}.",
+            md_table(["path", "p50 ms", "p99 ms", "images/s"], _inference_rows(r)),
+        ]
     if "http" in results:
         r = results["http"]
-        parts += ["### HTTP predict", md_table(_HTTP_HEADERS, _http_rows(r)), md_table(_START_HEADERS, _start_rows(r))]
+        parts += [
+            f"### HTTP predict\n\nMeasured {r.get('measured_at', '-')}.",
+            md_table(_HTTP_HEADERS, _http_rows(r)),
+            md_table(_START_HEADERS, _start_rows(r)),
+        ]
     if "pipeline" in results:
         r = results["pipeline"]
         parts += [
-            "### Pipeline",
+            f"### Pipeline\n\nMeasured {r.get('measured_at', '-')}.",
             md_table(["pipeline", "value"], _pipeline_rows(r)),
             md_table(_CPU_HEADERS, _cpu_rows(r)),
             md_table(["function step", "mean ms"], list(r["function_step_ms"].items())),
