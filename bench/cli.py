@@ -21,14 +21,14 @@ from typing import Any
 
 from bench import report
 from bench.artifacts import Artifacts
-from training.config import REPO_ROOT, default_data, default_weights
+from shared.dev_paths import REPO_ROOT, default_data, default_weights
 
 SECTIONS = ("training", "inference", "http", "pipeline")
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("sections", nargs="*", choices=("all", *SECTIONS), default=["all"], help="which benchmarks (default: all)")
+    p.add_argument("sections", nargs="*", choices=("all", *SECTIONS), help="which benchmarks (default: all)")
     p.add_argument("--quick", action="store_true", help="smoke run: few iterations, short loads, a tiny training run")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "build" / "bench", help="results and the trained model go here")
     p.add_argument(
@@ -84,7 +84,8 @@ def _previous(path: Path, quick: bool) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    sections = list(SECTIONS) if "all" in args.sections else [s for s in SECTIONS if s in args.sections]
+    wanted = args.sections or ["all"]
+    sections = list(SECTIONS) if "all" in wanted else [s for s in SECTIONS if s in wanted]
     quick = args.quick
     args.out.mkdir(parents=True, exist_ok=True)
     artifacts = Artifacts.at(args.out.resolve())

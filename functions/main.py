@@ -48,12 +48,19 @@ def _processor():
     from google.cloud import firestore, storage
 
     from functions.model_cache import ModelCache
-    from functions.processing import Processor
+    from functions.processing import Processor, storage_retry
 
     config = settings()
     storage_client = storage.Client(project=config.project)
     db = firestore.Client(project=config.project, database=config.firestore_database)
-    models = ModelCache(storage_client, config.models_bucket, config.model_cache_dir, config.model_refresh_seconds)
+    models = ModelCache(
+        storage_client,
+        config.models_bucket,
+        config.model_cache_dir,
+        config.model_refresh_seconds,
+        retry=storage_retry(config.dependency_deadline_seconds),
+        timeout=20.0,
+    )
     return Processor(config, storage_client, db, models)
 
 
@@ -64,18 +71,42 @@ def processor():
         return _processor()
 
 
+#: Cloud Storage generations are positive signed 64-bit integers.
+_MAX_GENERATION = 2**63 - 1
+
+
+def _integer(value: object) -> int:
+    """A JSON integer or a decimal string, as Cloud Storage sends them; not a float or a bool."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"{value!r} is not an integer")
+    return int(value)
+
+
 def object_from_event(data: dict) -> ObjectRef:
-    """The storage object resource of a finalized event -> ObjectRef."""
+    """The storage object resource of a finalized event -> ObjectRef. Raises
+    ValueError for anything that cannot name an object version (retrying
+    cannot fix it): a name that is not a non-empty string of at most 1024
+    UTF-8 bytes, a generation outside 1..2**63-1, a size that is not a
+    non-negative integer."""
     try:
-        return ObjectRef(
-            bucket=data["bucket"],
-            name=data["name"],
-            generation=int(data["generation"]),
-            size=int(data["size"]) if data.get("size") not in (None, "") else None,
-            content_type=data.get("contentType"),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
+        bucket, name, generation = data["bucket"], data["name"], _integer(data["generation"])
+        size = None if data.get("size") in (None, "") else _integer(data["size"])
+        if not isinstance(bucket, str) or not bucket or not isinstance(name, str) or name in ("", ".", ".."):
+            raise ValueError("bucket and name must be non-empty strings")
+        if len(name.encode()) > 1024:
+            raise ValueError("the object name is longer than 1024 bytes")
+        if not 1 <= generation <= _MAX_GENERATION or (size is not None and size < 0):
+            raise ValueError(f"generation {generation} or size {size} is out of range")
+    except (KeyError, TypeError, ValueError, UnicodeError) as exc:
         raise ValueError(f"not a storage object event: {exc}") from exc
+    content_type = data.get("contentType")
+    return ObjectRef(
+        bucket=bucket,
+        name=name,
+        generation=generation,
+        size=size,
+        content_type=content_type if isinstance(content_type, str) else None,
+    )
 
 
 @functions_framework.cloud_event
@@ -117,10 +148,18 @@ def _api() -> PredictApi:
 
     from functions.model_cache import ModelCache
     from functions.predict_api import PredictApi
+    from functions.processing import storage_retry
 
     config = settings()
     storage_client = storage.Client(project=config.project)
-    models = ModelCache(storage_client, config.models_bucket, config.model_cache_dir, config.model_refresh_seconds)
+    models = ModelCache(
+        storage_client,
+        config.models_bucket,
+        config.model_cache_dir,
+        config.model_refresh_seconds,
+        retry=storage_retry(config.dependency_deadline_seconds),
+        timeout=20.0,
+    )
 
     def fetch_gcs(bucket: str, name: str) -> bytes:
         from functions.predict_api import ApiError
@@ -176,18 +215,38 @@ def _api_request(request: flask.Request, limit: int) -> ApiRequest:
 
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "request_too_large", f"the request is {request.content_length} bytes; the limit is {limit}")
-    request.max_content_length = limit
+    # Read the body once, at most one byte past the limit (a chunked body has
+    # no Content-Length), and keep it: the multipart parser and
+    # functions-framework's own read after the response (it drains every
+    # request) then use these bytes. Reading the size-capped stream a second
+    # time raises once it is exhausted, which answered a body of exactly the
+    # limit, or a chunked one over it, with a 500.
+    request.max_content_length = limit + 1
     headers = {k.lower(): v for k, v in request.headers.items()}
     multipart = request.mimetype == "multipart/form-data"
     try:
+        raw = request.get_data(cache=True)
+        if len(raw) > limit:
+            raise RequestEntityTooLarge()
         files = {name: [f.read() for f in request.files.getlist(name)] for name in request.files} if multipart else {}
         form = {k: v for k, v in request.form.items()} if multipart else {}
-        body = b"" if multipart else request.get_data(cache=False)
+        body = b"" if multipart else raw
     except RequestEntityTooLarge:
         raise ApiError(413, "request_too_large", f"the request is larger than {limit} bytes") from None
     except (ValueError, HTTPException) as exc:
         raise ApiError(400, "bad_request", f"malformed request: {exc}") from None
     return ApiRequest(request.method, request.path, headers, request.args.to_dict(), form, files, body)
+
+
+@functions_framework.errorhandler(HTTPException)
+def _framework_error(exc: HTTPException) -> flask.Response:
+    """What Flask or functions-framework answer before any entry point runs
+    (a path with a newline that no route matches, /robots.txt and
+    /favicon.ico, a malformed CloudEvent) is JSON like our own errors, not
+    Flask's HTML page."""
+    status = exc.code or 500
+    code = (exc.name or "error").lower().replace(" ", "_")
+    return _json_response({"error": {"code": code, "message": exc.description or exc.name}}, status)
 
 
 @functions_framework.http
@@ -235,7 +294,7 @@ def sweep(request: flask.Request) -> flask.Response:
     try:
         body = request.get_json(force=True) if request.get_data() else {}
         options = SweepOptions.from_request(body, settings())
-    except (ValueError, TypeError, HTTPException) as exc:
+    except (ValueError, TypeError, OverflowError, RecursionError, HTTPException) as exc:  # int(1e400); "[[[[..." too deep
         log.warning("bad sweep request: %s", exc, extra=context)
         return _json_response({"error": str(exc)}, 400)
     core = processor()

@@ -30,8 +30,16 @@ class ModelCache:
         cache_dir: str | Path,
         refresh_seconds: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        retry: Any = None,
+        timeout: float = 60.0,
     ) -> None:
+        """``retry`` (a google.api_core Retry; None: the Storage client's
+        default, which retries for 120 s) and ``timeout`` bound each Storage
+        call: the pointer check runs under the lock on a request's path, so a
+        Storage outage must not hold every request for minutes."""
         self._bucket = storage_client.bucket(bucket)
+        self._calls: dict[str, Any] = {"timeout": timeout} | ({"retry": retry} if retry is not None else {})
         self._cache_dir = Path(cache_dir)
         self._refresh = refresh_seconds
         self._clock = clock
@@ -53,7 +61,7 @@ class ModelCache:
             if self._classifier is not None and self._clock() - self._checked < self._refresh:
                 return self._classifier
             try:
-                version = parse_pointer(self._bucket.blob(POINTER).download_as_bytes())
+                version = parse_pointer(self._bucket.blob(POINTER).download_as_bytes(**self._calls))
                 if self._classifier is None or self._version != version:
                     self._classifier, self._version = self._load(version), version
                     log.info("model %s loaded", version, extra={"model_version": version})
@@ -76,7 +84,7 @@ class ModelCache:
             path = folder / name
             if not path.is_file():
                 tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.part")  # concurrent loaders never share it
-                self._bucket.blob(version_prefix(version) + name).download_to_filename(str(tmp))
+                self._bucket.blob(version_prefix(version) + name).download_to_filename(str(tmp), **self._calls)
                 tmp.replace(path)
         try:
             return Classifier.load(folder)

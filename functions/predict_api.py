@@ -365,6 +365,8 @@ class PredictApi:
             payload = json.loads(request.body or b"null")
         except (ValueError, UnicodeDecodeError) as exc:
             raise ApiError(400, "bad_request", f"the body is not valid JSON: {exc}") from exc
+        except RecursionError:  # "[[[[..." nested deeper than the parser's recursion limit
+            raise ApiError(400, "bad_request", "the JSON body is nested too deeply") from None
         if not isinstance(payload, dict):
             raise ApiError(400, "bad_request", "the JSON body must be an object")
         return payload
@@ -417,7 +419,7 @@ class PredictApi:
         try:
             top_k = int(top_k)
             threshold = float(threshold)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: int(1e400), JSON's infinity
             raise ApiError(400, "bad_request", "top_k must be an integer and threshold a number") from exc
         if isinstance(params.get("top_k"), bool) or not 1 <= top_k <= 100:
             raise ApiError(400, "bad_request", "top_k must be between 1 and 100")

@@ -4,7 +4,9 @@ Lists the incoming bucket, takes object versions older than ``min_age`` (and,
 when given, younger than ``max_age``) that have no finished record, and runs
 each through the same idempotent core as the event function
 (:meth:`functions.processing.Processor.process` with ``trigger="sweep"``)
-within a time budget. The core's Firestore lease keeps two overlapping sweeps
+within a time budget; then does the same for records left unfinished whose
+source is already gone (a delivery stopped between the delete and the final
+record, and its event was dead-lettered). The core's Firestore lease keeps two overlapping sweeps
 (or a sweep and an event) from working on one object at once: a busy object is
 counted as skipped, not failed. Each run is recorded in ``sweep_runs/<run_id>``.
 """
@@ -111,6 +113,7 @@ COUNT_KEYS = (
     "skipped_finished",
     "skipped_busy",
     "skipped_gone",
+    "stranded",
     "classified",
     "needs_review",
     "rejected",
@@ -174,6 +177,64 @@ class Sweeper:
     # -- steps -----------------------------------------------------------------
 
     def _candidates(self, report: SweepReport) -> Iterator[rec.ObjectRef]:
+        """Object versions in incoming that are old enough and not finished,
+        then stranded records (:meth:`_stranded`)."""
+        listed: set[str] = set()
+        for ref in self._incoming(report):
+            listed.add(ref.doc_id)
+            yield ref
+        for ref in self._stranded(report):
+            if ref.doc_id not in listed:
+                report.counts["stranded"] += 1
+                report.counts["eligible"] += 1
+                yield ref
+
+    def _stranded(self, report: SweepReport) -> Iterator[rec.ObjectRef]:
+        """Object versions whose record was left unfinished (processing with
+        an expired lease, or failed) after its copy was recorded (step
+        ``copied``), not updated for ``min_age`` seconds.
+
+        The incoming listing cannot find these when the source is already
+        deleted: a delivery that stopped between the delete and the final
+        record (a crash, Firestore down) leaves the file in the processed
+        bucket and the record unfinished; when its event is dead-lettered,
+        only this pass finishes the record (and counts it). Two equality
+        queries, which every Firestore emulator serves."""
+        from google.cloud.firestore import FieldFilter
+
+        now = self.now()
+        collection = self.db.collection(rec.COLLECTION)
+        for status in (rec.PROCESSING, rec.FAILED):
+            query = collection.where(filter=FieldFilter("status", "==", status))
+            for snapshot in query.stream(timeout=_CALL_TIMEOUT):
+                data = snapshot.to_dict() or {}
+                source = data.get("source") or {}
+                lease_until, updated_at = data.get("lease_until"), data.get("updated_at")
+                if source.get("bucket") != self.settings.incoming_bucket or not source.get("name"):
+                    continue
+                if data.get("step") != "copied" or not data.get("destination"):
+                    continue  # not past the copy: the source is still in incoming, or gone for other reasons
+                if status == rec.PROCESSING and lease_until and lease_until > now:
+                    continue  # a delivery holds it
+                if updated_at and (now - updated_at).total_seconds() < report.options.min_age:
+                    continue  # its event may still be retried
+                created_at = data.get("created_at")
+                if (
+                    report.options.max_age is not None
+                    and created_at
+                    and (now - created_at).total_seconds() > report.options.max_age
+                ):
+                    continue
+                size = source.get("size")
+                yield rec.ObjectRef(
+                    source["bucket"],
+                    source["name"],
+                    int(source["generation"]),
+                    int(size) if size else None,
+                    source.get("content_type"),
+                )
+
+    def _incoming(self, report: SweepReport) -> Iterator[rec.ObjectRef]:
         """Object versions in incoming that are old enough and not finished."""
         now = self.now()
         options = report.options

@@ -9,10 +9,13 @@ model, so the int8 TFLite model can take these bytes directly.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
 import numpy as np
 from PIL import Image
 
-from shared.imaging import DEFAULT_LIMITS, DecodeLimits, load_image
+from shared.imaging import DEFAULT_LIMITS, DecodeLimits, decode_rgb, decodes_at_full_size, open_checked
 
 #: Recorded in every manifest; the Classifier refuses a model made for another.
 PREPROCESSING = {
@@ -34,6 +37,19 @@ def to_model_input(image: Image.Image, size: int) -> np.ndarray:
     return np.asarray(image, dtype=np.uint8)
 
 
+#: Decodes that hold every pixel of a large image (all formats but JPEG, which
+#: ``draft`` shrinks while decoding) take turns, one at a time per process.
+#: One costs up to about 15 bytes a declared pixel at its peak (RGBA PNG;
+#: tests/reliability/test_decode_memory.py), so a function instance serving
+#: several requests at once holds at most one of them: at the default
+#: 16-megapixel limit about 240 MB, beside at most 15 MB for each other request.
+HEAVY_PIXELS = 1_000_000
+_heavy_decode = threading.Lock()
+
+
 def prepare_image(data: bytes, size: int, *, limits: DecodeLimits = DEFAULT_LIMITS) -> np.ndarray:
     """Image bytes -> model input, raising ImageError for unusable input."""
-    return to_model_input(load_image(data, limits=limits, draft_size=size), size)
+    image = open_checked(data, limits=limits)
+    heavy = image.width * image.height > HEAVY_PIXELS and decodes_at_full_size(image, size)
+    with _heavy_decode if heavy else contextlib.nullcontext():
+        return to_model_input(decode_rgb(image, draft_size=size), size)

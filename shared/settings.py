@@ -27,7 +27,7 @@ class Settings:
     confidence_threshold: float = 0.6
     top_k: int = 3
     max_image_bytes: int = 20 * 1024 * 1024
-    max_image_pixels: int = 40_000_000
+    max_image_pixels: int = 16_000_000
     model_cache_dir: str = "/tmp/fashion-model"
     model_refresh_seconds: float = 60.0
     firestore_database: str = "(default)"
@@ -42,6 +42,12 @@ class Settings:
     sweep_min_age_seconds: float = 300.0  # younger uploads are left to their events
     sweep_budget_seconds: float = 240.0  # time budget of one run (keep below the function timeout)
     sweep_max_objects: int = 0  # at most this many objects per run; 0: no limit
+    # processing core
+    lease_seconds: float = 120.0  # how long one delivery holds an object version; a crashed one blocks others this long
+    dependency_deadline_seconds: float = 15.0  # total retry time of one Firestore or Storage call before "retry later"
+    # TEST-ONLY: failpoints in the processing core (functions/failpoints.py), e.g.
+    # "after_copy=crash"; empty (the default, and what Terraform deploys): off
+    failpoints: str = ""
 
     #: environment variable -> field
     ENV: ClassVar[dict[str, str]] = {
@@ -65,6 +71,9 @@ class Settings:
         "SWEEP_MIN_AGE_SECONDS": "sweep_min_age_seconds",
         "SWEEP_BUDGET_SECONDS": "sweep_budget_seconds",
         "SWEEP_MAX_OBJECTS": "sweep_max_objects",
+        "LEASE_SECONDS": "lease_seconds",
+        "DEPENDENCY_DEADLINE_SECONDS": "dependency_deadline_seconds",
+        "FAILPOINTS": "failpoints",
     }
     REQUIRED: ClassVar[tuple[str, ...]] = ("GOOGLE_CLOUD_PROJECT", "INCOMING_BUCKET", "PROCESSED_BUCKET", "MODELS_BUCKET")
 
@@ -92,6 +101,8 @@ class Settings:
             raise SettingsError("INCOMING_BUCKET and PROCESSED_BUCKET must differ, or moves would re-trigger the function")
         if settings.max_batch_images < 1 or settings.max_request_bytes < 1:
             raise SettingsError("MAX_BATCH_IMAGES and MAX_REQUEST_BYTES must be positive")
+        if settings.lease_seconds <= 0 or settings.dependency_deadline_seconds <= 0:
+            raise SettingsError("LEASE_SECONDS and DEPENDENCY_DEADLINE_SECONDS must be positive")
         return settings
 
     @property

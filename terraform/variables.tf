@@ -78,7 +78,7 @@ variable "functions_runtime" {
 
 variable "function_memory" {
   type        = string
-  description = "Memory of each function instance. Serving measures about 50 MB RSS plus the model and one decoded image; 512Mi leaves room for 20 MB uploads."
+  description = "Memory of each function instance. Serving holds about 100 MB (measured PSS, docs/benchmarks.md) plus the images being decoded: one full-size decode at a time per instance, up to about 240 MB at the default 16-megapixel MAX_IMAGE_PIXELS."
   default     = "512Mi"
   validation {
     condition     = contains(["256Mi", "512Mi", "1Gi", "2Gi", "4Gi"], var.function_memory)

@@ -5,23 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shared.dev_paths import REPO_ROOT, default_data, default_weights
 from training.publish import GateConfig
 from training.train import TrainConfig
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-_DEV_DATA = REPO_ROOT.parent / "shared" / "data" / "fashion-product-images-small"
-_DEV_WEIGHTS = REPO_ROOT.parent / "shared" / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"
-
-
-def default_data() -> str | None:
-    """The development copy of the data beside the checkout, when present."""
-    return str(_DEV_DATA) if (_DEV_DATA / "styles.csv").is_file() else None
-
-
-def default_weights() -> str:
-    """The development weights file beside the checkout, else Keras's
-    ``imagenet`` download (which works in the cloud)."""
-    return str(_DEV_WEIGHTS) if _DEV_WEIGHTS.is_file() else "imagenet"
+__all__ = ["REPO_ROOT", "JobConfig", "default_data", "default_weights"]
 
 
 @dataclass(frozen=True)

@@ -189,3 +189,45 @@ def test_keras_model_and_float32_tflite_agree_on_the_same_pixels(tiny_model_dir)
     tflite_scores = classifier.predict_arrays(pixels)
     np.testing.assert_allclose(tflite_scores, keras_scores, atol=1e-4)
     assert np.array_equal(tflite_scores.argmax(axis=1), keras_scores.argmax(axis=1))
+
+
+def test_full_size_decodes_of_large_images_take_turns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decodes that hold every pixel of a large image run one at a time per
+    process (bounded memory); small images and drafted JPEGs do not wait."""
+    import threading
+    import time
+
+    from shared import preprocess
+
+    active = {"heavy": 0, "all": 0}
+    peaks = {"heavy": 0, "all": 0}
+    lock = threading.Lock()
+    real = preprocess.decode_rgb
+
+    def tracking(image, **kwargs):
+        heavy = image.width * image.height > preprocess.HEAVY_PIXELS and image.format == "PNG"
+        with lock:
+            active["all"] += 1
+            active["heavy"] += heavy
+            peaks["all"] = max(peaks["all"], active["all"])
+            peaks["heavy"] = max(peaks["heavy"], active["heavy"])
+        time.sleep(0.05)
+        try:
+            return real(image, **kwargs)
+        finally:
+            with lock:
+                active["all"] -= 1
+                active["heavy"] -= heavy
+
+    monkeypatch.setattr(preprocess, "decode_rgb", tracking)
+    big_png = encode(Image.new("RGB", (1500, 1000), (10, 20, 30)), "PNG")  # 1.5 MP, a few kB
+    big_jpeg = encode(Image.new("RGB", (1500, 1000), (10, 20, 30)), "JPEG")  # drafted: not heavy
+    small = encode(Image.new("RGB", (64, 48), (10, 20, 30)), "PNG")
+    inputs = [big_png] * 3 + [big_jpeg] * 2 + [small] * 3
+    threads = [threading.Thread(target=prepare_image, args=(data, 32)) for data in inputs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert peaks["heavy"] == 1
+    assert peaks["all"] > 1  # the others ran beside it
