@@ -28,7 +28,7 @@ SECTIONS = ("training", "inference", "http", "pipeline")
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("sections", nargs="*", choices=("all", *SECTIONS), help="which benchmarks (default: all)")
+    p.add_argument("sections", nargs="*", metavar="SECTION", help=f"all (the default) or some of: {', '.join(SECTIONS)}")
     p.add_argument("--quick", action="store_true", help="smoke run: few iterations, short loads, a tiny training run")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "build" / "bench", help="results and the trained model go here")
     p.add_argument(
@@ -63,6 +63,15 @@ def machine() -> dict[str, Any]:
     }
 
 
+def selected(names: list[str]) -> list[str]:
+    """The sections to run, in their order (training first: it makes the
+    model the others use); none named means all."""
+    unknown = [n for n in names if n not in ("all", *SECTIONS)]
+    if unknown:
+        raise ValueError(f"unknown section {', '.join(unknown)}: choose from all, {', '.join(SECTIONS)}")
+    return list(SECTIONS) if not names or "all" in names else [s for s in SECTIONS if s in names]
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -82,10 +91,13 @@ def _previous(path: Path, quick: bool) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    try:
+        sections = selected(args.sections)
+    except ValueError as exc:
+        p.error(str(exc))
     logging.basicConfig(level=logging.WARNING)
-    wanted = args.sections or ["all"]
-    sections = list(SECTIONS) if "all" in wanted else [s for s in SECTIONS if s in wanted]
     quick = args.quick
     args.out.mkdir(parents=True, exist_ok=True)
     artifacts = Artifacts.at(args.out.resolve())

@@ -186,9 +186,9 @@ def targets_table(rows: list[dict[str, Any]]) -> None:
 def markdown(results: dict) -> str:
     m = results["machine"]
     parts = [
-        f"Run {results['started_at']}{' (quick)' if results['quick'] else ''} on {m['cpu']}, {m['cores']} cores, "
-        f"{m['memory_gib']} GiB, Python {m['python']}, {m['system']}; model {results['model']['version']}; "
-        f"{results['bench_seconds']} s in all.",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, {m['system']}. "
+        f"Model {results['model']['version']}{' (quick run)' if results['quick'] else ''}. Each section gives the time "
+        f"it was measured; the baselines of a section were measured in the same run as the section.",
     ]
     if "training" in results:
         t = results["training"]

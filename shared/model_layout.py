@@ -7,6 +7,7 @@ reports and plots; ``models/current.json`` names the current version.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +18,18 @@ POINTER = f"{MODELS_PREFIX}/current.json"
 MODEL_FILE = "model.tflite"
 MANIFEST_FILE = "manifest.json"
 METRICS_FILE = "metrics.json"
+
+
+#: A version is one folder name: no separators, no "." or "..", so a pointer
+#: can never lead a model cache or a store outside ``models/``.
+_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_version(version: object) -> str:
+    """``version`` if it is a usable version name, else ModelError."""
+    if not isinstance(version, str) or not _VERSION.fullmatch(version) or set(version) == {"."}:
+        raise ModelError(f"{version!r} is not a model version name (letters, digits, '.', '_' and '-', at most 128)")
+    return version
 
 
 def version_prefix(version: str) -> str:
@@ -30,6 +43,7 @@ def new_version(now: datetime | None = None) -> str:
 
 
 def pointer_payload(version: str, now: datetime | None = None) -> str:
+    check_version(version)
     now = now or datetime.now(UTC)
     return json.dumps({"version": version, "updated_at": now.isoformat()}, indent=2) + "\n"
 
@@ -41,7 +55,7 @@ def parse_pointer(data: bytes | str) -> str:
         raise ModelError(f"the current-model pointer is unreadable: {exc}") from exc
     if not isinstance(version, str) or not version:
         raise ModelError("the current-model pointer names no version")
-    return version
+    return check_version(version)
 
 
 def resolve_model_dir(path: Path) -> Path:

@@ -90,6 +90,22 @@ def test_unreadable_pointer_is_refused(tmp_path: Path, pointer: str) -> None:
         Classifier.load(tmp_path)
 
 
+@pytest.mark.parametrize("version", ["..", "../..", "a/b", "/etc", ".", "x" * 129, "v 1", "\u00e9t\u00e9"])
+def test_pointer_naming_a_path_is_refused(tmp_path: Path, version: str) -> None:
+    """The models bucket names a version folder, never a path: a pointer
+    such as ../.. cannot lead a model cache outside its folder."""
+    from shared.model_layout import parse_pointer
+
+    (tmp_path / "models").mkdir()
+    (tmp_path / POINTER).write_text(json.dumps({"version": version}), encoding="utf-8")
+    with pytest.raises(ModelError, match="not a model version name"):
+        Classifier.load(tmp_path)
+    with pytest.raises(ModelError):
+        parse_pointer(json.dumps({"version": version}))
+    with pytest.raises(ModelError):
+        pointer_payload(version)
+
+
 def test_folder_without_a_model_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="holds no model"):
         Classifier.load(tmp_path)
