@@ -47,13 +47,21 @@ _build_lock = threading.Lock()
 def _processor():
     from google.cloud import firestore, storage
 
-    from functions.model_cache import ModelCache
-    from functions.processing import Processor, storage_retry
+    from functions.processing import Processor
 
     config = settings()
     storage_client = storage.Client(project=config.project)
     db = firestore.Client(project=config.project, database=config.firestore_database)
-    models = ModelCache(
+    models = _model_cache(config, storage_client)
+    return Processor(config, storage_client, db, models)
+
+
+def _model_cache(config: Settings, storage_client: Any) -> Any:
+    """The model cache both entry points use: Storage calls bounded like the core's."""
+    from functions.model_cache import ModelCache
+    from functions.processing import storage_retry
+
+    return ModelCache(
         storage_client,
         config.models_bucket,
         config.model_cache_dir,
@@ -61,7 +69,6 @@ def _processor():
         retry=storage_retry(config.dependency_deadline_seconds),
         timeout=20.0,
     )
-    return Processor(config, storage_client, db, models)
 
 
 def processor():
@@ -146,20 +153,11 @@ def classify_upload(event: CloudEvent) -> None:
 def _api() -> PredictApi:
     from google.cloud import storage
 
-    from functions.model_cache import ModelCache
     from functions.predict_api import PredictApi
-    from functions.processing import storage_retry
 
     config = settings()
     storage_client = storage.Client(project=config.project)
-    models = ModelCache(
-        storage_client,
-        config.models_bucket,
-        config.model_cache_dir,
-        config.model_refresh_seconds,
-        retry=storage_retry(config.dependency_deadline_seconds),
-        timeout=20.0,
-    )
+    models = _model_cache(config, storage_client)
 
     def fetch_gcs(bucket: str, name: str) -> bytes:
         from functions.predict_api import ApiError

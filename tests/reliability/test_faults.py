@@ -59,6 +59,20 @@ COMPONENTS = ("function", "firestore", "storage")
 HANG_SECONDS = 1.5
 
 
+def delivery_thread(url: str, upload: Any, event_id: str) -> tuple[threading.Thread, dict[str, Any]]:
+    """A thread (not started) that delivers the event and records the answer's
+    status code, or the name of the exception when none came."""
+    answer: dict[str, Any] = {}
+
+    def deliver() -> None:
+        try:
+            answer["status"] = post_event(url, upload, event_id, timeout=90).status_code
+        except requests.RequestException as exc:
+            answer["status"] = type(exc).__name__
+
+    return threading.Thread(target=deliver), answer
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Any) -> Iterator[FaultLab]:
     with fault_lab(tmp_path_factory.mktemp("faults"), Path(tiny_model_dir.int8_dir)) as running:
@@ -93,15 +107,7 @@ def _inject(lab: FaultLab, component: str, step: str, name: str) -> tuple[Any, s
 
     proxy = lab.proxy(component)
     proc = lab.start_faulty(f"{step}=hang:{HANG_SECONDS}")
-    answer: dict[str, Any] = {}
-
-    def deliver() -> None:
-        try:
-            answer["status"] = post_event(proc.url or "", upload, event_id, timeout=90).status_code
-        except requests.RequestException as exc:
-            answer["status"] = type(exc).__name__
-
-    worker = threading.Thread(target=deliver)
+    worker, answer = delivery_thread(proc.url or "", upload, event_id)
     try:
         worker.start()
         wait_for(lambda: f"failpoint {step} reached" in _log_text(proc), 30, f"failpoint {step}")
@@ -233,15 +239,7 @@ def test_a_delivery_that_outlived_its_lease_stops_writing(lab: FaultLab, tiny_mo
     upload = lab.upload("stale-lease.jpg", make_photo_like((48, 40), seed=9090))
     event_id = new_event_id()
     proc = lab.start_faulty(f"after_download=hang:{LEASE_SECONDS + 5}")
-    answer: dict[str, Any] = {}
-
-    def deliver() -> None:
-        try:
-            answer["status"] = post_event(proc.url or "", upload, event_id, timeout=90).status_code
-        except requests.RequestException as exc:
-            answer["status"] = type(exc).__name__
-
-    worker = threading.Thread(target=deliver)
+    worker, answer = delivery_thread(proc.url or "", upload, event_id)
     storage = lab.storage()
     try:
         worker.start()
