@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ import requests
 from fashionctl import stack
 from shared.model_layout import MANIFEST_FILE, MODEL_FILE, POINTER, pointer_payload, version_prefix
 from shared.settings import Settings
+from tests.cloudevents import post_storage_event
 from tests.emulators import PROJECT, fake_gcs_server, firestore_emulator, firestore_kind, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -95,24 +94,16 @@ class Pipeline(EmulatedCloud):
 
     def post_event(self, blob: Any, event_id: str | None = None, timeout: float = 120) -> requests.Response:
         """What Eventarc sends: a binary-mode CloudEvent with the object resource."""
-        headers = {
-            "ce-id": event_id or uuid.uuid4().hex,
-            "ce-specversion": "1.0",
-            "ce-type": "google.cloud.storage.object.v1.finalized",
-            "ce-source": f"//storage.googleapis.com/projects/_/buckets/{blob.bucket.name}",
-            "ce-subject": f"objects/{blob.name}",
-            "ce-time": datetime.now(UTC).isoformat(),
-            "content-type": "application/json",
-        }
-        body = {
-            "bucket": blob.bucket.name,
-            "name": blob.name,
-            "generation": str(blob.generation),
-            "metageneration": "1",
-            "contentType": blob.content_type,
-            "size": str(blob.size),
-        }
-        return requests.post(self.function_url, headers=headers, data=json.dumps(body), timeout=timeout)
+        return post_storage_event(
+            self.function_url,
+            bucket=blob.bucket.name,
+            name=blob.name,
+            generation=blob.generation,
+            content_type=blob.content_type,
+            size=blob.size,
+            event_id=event_id,
+            timeout=timeout,
+        )
 
     def documents(self) -> list[dict]:
         return [d.to_dict() | {"id": d.id} for d in self.firestore().collection("classifications").stream()]

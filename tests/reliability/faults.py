@@ -22,14 +22,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
-import json
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,6 +38,7 @@ import requests
 from fashionctl import stack
 from functions import records as rec
 from shared.settings import Settings
+from tests.cloudevents import post_storage_event
 from tests.pipeline.conftest import INCOMING, MODELS, PROCESSED, REPO, emulated_cloud, function_env
 from tests.reliability.proxy import TcpProxy
 
@@ -149,24 +149,16 @@ class FaultLab:
 
 def post_event(url: str, upload: Upload, event_id: str, timeout: float = 60.0) -> requests.Response:
     """What Eventarc sends for an upload: a binary-mode CloudEvent."""
-    headers = {
-        "ce-id": event_id,
-        "ce-specversion": "1.0",
-        "ce-type": "google.cloud.storage.object.v1.finalized",
-        "ce-source": f"//storage.googleapis.com/projects/_/buckets/{INCOMING}",
-        "ce-subject": f"objects/{upload.name}",
-        "ce-time": datetime.now(UTC).isoformat(),
-        "content-type": "application/json",
-    }
-    body = {
-        "bucket": INCOMING,
-        "name": upload.name,
-        "generation": str(upload.generation),
-        "metageneration": "1",
-        "contentType": upload.content_type,
-        "size": str(upload.size),
-    }
-    return requests.post(url, headers=headers, data=json.dumps(body), timeout=timeout)
+    return post_storage_event(
+        url,
+        bucket=INCOMING,
+        name=upload.name,
+        generation=upload.generation,
+        content_type=upload.content_type,
+        size=upload.size,
+        event_id=event_id,
+        timeout=timeout,
+    )
 
 
 def new_event_id() -> str:

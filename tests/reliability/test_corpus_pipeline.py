@@ -10,50 +10,37 @@ not add records or copies."""
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import requests
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from fashionctl.bridge import header_safe
 from functions.records import classification_id
 from shared.labels import slugify
+from tests.cloudevents import FINALIZED, METADATA_UPDATED, post_storage_event
 from tests.images import make_photo_like
 from tests.pipeline.conftest import INCOMING, PROCESSED, Pipeline
 from tests.reliability.corpus import CORPUS, GCS_NAME_LIMIT, METADATA_SCENARIOS, Case, long_name
-
-FINALIZED = "google.cloud.storage.object.v1.finalized"
-METADATA_UPDATED = "google.cloud.storage.object.v1.metadataUpdated"
 
 
 def post_event(
     pipeline: Pipeline, blob: Any, *, ce_type: str = FINALIZED, metageneration: int = 1, event_id: str | None = None
 ) -> requests.Response:
-    """A binary-mode CloudEvent as Eventarc sends it; unlike Pipeline.post_event
-    the subject header is made header-safe (names may hold any Unicode) and the
-    type and metageneration are chosen by the caller."""
-    headers = {
-        "ce-id": event_id or uuid.uuid4().hex,
-        "ce-specversion": "1.0",
-        "ce-type": ce_type,
-        "ce-source": f"//storage.googleapis.com/projects/_/buckets/{blob.bucket.name}",
-        "ce-subject": header_safe(f"objects/{blob.name}"),
-        "ce-time": datetime.now(UTC).isoformat(),
-        "content-type": "application/json; charset=utf-8",
-    }
-    body = {
-        "bucket": blob.bucket.name,
-        "name": blob.name,
-        "generation": str(blob.generation),
-        "metageneration": str(metageneration),
-        "contentType": blob.content_type,
-        "size": str(blob.size),
-    }
-    return requests.post(pipeline.function_url, headers=headers, data=json.dumps(body).encode(), timeout=120)
+    """A binary-mode CloudEvent as Eventarc sends it, of the type and
+    metageneration chosen by the caller."""
+    return post_storage_event(
+        pipeline.function_url,
+        bucket=blob.bucket.name,
+        name=blob.name,
+        generation=blob.generation,
+        content_type=blob.content_type,
+        size=blob.size,
+        event_id=event_id,
+        ce_type=ce_type,
+        metageneration=metageneration,
+    )
 
 
 def records_for(pipeline: Pipeline, name: str) -> list[dict]:
