@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import requests
 
@@ -48,3 +49,16 @@ def post_storage_event(
         "size": str(size),
     }
     return requests.post(url, headers=headers, data=json.dumps(body).encode(), timeout=timeout)
+
+
+def post_blob_event(url: str, blob: Any, **options: Any) -> requests.Response:
+    """:func:`post_storage_event` for a google-cloud-storage blob just uploaded."""
+    return post_storage_event(
+        url,
+        bucket=blob.bucket.name,
+        name=blob.name,
+        generation=blob.generation,
+        content_type=blob.content_type,
+        size=blob.size,
+        **options,
+    )

@@ -17,7 +17,7 @@ import requests
 from fashionctl import stack
 from shared.model_layout import MANIFEST_FILE, MODEL_FILE, POINTER, pointer_payload, version_prefix
 from shared.settings import Settings
-from tests.cloudevents import post_storage_event
+from tests.cloudevents import post_blob_event
 from tests.emulators import PROJECT, fake_gcs_server, firestore_emulator, firestore_kind, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,16 +94,7 @@ class Pipeline(EmulatedCloud):
 
     def post_event(self, blob: Any, event_id: str | None = None, timeout: float = 120) -> requests.Response:
         """What Eventarc sends: a binary-mode CloudEvent with the object resource."""
-        return post_storage_event(
-            self.function_url,
-            bucket=blob.bucket.name,
-            name=blob.name,
-            generation=blob.generation,
-            content_type=blob.content_type,
-            size=blob.size,
-            event_id=event_id,
-            timeout=timeout,
-        )
+        return post_blob_event(self.function_url, blob, event_id=event_id, timeout=timeout)
 
     def documents(self) -> list[dict]:
         return [d.to_dict() | {"id": d.id} for d in self.firestore().collection("classifications").stream()]

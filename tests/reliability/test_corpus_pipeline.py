@@ -19,7 +19,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from functions.records import classification_id
 from shared.labels import slugify
-from tests.cloudevents import FINALIZED, METADATA_UPDATED, post_storage_event
+from tests.cloudevents import FINALIZED, METADATA_UPDATED, post_blob_event
 from tests.images import make_photo_like
 from tests.pipeline.conftest import INCOMING, PROCESSED, Pipeline
 from tests.reliability.corpus import CORPUS, GCS_NAME_LIMIT, METADATA_SCENARIOS, Case, long_name
@@ -30,17 +30,7 @@ def post_event(
 ) -> requests.Response:
     """A binary-mode CloudEvent as Eventarc sends it, of the type and
     metageneration chosen by the caller."""
-    return post_storage_event(
-        pipeline.function_url,
-        bucket=blob.bucket.name,
-        name=blob.name,
-        generation=blob.generation,
-        content_type=blob.content_type,
-        size=blob.size,
-        event_id=event_id,
-        ce_type=ce_type,
-        metageneration=metageneration,
-    )
+    return post_blob_event(pipeline.function_url, blob, event_id=event_id, ce_type=ce_type, metageneration=metageneration)
 
 
 def records_for(pipeline: Pipeline, name: str) -> list[dict]:
