@@ -21,6 +21,7 @@ from typing import Any
 
 from bench import report
 from bench.artifacts import Artifacts
+from bench.measure import usable_cores
 from shared.dev_paths import REPO_ROOT, default_data, default_weights
 
 SECTIONS = ("training", "inference", "http", "pipeline")
@@ -56,7 +57,7 @@ def machine() -> dict[str, Any]:
     memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {
         "cpu": cpu,
-        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cores": len(usable_cores()),
         "memory_gib": round(memory_gb, 1),
         "python": platform.python_version(),
         "system": f"{platform.system()} {platform.release()}",

@@ -20,7 +20,7 @@ import requests
 
 from bench import loadgen
 from bench.artifacts import Artifacts
-from bench.measure import PeakMemory, children, peak_rss_mb, pss_mb
+from bench.measure import PeakMemory, peak_rss_mb, tree, tree_pss_mb, usable_cores
 from bench.samples import Sample
 from fashionctl import stack
 from shared.settings import Settings
@@ -30,13 +30,12 @@ PROJECT = "bench-fashion"
 MODELS_BUCKET = "bench-models"
 #: terraform/variables.tf predict_concurrency (default): one gunicorn worker, this many threads
 PREDICT_THREADS = 4
-SERVER_CORE, LOAD_CORE = 0, 1
 
 
 def _cores() -> tuple[int | None, int | None]:
-    import os
-
-    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    """The server's core and the load generator's (the first two this process
+    may use), or neither where there are fewer or no taskset."""
+    cores = usable_cores()
     if len(cores) >= 2 and shutil.which("taskset"):
         return cores[0], cores[1]
     return None, None
@@ -116,7 +115,7 @@ def _serve_and_load(
     try:
         with PeakMemory(proc.pid) as memory:
             result = _load(proc, name, samples, first, first_type, started, seconds, concurrency, load_core)
-        pids = [proc.pid, *children(proc.pid)]
+        pids = tree(proc.pid)
         result["peak_rss_mb"] = round(sum(peak_rss_mb(p) for p in pids), 1)  # counts shared pages once per process
         result["peak_rss_by_process_mb"] = [peak_rss_mb(p) for p in pids]
         result["peak_pss_mb"] = round(memory.peak_pss_mb, 1)
@@ -139,7 +138,7 @@ def _load(
 ) -> dict[str, Any]:
     url = f"{proc.url}/predict"
     listening, cold = _cold_start(proc, url, first, first_type, started)
-    pss_after_first = round(sum(pss_mb(p) for p in [proc.pid, *children(proc.pid)]), 1)
+    pss_after_first = round(tree_pss_mb(proc.pid), 1)
     result: dict[str, Any] = {
         "cold_start_s": round(cold, 3),
         "listening_s": round(listening, 3),

@@ -71,8 +71,8 @@ def _run(
     results: dict[str, Any] = {"core": core, "iterations": iterations, "rows": {}}
     rows = results["rows"]
 
-    def measure(name: str, fn: Any) -> Latency:
-        latency = Latency.from_samples(time_calls(fn, iterations, warmup))
+    def measure(name: str, fn: Any, calls: int = iterations, warm: int = warmup) -> Latency:
+        latency = Latency.from_samples(time_calls(fn, calls, warm))
         rows[name] = latency.to_dict()
         print(
             f"  {name:<34} p50 {latency.p50:8.2f} ms  p99 {latency.p99:8.2f} ms  {latency.images_per_s:8.1f} images/s", flush=True
@@ -94,13 +94,9 @@ def _run(
     model = load_keras_served(artifacts.work_dir, artifacts.flip_average)
     results["keras_load_s"] = round(time.perf_counter() - started, 2)
     batch = pixels[None].astype(np.float32)
-    keras_iterations = max(5, iterations // 4)  # slow: fewer calls give the same percentiles' precision
-    name = "Keras model.predict"
-    latency = Latency.from_samples(time_calls(lambda: model.predict(batch, verbose=0), keras_iterations, max(3, warmup // 4)))
-    rows[name] = latency.to_dict()
-    print(f"  {name:<34} p50 {latency.p50:8.2f} ms  p99 {latency.p99:8.2f} ms  {latency.images_per_s:8.1f} images/s", flush=True)
-    keras_p50 = rows["Keras model.predict"]["p50_ms"]
+    # slow: fewer calls (a quarter) for the same precision of its percentiles
+    keras = measure("Keras model.predict", lambda: model.predict(batch, verbose=0), max(5, iterations // 4), max(3, warmup // 4))
     results["speedup_vs_keras_predict"] = {
-        variant: round(keras_p50 / rows[f"{variant} Classifier.predict_arrays"]["p50_ms"], 1) for variant in ("int8", "float32")
+        variant: round(keras.p50 / rows[f"{variant} Classifier.predict_arrays"]["p50_ms"], 1) for variant in ("int8", "float32")
     }
     return results

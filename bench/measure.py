@@ -50,6 +50,11 @@ class Latency:
         }
 
 
+def usable_cores() -> list[int]:
+    """The cores this process may run on."""
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+
+
 def time_calls(fn: Callable[[], object], iterations: int, warmup: int) -> list[float]:
     """Call ``fn`` ``warmup`` times unmeasured, then ``iterations`` times; seconds per call."""
     for _ in range(warmup):
@@ -78,10 +83,6 @@ def peak_rss_mb(pid: int) -> float:
     return round(_status_kb(pid, "VmHWM") / 1024, 1)
 
 
-def rss_mb(pid: int) -> float:
-    return round(_status_kb(pid, "VmRSS") / 1024, 1)
-
-
 def children(pid: int) -> list[int]:
     """Descendants of ``pid`` (from /proc), depth first."""
     found: list[int] = []
@@ -101,10 +102,14 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def tree_peak_rss_mb(pid: int) -> float:
-    """Peak resident set summed over a process and its descendants (a
-    gunicorn master and its worker), in MB: what a container would hold."""
-    return round(sum(peak_rss_mb(p) for p in [pid, *children(pid)]), 1)
+def tree(pid: int) -> list[int]:
+    """A process and its descendants."""
+    return [pid, *children(pid)]
+
+
+def tree_pss_mb(pid: int) -> float:
+    """Summed PSS of a process and its descendants, in MB: what they really hold."""
+    return sum(pss_mb(p) for p in tree(pid))
 
 
 def pss_mb(pid: int) -> float:
@@ -137,7 +142,7 @@ class PeakMemory:
             self._stop.wait(self.interval)
 
     def sample(self) -> float:
-        total = sum(pss_mb(p) for p in [self.pid, *children(self.pid)])
+        total = tree_pss_mb(self.pid)
         self.peak_pss_mb = max(self.peak_pss_mb, total)
         return total
 
@@ -154,7 +159,7 @@ class PeakMemory:
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process and its descendants (live ones), in seconds."""
     total = 0
-    for p in [pid, *children(pid)]:
+    for p in tree(pid):
         try:
             with open(f"/proc/{p}/stat") as fh:
                 fields = fh.read().rsplit(")", 1)[1].split()

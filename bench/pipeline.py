@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import resource
 import tempfile
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.artifacts import Artifacts
-from bench.measure import Latency, cpu_seconds
+from bench.measure import Latency, cpu_seconds, usable_cores
 from fashionctl import stack
 from functions import records as rec
 
@@ -75,8 +76,6 @@ def run(
 
 
 def _measure(state_dir: Path, settings: Any, images: list[tuple[str, bytes]], timeout: float) -> dict[str, Any]:
-    import os
-
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import firestore
 
@@ -128,9 +127,7 @@ def _measure(state_dir: Path, settings: Any, images: list[tuple[str, bytes]], ti
     cpu = {name: round(cpu_seconds(p.pid) - cpu_before[name], 1) for name, p in procs.items()}
     cpu["benchmark client (uploads, polling)"] = round(_self_cpu() - self_before, 1)
     steps = _mean_steps(finished)
-    statuses: dict[str, int] = {}
-    for d in finished:
-        statuses[d["status"]] = statuses.get(d["status"], 0) + 1
+    statuses = dict(Counter(d["status"] for d in finished))
     result = {
         "uploads": count,
         "wall_s": round(wall, 1),
@@ -140,7 +137,7 @@ def _measure(state_dir: Path, settings: Any, images: list[tuple[str, bytes]], ti
         "statuses": statuses,
         "cpu_s": cpu,
         "cores_busy": round(sum(cpu.values()) / wall, 2),
-        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cores": len(usable_cores()),
         "function_step_ms": steps,
         "started_at": datetime.fromtimestamp(started_wall).isoformat(timespec="seconds"),
     }

@@ -30,32 +30,31 @@ def _jpeg(image: Image.Image, quality: int) -> bytes:
     return buffer.getvalue()
 
 
-def _synthetic_product(size: tuple[int, int] = (60, 80)) -> Image.Image:
-    rng = np.random.default_rng(7)
+def _dataset_paths(data_dir: str | None) -> list[Path]:
+    """The dataset's images (Kaggle layout), sorted; none without a dataset."""
+    return sorted((Path(data_dir) / "images").glob("*.jpg")) if data_dir else []
+
+
+def _synthetic_product(seed: int = 7, size: tuple[int, int] = (60, 80)) -> Image.Image:
+    """A flat product-like picture the size of the Kaggle 'small' images."""
+    rng = np.random.default_rng(seed)
     pixels = np.full((size[1], size[0], 3), 245, np.uint8)
     pixels[15:65, 12:48] = rng.integers(40, 200, 3)
     return Image.fromarray(pixels)
 
 
-def product_image(data_dir: str | None) -> Image.Image:
-    """The first image of the dataset (the Kaggle 'small' images are about
-    60x80), or a synthetic one of that size when there is no dataset."""
-    if data_dir:
-        images = sorted((Path(data_dir) / "images").glob("*.jpg"))
-        if images:
-            with Image.open(images[0]) as image:
-                return image.convert("RGB")
-    return _synthetic_product()
-
-
 def product_jpeg(data_dir: str | None) -> Sample:
-    path = sorted((Path(data_dir) / "images").glob("*.jpg"))[0] if data_dir and (Path(data_dir) / "images").is_dir() else None
-    if path is not None:
-        data = path.read_bytes()
-        with Image.open(io.BytesIO(data)) as image:
-            return Sample("product", data, *image.size)
-    image = _synthetic_product()
-    return Sample("product", _jpeg(image, 90), *image.size)
+    """The first image of the dataset (224x224 in the development copy), or a
+    synthetic 60x80 one (the size of the Kaggle 'small' images) without one."""
+    paths = _dataset_paths(data_dir)
+    data = paths[0].read_bytes() if paths else _jpeg(_synthetic_product(), 90)
+    with Image.open(io.BytesIO(data)) as image:
+        return Sample("product", data, *image.size)
+
+
+def product_image(data_dir: str | None) -> Image.Image:
+    with Image.open(io.BytesIO(product_jpeg(data_dir).data)) as image:
+        return image.convert("RGB")
 
 
 def photo_jpeg(data_dir: str | None) -> Sample:
@@ -71,13 +70,7 @@ def photo_jpeg(data_dir: str | None) -> Sample:
 def dataset_images(data_dir: str | None, count: int) -> list[tuple[str, bytes]]:
     """``count`` (name, bytes) pairs from the dataset, cycling through it, or
     synthetic product JPEGs when there is no dataset."""
-    paths = sorted((Path(data_dir) / "images").glob("*.jpg")) if data_dir else []
+    paths = _dataset_paths(data_dir)
     if not paths:
-        rng = np.random.default_rng(3)
-        out = []
-        for k in range(count):
-            pixels = np.full((80, 60, 3), 245, np.uint8)
-            pixels[10:70, 8:52] = rng.integers(30, 220, 3)
-            out.append((f"synthetic-{k:05d}.jpg", _jpeg(Image.fromarray(pixels), 90)))
-        return out
+        return [(f"synthetic-{k:05d}.jpg", _jpeg(_synthetic_product(seed=k), 90)) for k in range(count)]
     return [(f"{k:05d}-{paths[k % len(paths)].name}", paths[k % len(paths)].read_bytes()) for k in range(count)]
