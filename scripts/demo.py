@@ -380,6 +380,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     started = time.monotonic()
+    if not (Path(args.data) / "styles.csv").is_file():
+        raise DemoError(
+            f"no dataset at {args.data} (expected styles.csv and images/, the Kaggle layout): the demo uploads its images. "
+            "Pass DATA_DIR=/path/to/fashion-product-images-small (from "
+            "https://www.kaggle.com/datasets/paramaggarwal/fashion-product-images-small)"
+        )
     store = get_model(args, out)
     version_dir = resolve_model_dir(store)
     print(f"Model: {describe_model(version_dir)}", file=out)

@@ -56,12 +56,17 @@ def _record_time(config: JobConfig, stage: str, seconds: float) -> None:
     path.write_text(json.dumps(timings, indent=2))
 
 
+_GET_DATA = (
+    "pass --data (a folder or gs:// URI in the Kaggle layout: styles.csv + images/). "
+    "Get the dataset from https://www.kaggle.com/datasets/paramaggarwal/fashion-product-images-small"
+)
+
+
 def _require_data(config: JobConfig) -> str:
     if not config.data:
-        raise SystemExit(
-            "no data: pass --data (a folder or gs:// URI in the Kaggle layout: styles.csv + images/). "
-            "Get the dataset from https://www.kaggle.com/datasets/paramaggarwal/fashion-product-images-small"
-        )
+        raise SystemExit(f"no data: {_GET_DATA}")
+    if "://" not in config.data and not (Path(config.data) / "styles.csv").is_file():
+        raise SystemExit(f"no dataset at {config.data} (no styles.csv there): {_GET_DATA}")
     return config.data
 
 

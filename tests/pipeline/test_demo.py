@@ -126,3 +126,13 @@ def test_the_layout_counts_objects_per_folder():
             return [Blob(n) for n in ("tops/1.jpg", "tops/2.jpg", "review/tops/3.jpg", "rejected/x.jpg", "rejected/y.jpg")]
 
     assert demo.processed_layout(Client(), "processed") == {"rejected": 2, "review/tops": 1, "tops": 2}
+
+
+def test_a_missing_dataset_is_a_clear_error_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    """From a clone with no ../shared beside it: one line saying where to get
+    the data and how to pass it, no training run, no traceback."""
+    code = demo.main(["--data", str(tmp_path / "nowhere"), "--weights", "imagenet", "--out", str(tmp_path / "store")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "no dataset at" in err and "DATA_DIR=" in err and "kaggle.com" in err
+    assert not (tmp_path / "store").exists()

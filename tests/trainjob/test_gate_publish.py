@@ -88,3 +88,10 @@ def test_local_store_rejects_keys_escaping_the_root(tmp_path):
     store.write_bytes("a/b.txt", b"hello")
     assert store.read_bytes("a/b.txt") == b"hello"
     assert store.list("a/") == ["a/b.txt"] and store.list("nothing/") == []
+
+
+def test_a_missing_local_dataset_is_a_clear_error(tmp_path):
+    from training.cli import main as training_main
+
+    with pytest.raises(SystemExit, match=r"no dataset at .*nowhere.*kaggle\.com"):
+        training_main(["prepare", "--data", str(tmp_path / "nowhere"), "--work-dir", str(tmp_path / "work")])
