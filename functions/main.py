@@ -21,7 +21,7 @@ from cloudevents.http import CloudEvent
 from google.api_core.exceptions import Forbidden, GoogleAPIError, NotFound
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from functions.records import ObjectRef
+from functions.records import GCS_NAME_LIMIT, ObjectRef
 from shared.logs import configure_logging
 from shared.settings import Settings
 
@@ -59,7 +59,7 @@ def _processor():
 def _model_cache(config: Settings, storage_client: Any) -> Any:
     """The model cache both entry points use: Storage calls bounded like the core's."""
     from functions.model_cache import ModelCache
-    from functions.processing import storage_retry
+    from functions.processing import CALL_TIMEOUT, storage_retry
 
     return ModelCache(
         storage_client,
@@ -67,7 +67,7 @@ def _model_cache(config: Settings, storage_client: Any) -> Any:
         config.model_cache_dir,
         config.model_refresh_seconds,
         retry=storage_retry(config.dependency_deadline_seconds),
-        timeout=20.0,
+        timeout=CALL_TIMEOUT,
     )
 
 
@@ -100,8 +100,8 @@ def object_from_event(data: dict) -> ObjectRef:
         size = None if data.get("size") in (None, "") else _integer(data["size"])
         if not isinstance(bucket, str) or not bucket or not isinstance(name, str) or name in ("", ".", ".."):
             raise ValueError("bucket and name must be non-empty strings")
-        if len(name.encode()) > 1024:
-            raise ValueError("the object name is longer than 1024 bytes")
+        if len(name.encode()) > GCS_NAME_LIMIT:
+            raise ValueError(f"the object name is longer than {GCS_NAME_LIMIT} bytes")
         if not 1 <= generation <= _MAX_GENERATION or (size is not None and size < 0):
             raise ValueError(f"generation {generation} or size {size} is out of range")
     except (KeyError, TypeError, ValueError, UnicodeError) as exc:
@@ -154,20 +154,23 @@ def _api() -> PredictApi:
     from google.cloud import storage
 
     from functions.predict_api import PredictApi
+    from functions.processing import CALL_TIMEOUT, storage_retry
 
     config = settings()
     storage_client = storage.Client(project=config.project)
     models = _model_cache(config, storage_client)
+    # bounded like every other Storage call (DEPENDENCY_DEADLINE_SECONDS), not the client's 120 s
+    calls = {"retry": storage_retry(config.dependency_deadline_seconds), "timeout": CALL_TIMEOUT}
 
     def fetch_gcs(bucket: str, name: str) -> bytes:
         from functions.predict_api import ApiError
 
         blob = storage_client.bucket(bucket).blob(name)
         try:
-            blob.reload()
+            blob.reload(**calls)
             if blob.size is not None and blob.size > config.max_image_bytes:
                 raise ApiError(413, "too_large", f"the object is {blob.size} bytes; the limit is {config.max_image_bytes}")
-            return blob.download_as_bytes()
+            return blob.download_as_bytes(**calls)
         except NotFound:
             raise ApiError(404, "not_found", f"gs://{bucket}/{name} does not exist") from None
         except Forbidden:

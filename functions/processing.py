@@ -45,7 +45,8 @@ _TRANSIENT = (
     ConnectionError,
     TimeoutError,
 )
-_CALL_TIMEOUT = 20.0
+#: Timeout of one Firestore or Storage call, seconds (retries: bounded_retry)
+CALL_TIMEOUT = 20.0
 
 
 def bounded_retry(deadline: float, base: Retry | None = None) -> Retry:
@@ -190,12 +191,12 @@ class Processor:
         step they deadlocked again. Taking over an existing, unfinished
         document (a lease that ran out, a recorded failure) stays a transaction.
         """
-        current = doc.get(retry=self._retry, timeout=_CALL_TIMEOUT)
+        current = doc.get(retry=self._retry, timeout=CALL_TIMEOUT)
         seen = (current.to_dict() or {}) if current.exists else {}
         if seen.get("status") in rec.FINISHED:
             return seen
         now = self.now()
-        if _leased(seen, now):
+        if rec.leased(seen, now):
             raise Busy(f"object {ref.name}#{ref.generation} is being processed by another delivery")
 
         def claimed(data: dict) -> dict:
@@ -212,28 +213,26 @@ class Processor:
             }
             if event_id:
                 update["event_ids"] = _appended(data.get("event_ids"), event_id)
+            if not data:  # the document's first write
+                update.update(created_at=now, step="claimed", error=None)
             return update
 
         if not current.exists:
             try:
-                written = doc.create(
-                    claimed({}) | {"created_at": now, "step": "claimed", "error": None}, retry=self._retry, timeout=_CALL_TIMEOUT
-                )
+                written = doc.create(claimed({}), retry=self._retry, timeout=CALL_TIMEOUT)
             except gexc.Conflict as exc:  # AlreadyExists: another delivery created it a moment ago
                 raise Busy(f"object {ref.name}#{ref.generation} was just claimed by another delivery") from exc
             return {_FENCE: written.update_time}
 
         @firestore.transactional
         def claim(transaction: firestore.Transaction) -> dict:
-            snapshot = doc.get(transaction=transaction, retry=self._retry, timeout=_CALL_TIMEOUT)
+            snapshot = doc.get(transaction=transaction, retry=self._retry, timeout=CALL_TIMEOUT)
             data = snapshot.to_dict() if snapshot.exists else {}
             if data.get("status") in rec.FINISHED:
                 return data
-            if _leased(data, now):
+            if rec.leased(data, now):
                 raise Busy(f"object {ref.name}#{ref.generation} is being processed by another delivery")
             update = claimed(data)
-            if not snapshot.exists:
-                update.update(created_at=now, step="claimed", error=None)
             transaction.set(doc, update, merge=list(update))
             return data
 
@@ -242,7 +241,7 @@ class Processor:
             return data
         # The transaction's write time is not exposed: read it back (only when
         # taking over an existing document, after a crash or a failure).
-        mine = doc.get(retry=self._retry, timeout=_CALL_TIMEOUT)
+        mine = doc.get(retry=self._retry, timeout=CALL_TIMEOUT)
         if (mine.to_dict() or {}).get("lease_owner") != owner:
             raise LeaseLost(f"object {ref.name}#{ref.generation} was taken over by another delivery")
         return {**data, _FENCE: mine.update_time}
@@ -252,7 +251,7 @@ class Processor:
         delivery's last write (``fence``: its update time); the new fence."""
         option = self.db.write_option(last_update_time=fence) if fence is not None else None
         try:
-            result = doc.update(fields, option=option, retry=self._retry, timeout=_CALL_TIMEOUT)
+            result = doc.update(fields, option=option, retry=self._retry, timeout=CALL_TIMEOUT)
         except gexc.FailedPrecondition as exc:
             raise LeaseLost(f"object {ref.name}#{ref.generation} was taken over by another delivery") from exc
         return getattr(result, "update_time", None)
@@ -262,7 +261,7 @@ class Processor:
         start = time.perf_counter()
         blob = self.storage.bucket(ref.bucket).blob(ref.name, generation=ref.generation)
         try:
-            data = blob.download_as_bytes(timeout=_CALL_TIMEOUT, retry=self._storage_retry)
+            data = blob.download_as_bytes(timeout=CALL_TIMEOUT, retry=self._storage_retry)
         except gexc.NotFound:
             return None
         timings["download"] = _ms(start)
@@ -316,11 +315,11 @@ class Processor:
                     data,
                     content_type=ref.content_type or "application/octet-stream",
                     if_generation_match=0,
-                    timeout=_CALL_TIMEOUT,
+                    timeout=CALL_TIMEOUT,
                     retry=self._storage_retry,  # create-only, so repeating it is safe
                 )
             except gexc.PreconditionFailed:
-                existing = bucket.get_blob(name, timeout=_CALL_TIMEOUT, retry=self._storage_retry)
+                existing = bucket.get_blob(name, timeout=CALL_TIMEOUT, retry=self._storage_retry)
                 if existing is None or existing.md5_hash != digest:
                     continue  # a different file: never overwrite it
             timings["copy"] = _ms(start)
@@ -331,11 +330,11 @@ class Processor:
         """Delete exactly this generation; a newer upload under the name stays."""
         bucket = self.storage.bucket(ref.bucket)
         start = time.perf_counter()
-        live = bucket.get_blob(ref.name, timeout=_CALL_TIMEOUT, retry=self._storage_retry)
+        live = bucket.get_blob(ref.name, timeout=CALL_TIMEOUT, retry=self._storage_retry)
         if live is not None and live.generation == ref.generation:
             with contextlib.suppress(gexc.NotFound, gexc.PreconditionFailed):
                 bucket.blob(ref.name, generation=ref.generation).delete(
-                    if_generation_match=ref.generation, timeout=_CALL_TIMEOUT, retry=self._storage_retry
+                    if_generation_match=ref.generation, timeout=CALL_TIMEOUT, retry=self._storage_retry
                 )
         timings["delete"] = _ms(start)
 
@@ -364,20 +363,20 @@ class Processor:
         # A plain, bounded read first (as in _claim): an unavailable Firestore
         # fails here within the retry deadline rather than in the
         # transaction's begin call, which retries for 60 s.
-        current = doc.get(retry=self._retry, timeout=_CALL_TIMEOUT)
+        current = doc.get(retry=self._retry, timeout=CALL_TIMEOUT)
         if current.exists and (current.to_dict() or {}).get("status") in rec.FINISHED:
             return self._outcome(ref, current.to_dict() or {})
 
         @firestore.transactional
         def finish(transaction: firestore.Transaction) -> dict:
-            snapshot = doc.get(transaction=transaction, retry=self._retry, timeout=_CALL_TIMEOUT)
+            snapshot = doc.get(transaction=transaction, retry=self._retry, timeout=CALL_TIMEOUT)
             data = snapshot.to_dict() or {}
             if data.get("status") in rec.FINISHED:
                 return data
             if owner is not None and data.get("lease_owner") not in (None, owner):
                 raise LeaseLost(f"object {ref.name}#{ref.generation} was taken over by another delivery")
             shard = self.db.document(*rec.shard_path(now))
-            counts = shard.get(transaction=transaction, retry=self._retry, timeout=_CALL_TIMEOUT).to_dict() or {}
+            counts = shard.get(transaction=transaction, retry=self._retry, timeout=CALL_TIMEOUT).to_dict() or {}
             # merge=<top-level names>: each field is replaced whole (merge=True
             # merges maps key by key, which the npm emulator gets wrong when the
             # stored value is null, e.g. error: None -> {reason, message}).
@@ -449,12 +448,6 @@ def _ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 2)
 
 
-def _leased(data: dict, now: datetime) -> bool:
-    """Another delivery holds an unexpired lease on the object."""
-    lease_until = data.get("lease_until")
-    return data.get("status") == rec.PROCESSING and bool(lease_until) and lease_until > now
-
-
 def _appended(items: list | None, item: str) -> list:
     """``items`` with ``item`` at the end, once."""
     items = list(items or [])
@@ -488,10 +481,6 @@ def _gone(ref: rec.ObjectRef) -> dict:
     }
 
 
-#: Cloud Storage's limit on an object name, in bytes of UTF-8
-GCS_NAME_LIMIT = 1024
-
-
 def _split_extension(base: str) -> tuple[str, str]:
     """``"x.jpg"`` -> ``("x", ".jpg")``; no extension (or a dotfile, or a
     "suffix" too long to be one) -> ``(base, "")``."""
@@ -507,11 +496,11 @@ def _fit(name: str) -> str:
     extension appended, so that different long names stay different. The
     original name stays in the record and in the copy's metadata."""
     encoded = name.encode()
-    if len(encoded) <= GCS_NAME_LIMIT:
+    if len(encoded) <= rec.GCS_NAME_LIMIT:
         return name
     extension = _split_extension(name.rpartition("/")[2])[1]
     tag = f"~{hashlib.sha256(encoded).hexdigest()[:16]}{extension}"
-    keep = GCS_NAME_LIMIT - len(tag.encode())
+    keep = rec.GCS_NAME_LIMIT - len(tag.encode())
     return encoded[:keep].decode("utf-8", errors="ignore") + tag
 
 

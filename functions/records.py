@@ -23,6 +23,8 @@ STATS = "stats"
 #: one write per second per document, so 50 shards also carry about 50
 #: finishes per second there.
 SHARDS = 50
+#: Cloud Storage's limit on an object name, in bytes of UTF-8
+GCS_NAME_LIMIT = 1024
 
 PROCESSING = "processing"
 CLASSIFIED = "classified"
@@ -55,6 +57,18 @@ class ObjectRef:
             "size": self.size,
             "content_type": self.content_type,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ObjectRef:
+        """The inverse of :meth:`to_dict` (a record's ``source``)."""
+        size = data.get("size")
+        return cls(data["bucket"], data["name"], int(data["generation"]), int(size) if size else None, data.get("content_type"))
+
+
+def leased(data: dict[str, Any], now: datetime) -> bool:
+    """A record another delivery holds an unexpired lease on."""
+    lease_until = data.get("lease_until")
+    return data.get("status") == PROCESSING and bool(lease_until) and lease_until > now
 
 
 def classification_id(bucket: str, name: str, generation: int) -> str:

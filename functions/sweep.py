@@ -23,14 +23,13 @@ from datetime import datetime
 from typing import Any
 
 from functions import records as rec
-from functions.processing import Busy, Processor, TransientError
+from functions.processing import CALL_TIMEOUT, Busy, Processor, TransientError
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
 RUNS = "sweep_runs"
 MAX_LISTED = 500  #: names a dry run lists (a Firestore document holds at most 1 MiB)
-_CALL_TIMEOUT = 20.0
 
 
 @dataclass(frozen=True)
@@ -206,15 +205,15 @@ class Sweeper:
         collection = self.db.collection(rec.COLLECTION)
         for status in (rec.PROCESSING, rec.FAILED):
             query = collection.where(filter=FieldFilter("status", "==", status))
-            for snapshot in query.stream(timeout=_CALL_TIMEOUT):
+            for snapshot in query.stream(timeout=CALL_TIMEOUT):
                 data = snapshot.to_dict() or {}
                 source = data.get("source") or {}
-                lease_until, updated_at = data.get("lease_until"), data.get("updated_at")
+                updated_at = data.get("updated_at")
                 if source.get("bucket") != self.settings.incoming_bucket or not source.get("name"):
                     continue
                 if data.get("step") != "copied" or not data.get("destination"):
                     continue  # not past the copy: the source is still in incoming, or gone for other reasons
-                if status == rec.PROCESSING and lease_until and lease_until > now:
+                if rec.leased(data, now):
                     continue  # a delivery holds it
                 if updated_at and (now - updated_at).total_seconds() < report.options.min_age:
                     continue  # its event may still be retried
@@ -225,20 +224,13 @@ class Sweeper:
                     and (now - created_at).total_seconds() > report.options.max_age
                 ):
                     continue
-                size = source.get("size")
-                yield rec.ObjectRef(
-                    source["bucket"],
-                    source["name"],
-                    int(source["generation"]),
-                    int(size) if size else None,
-                    source.get("content_type"),
-                )
+                yield rec.ObjectRef.from_dict(source)
 
     def _incoming(self, report: SweepReport) -> Iterator[rec.ObjectRef]:
         """Object versions in incoming that are old enough and not finished."""
         now = self.now()
         options = report.options
-        for blob in self.storage.list_blobs(self.settings.incoming_bucket, timeout=_CALL_TIMEOUT):
+        for blob in self.storage.list_blobs(self.settings.incoming_bucket, timeout=CALL_TIMEOUT):
             if blob.name.endswith("/"):
                 continue
             report.counts["scanned"] += 1
@@ -257,7 +249,7 @@ class Sweeper:
             yield ref
 
     def _finished(self, ref: rec.ObjectRef) -> bool:
-        snapshot = self.db.collection(rec.COLLECTION).document(ref.doc_id).get(timeout=_CALL_TIMEOUT)
+        snapshot = self.db.collection(rec.COLLECTION).document(ref.doc_id).get(timeout=CALL_TIMEOUT)
         return snapshot.exists and (snapshot.to_dict() or {}).get("status") in rec.FINISHED
 
     def _process_one(self, ref: rec.ObjectRef, report: SweepReport, context: dict[str, Any]) -> None:
@@ -286,7 +278,7 @@ class Sweeper:
 
     def _record(self, report: SweepReport, *, running: bool) -> None:
         document = report.to_dict() | {"status": "running" if running else "finished"}
-        self.db.collection(RUNS).document(report.run_id).set(document, timeout=_CALL_TIMEOUT)
+        self.db.collection(RUNS).document(report.run_id).set(document, timeout=CALL_TIMEOUT)
 
 
 def new_run_id(moment: datetime) -> str:
@@ -299,6 +291,6 @@ def last_run(db: Any) -> dict[str, Any] | None:
     from google.cloud import firestore
 
     query = db.collection(RUNS).order_by("started_at", direction=firestore.Query.DESCENDING).limit(1)
-    for snapshot in query.stream(timeout=_CALL_TIMEOUT):
+    for snapshot in query.stream(timeout=CALL_TIMEOUT):
         return {"id": snapshot.id, **(snapshot.to_dict() or {})}
     return None
