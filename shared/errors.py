@@ -18,6 +18,8 @@ class ImageError(ValueError):
     TRUNCATED = "truncated"
     CORRUPT = "corrupt"
     TOO_SMALL = "too_small"
+    #: every reason above
+    REASONS = frozenset({EMPTY, TOO_LARGE, TOO_MANY_PIXELS, NOT_AN_IMAGE, UNSUPPORTED_FORMAT, TRUNCATED, CORRUPT, TOO_SMALL})
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)

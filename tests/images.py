@@ -200,3 +200,21 @@ NOT_IMAGES: dict[str, bytes] = {
     "json": b'{"image": "not really", "width": 100, "height": 100}',
     "svg": b'<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100"><rect width="100" height="100"/></svg>',
 }
+
+
+#: Leading bytes of each format, to put in front of random bytes.
+FORMAT_MAGICS = [
+    b"",
+    b"\xff\xd8\xff\xe0\x00\x10JFIF\x00",
+    b"\xff\xd8\xff\xdb",
+    b"\x89PNG\r\n\x1a\n",
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+    b"GIF89a",
+    b"GIF87a",
+    b"RIFF\x00\x10\x00\x00WEBPVP8 ",
+    b"RIFF\x00\x10\x00\x00WEBPVP8L",
+    b"RIFF\x00\x10\x00\x00WEBPVP8X",
+    b"BM",
+    b"II*\x00",
+    b"MM\x00*",
+]

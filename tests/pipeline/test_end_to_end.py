@@ -15,6 +15,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
@@ -175,16 +176,18 @@ class Stack:
         return sorted(b.name for b in self.storage().list_blobs(self.processed))
 
 
-@pytest.fixture(scope="module")
-def e2e_stack(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Any) -> Iterator[Stack]:
+@contextmanager
+def running_stack(root: Path, tiny_model_dir: Any, bridge_args: tuple[str, ...]) -> Iterator[Stack]:
+    """``fashionctl up`` with the tiny model in ``root``, stopped afterwards
+    whatever happens (FIRESTORE_EMULATOR_HOST set meanwhile, for the tests'
+    own Firestore clients)."""
     require_stack()
-    root = tmp_path_factory.mktemp("e2e")
     state_dir = root / "state"
     config = stack.StackConfig(
         state_dir=state_dir,
         ports=stack.Ports.free(),
         model_store=make_store(root / "store", Path(tiny_model_dir.int8_dir)),
-        bridge_args=FAST_RETRIES,
+        bridge_args=bridge_args,
         firestore=FIRESTORE_PREFERENCE,
     )
     out = StringIO()
@@ -196,6 +199,12 @@ def e2e_stack(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Any) -> 
             yield Stack(state_dir.resolve(), env, list(tiny_model_dir.labels))
     finally:
         stop_leftovers(state_dir)
+
+
+@pytest.fixture(scope="module")
+def e2e_stack(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Any) -> Iterator[Stack]:
+    with running_stack(tmp_path_factory.mktemp("e2e"), tiny_model_dir, FAST_RETRIES) as running:
+        yield running
 
 
 def test_uploaded_real_images_are_classified_recorded_and_sorted(e2e_stack: Stack):

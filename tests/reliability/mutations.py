@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from tests.images import (
+    FORMAT_MAGICS,
     encode,
     make_16bit_png,
     make_animated_gif,
@@ -39,22 +40,6 @@ VALID: dict[str, bytes] = {
     "tiff": make_noise_image("TIFF", (24, 16), seed=7),
 }
 
-#: Leading bytes of each format, to put in front of random bytes.
-MAGICS = [
-    b"",
-    b"\xff\xd8\xff\xe0\x00\x10JFIF\x00",
-    b"\xff\xd8\xff\xdb",
-    b"\x89PNG\r\n\x1a\n",
-    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
-    b"GIF89a",
-    b"GIF87a",
-    b"RIFF\x00\x10\x00\x00WEBPVP8 ",
-    b"RIFF\x00\x10\x00\x00WEBPVP8L",
-    b"RIFF\x00\x10\x00\x00WEBPVP8X",
-    b"BM",
-    b"II*\x00",
-    b"MM\x00*",
-]
 
 _side = st.one_of(st.integers(0, 64), st.integers(0, 70_000), st.sampled_from([1, 8, 0xFFFF, 0x7FFF_FFFF, 0xFFFF_FFFF]))
 
@@ -117,4 +102,4 @@ def mutated_images(draw: st.DrawFn) -> bytes:
 
 def random_files() -> st.SearchStrategy[bytes]:
     """Arbitrary bytes, half of them behind a format's signature."""
-    return st.builds(lambda magic, body: magic + body, st.sampled_from(MAGICS), st.binary(max_size=2048))
+    return st.builds(lambda magic, body: magic + body, st.sampled_from(FORMAT_MAGICS), st.binary(max_size=2048))

@@ -21,7 +21,6 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from io import StringIO
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +29,7 @@ import pytest
 from fashionctl import stack
 from functions import records as rec
 from tests.images import make_photo_like
-from tests.pipeline.conftest import FIRESTORE_PREFERENCE
-from tests.pipeline.test_end_to_end import Stack, log_records, make_store, require_stack, stop_leftovers, wait_for
+from tests.pipeline.test_end_to_end import Stack, log_records, running_stack, wait_for
 from tests.reliability.faults import counted
 
 DEFAULT_UPLOADS = 200
@@ -43,25 +41,9 @@ BRIDGE_WORKERS = 8
 
 @pytest.fixture(scope="module")
 def load_stack(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Any) -> Iterator[Stack]:
-    require_stack()
-    root = tmp_path_factory.mktemp("load")
-    state_dir = root / "state"
-    config = stack.StackConfig(
-        state_dir=state_dir,
-        ports=stack.Ports.free(),
-        model_store=make_store(root / "store", Path(tiny_model_dir.int8_dir)),
-        bridge_args=("--min-backoff=0.2", "--max-backoff=1", f"--workers={BRIDGE_WORKERS}"),
-        firestore=FIRESTORE_PREFERENCE,
-    )
-    out = StringIO()
-    try:
-        assert stack.up(config, stack.find_tools(), out=out) == 0, out.getvalue()
-        env = stack.read_env_file(state_dir / stack.ENV_FILE)
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("FIRESTORE_EMULATOR_HOST", env["FIRESTORE_EMULATOR_HOST"])
-            yield Stack(state_dir.resolve(), env, list(tiny_model_dir.labels))
-    finally:
-        stop_leftovers(state_dir)
+    bridge_args = ("--min-backoff=0.2", "--max-backoff=1", f"--workers={BRIDGE_WORKERS}")
+    with running_stack(tmp_path_factory.mktemp("load"), tiny_model_dir, bridge_args) as running:
+        yield running
 
 
 def _notify_again(publisher: Any, topic: str, blob: Any) -> None:
