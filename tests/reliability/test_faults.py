@@ -46,6 +46,7 @@ from tests.pipeline.conftest import publish_model
 from tests.reliability.faults import (
     LEASE_SECONDS,
     FaultLab,
+    Upload,
     check_invariants,
     fault_lab,
     new_event_id,
@@ -71,6 +72,16 @@ def delivery_thread(url: str, upload: Any, event_id: str) -> tuple[threading.Thr
             answer["status"] = type(exc).__name__
 
     return threading.Thread(target=deliver), answer
+
+
+def crash_delivery(lab: FaultLab, step: str, upload: Upload, event_id: str) -> None:
+    """Deliver ``upload``'s event to an instance that crashes at ``step``: no answer comes."""
+    proc = lab.start_faulty(f"{step}=crash")
+    try:
+        with pytest.raises(requests.ConnectionError):
+            post_event(proc.url or "", upload, event_id, timeout=30)
+    finally:
+        stack.stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -162,13 +173,8 @@ def test_the_sweep_alone_finishes_what_a_crash_left_in_incoming(lab: FaultLab):
     """A delivery crashed after the copy and its event is never redelivered
     (dead-lettered): once the lease has expired, the scheduled sweep finishes
     the object from incoming; the identical copy already made counts as done."""
-    proc = lab.start_faulty("after_copy=crash")
     upload = lab.upload("sweep-only.jpg", make_photo_like((48, 40), seed=4242))
-    try:
-        with pytest.raises(requests.ConnectionError):
-            post_event(proc.url or "", upload, new_event_id(), timeout=30)
-    finally:
-        stack.stop(proc)
+    crash_delivery(lab, "after_copy", upload, new_event_id())
     time.sleep(LEASE_SECONDS + 0.5)
     counts = lab.sweep()
     assert counts["processed"] == 1, counts
@@ -179,14 +185,9 @@ def test_the_sweep_alone_finishes_what_a_crash_left_in_incoming(lab: FaultLab):
 def test_a_sweep_during_a_held_lease_leaves_the_object_alone(lab: FaultLab):
     """A crashed delivery's lease still holds: the sweep skips the object as
     busy (it does not process it twice), and the redelivery finishes it."""
-    proc = lab.start_faulty("after_decision=crash")
     upload = lab.upload("busy.jpg", make_photo_like((48, 40), seed=777))
     event_id = new_event_id()
-    try:
-        with pytest.raises(requests.ConnectionError):
-            post_event(proc.url or "", upload, event_id, timeout=30)
-    finally:
-        stack.stop(proc)
+    crash_delivery(lab, "after_decision", upload, event_id)
     snapshot = lab.firestore().collection(rec.COLLECTION).document(upload.doc_id).get().to_dict()
     assert snapshot["status"] == rec.PROCESSING and snapshot["step"] == "decided"
     counts = lab.sweep()
@@ -300,13 +301,8 @@ def test_the_sweep_finishes_a_record_stranded_after_the_delete(lab: FaultLab):
     only, so the incoming listing cannot find it; the sweep also looks for
     records left processing (lease expired) or failed, and finishes this one:
     one finished record, counted once. Before, it stayed "processing" forever."""
-    proc = lab.start_faulty("after_delete=crash")
     upload = lab.upload("stranded.jpg", make_photo_like((48, 40), seed=3131))
-    try:
-        with pytest.raises(requests.ConnectionError):
-            post_event(proc.url or "", upload, new_event_id(), timeout=30)
-    finally:
-        stack.stop(proc)
+    crash_delivery(lab, "after_delete", upload, new_event_id())
     assert upload.name not in lab.incoming()  # deleted: only in the processed bucket now
     young = lab.sweep(min_age=300)  # within min_age its event may still come: left alone
     assert young["stranded"] == 0 and young["processed"] == 0, young
