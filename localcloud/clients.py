@@ -57,6 +57,7 @@ def create_topic_and_subscription(pubsub_host: str, project: str, topic: str, su
 
 
 def create_buckets(storage_url: str, project: str, names: list[str]) -> None:
+    """Create each bucket on fake-gcs-server (existing ones are kept); raises GoogleAPIError."""
     from google.api_core.exceptions import Conflict
 
     client = storage_client(storage_url, project)

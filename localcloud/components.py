@@ -33,6 +33,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 def start_pubsub(tools: Tools, port: int, log_dir: Path) -> Proc:
+    """The Cloud CLI Pub/Sub emulator (a JVM) on loopback; raises StackError when it is absent."""
     if reason := tools.missing("pubsub"):
         raise StackError(reason)
     argv = [str(tools.java), "-jar", str(tools.pubsub_jar), f"--host={HOST}", f"--port={port}"]  # any project id is valid
@@ -40,6 +41,7 @@ def start_pubsub(tools: Tools, port: int, log_dir: Path) -> Proc:
 
 
 def start_firestore(tools: Tools, port: int, log_dir: Path, project: str = PROJECT) -> Proc:
+    """The Cloud CLI Firestore emulator (java run directly, in its own process group); raises StackError when absent."""
     if reason := tools.missing("firestore"):
         raise StackError(reason)
     argv = [
@@ -164,6 +166,7 @@ def start_http_function(
 def start_bridge(
     pubsub_host: str, project: str, subscription: str, target: str, log_dir: Path, extra_args: list[str] | None = None
 ) -> Proc:
+    """The Eventarc stand-in (``python -m localcloud.bridge``): ``subscription`` in, CloudEvents POSTed to ``target``."""
     argv = [sys.executable, "-m", "localcloud.bridge", "--pubsub-host", pubsub_host, "--project", project]
     argv += ["--subscription", subscription, "--target", target, "--dead-letter", str(log_dir / "dead-letter.jsonl")]
     argv += extra_args or []

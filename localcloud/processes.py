@@ -40,6 +40,7 @@ _CHILDREN: dict[int, subprocess.Popen] = {}
 
 
 def free_port(host: str = HOST) -> int:
+    """A TCP port nothing listens on at this moment (the kernel's choice)."""
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
@@ -157,6 +158,7 @@ def _reap(child: subprocess.Popen | None, block: bool = True) -> None:
 
 
 def log_tail(proc: Proc, lines: int = 15) -> str:
+    """The last ``lines`` lines of the process's log, or "(no log)"."""
     try:
         return "\n".join(Path(proc.log).read_text(errors="replace").splitlines()[-lines:])
     except OSError:

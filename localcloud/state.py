@@ -56,6 +56,10 @@ class Ports:
 
 @dataclass
 class State:
+    """What ``up`` recorded in ``state_dir/state.json``: the processes, the
+    env file's variables, and ``info`` (what each component is; readiness
+    times in seconds under ``timings``)."""
+
     state_dir: str
     started_at: str
     env: dict[str, str] = field(default_factory=dict)
@@ -86,6 +90,7 @@ class State:
 
 
 def write_env_file(path: Path, env: Mapping[str, str]) -> None:
+    """KEY=VALUE lines, readable by ``set -a; . FILE; set +a`` and :func:`read_env_file`."""
     path.write_text("".join(f"{key}={value}\n" for key, value in env.items()))
 
 

@@ -175,6 +175,8 @@ def start_stack(
     config = localcloud.StackConfig(state_dir=state_dir, ports=ports, model_store=store, firestore=firestore)
     try:
         started = localcloud.up(config, tools)
+    except localcloud.AlreadyRunning as exc:
+        raise DemoError(f"{exc}; stop it with `.venv/bin/fashionctl down --state-dir {state_dir}`") from exc
     except localcloud.StackError as exc:
         raise DemoError(f"the stack did not come up: {exc}") from exc
     print(started.headline(), file=out)
