@@ -18,11 +18,11 @@ from typing import Any
 
 import requests
 
+import localcloud
 from bench import loadgen
 from bench.artifacts import Artifacts
 from bench.measure import PeakMemory, peak_rss_mb, tree, tree_pss_mb, usable_cores
 from bench.samples import Sample
-from fashionctl import stack
 from shared.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -45,26 +45,26 @@ def _cores() -> tuple[int | None, int | None]:
 def storage_with_model(store: Path, log_dir: Path) -> Iterator[str]:
     """fake-gcs-server with the model store published (the predict function
     downloads its model from the models bucket, as in the cloud)."""
-    tools = stack.find_tools()
+    tools = localcloud.find_tools()
     missing = tools.missing("storage")
     if missing:
         raise RuntimeError(f"cannot start the storage emulator: {missing}")
-    proc = stack.start_storage(tools, stack.free_port(), log_dir)
+    proc = localcloud.start_storage(tools, localcloud.free_port(), log_dir)
     try:
-        stack.wait_until(proc, stack.http_answers(f"{proc.url}/storage/v1/b"), 60)
-        stack.create_buckets(proc.url or "", PROJECT, [MODELS_BUCKET])
-        stack.publish_model_store(proc.url or "", PROJECT, MODELS_BUCKET, store)
+        localcloud.wait_until(proc, localcloud.http_answers(f"{proc.url}/storage/v1/b"), 60)
+        localcloud.create_buckets(proc.url or "", PROJECT, [MODELS_BUCKET])
+        localcloud.publish_model_store(proc.url or "", PROJECT, MODELS_BUCKET, store)
         yield proc.url or ""
     finally:
-        stack.stop(proc)
+        localcloud.stop(proc)
 
 
-def _launch(name: str, source: Path, env: dict[str, str], log_dir: Path, core: int | None) -> stack.Proc:
-    port = stack.free_port()
+def _launch(name: str, source: Path, env: dict[str, str], log_dir: Path, core: int | None) -> localcloud.Proc:
+    port = localcloud.free_port()
     executable = Path(sys.executable).with_name("functions-framework")
     launcher = [str(executable)] if executable.is_file() else [sys.executable, "-m", "functions_framework"]
     argv = [*launcher, "--source", str(source), "--target", "predict", "--signature-type", "http"]
-    argv += ["--host", stack.HOST, "--port", str(port)]
+    argv += ["--host", localcloud.HOST, "--port", str(port)]
     if core is not None:
         argv = ["taskset", "-c", str(core), *argv]
     full_env = {
@@ -75,22 +75,24 @@ def _launch(name: str, source: Path, env: dict[str, str], log_dir: Path, core: i
         "THREADS": str(PREDICT_THREADS),
         **env,
     }
-    return stack.spawn(name, argv, log_dir / f"{name}.log", env=full_env, cwd=REPO, port=port, url=f"http://{stack.HOST}:{port}")
+    return localcloud.spawn(
+        name, argv, log_dir / f"{name}.log", env=full_env, cwd=REPO, port=port, url=f"http://{localcloud.HOST}:{port}"
+    )
 
 
 def _cold_start(
-    proc: stack.Proc, url: str, body: bytes, content_type: str, started: float, timeout: float = 120
+    proc: localcloud.Proc, url: str, body: bytes, content_type: str, started: float, timeout: float = 120
 ) -> tuple[float, float]:
     """Seconds from process start to its port accepting connections, and to
     the first 200 from ``url`` (the first request loads the model)."""
     deadline = started + timeout
     listening: float | None = None
     while time.perf_counter() < deadline:
-        if not stack.alive(proc):
-            raise RuntimeError(f"{proc.name} exited during start:\n{stack.log_tail(proc)}")
+        if not localcloud.alive(proc):
+            raise RuntimeError(f"{proc.name} exited during start:\n{localcloud.log_tail(proc)}")
         if listening is None:
             try:
-                socket.create_connection((stack.HOST, proc.port or 0), timeout=1).close()
+                socket.create_connection((localcloud.HOST, proc.port or 0), timeout=1).close()
                 listening = time.perf_counter() - started
             except OSError:
                 time.sleep(0.005)
@@ -102,7 +104,7 @@ def _cold_start(
         except requests.ConnectionError:
             pass
         time.sleep(0.005)
-    raise RuntimeError(f"{proc.name} gave no successful prediction within {timeout} s:\n{stack.log_tail(proc)}")
+    raise RuntimeError(f"{proc.name} gave no successful prediction within {timeout} s:\n{localcloud.log_tail(proc)}")
 
 
 def _serve_and_load(
@@ -122,11 +124,11 @@ def _serve_and_load(
         result["server_core"], result["load_core"] = server_core, load_core
         return result
     finally:
-        stack.stop(proc)
+        localcloud.stop(proc)
 
 
 def _load(
-    proc: stack.Proc,
+    proc: localcloud.Proc,
     name: str,
     samples: list[Sample],
     first: bytes,
@@ -182,7 +184,7 @@ def run(artifacts: Artifacts, samples: list[Sample], *, seconds: float, concurre
                 models_bucket=MODELS_BUCKET,
                 model_cache_dir=str(log_dir / "model-cache"),
             )
-            env = stack.settings_env(settings) | {"STORAGE_EMULATOR_HOST": storage_url}
+            env = localcloud.settings_env(settings) | {"STORAGE_EMULATOR_HOST": storage_url}
             results["litert"] = _serve_and_load(
                 "litert-predict",
                 REPO / "functions" / "main.py",

@@ -18,14 +18,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import localcloud
 from bench.artifacts import Artifacts
 from bench.measure import Latency, cpu_seconds, usable_cores
-from fashionctl import stack
 from functions import records as rec
 
 PROJECT = "bench-pipeline"
 UPLOAD_THREADS = 4
-BRIDGE_DEFAULT_WORKERS = 4  # fashionctl.bridge --workers default
+BRIDGE_DEFAULT_WORKERS = 4  # localcloud.bridge --workers default
 
 
 def _self_cpu() -> float:
@@ -55,16 +55,22 @@ def _finished_docs(db: Any) -> list[dict]:
 def run(
     artifacts: Artifacts, images: list[tuple[str, bytes]], *, timeout: float, bridge_workers: int | None = None
 ) -> dict[str, Any]:
-    tools = stack.find_tools()
+    tools = localcloud.find_tools()
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         state_dir = Path(tmp) / "stack"
-        settings = stack.default_settings(PROJECT)
+        settings = localcloud.default_settings(PROJECT)
         bridge_args = ("--workers", str(bridge_workers)) if bridge_workers else ()
-        config = stack.StackConfig(
-            state_dir=state_dir, ports=stack.Ports.free(), settings=settings, model_store=artifacts.store, bridge_args=bridge_args
+        config = localcloud.StackConfig(
+            state_dir=state_dir,
+            ports=localcloud.Ports.free(),
+            settings=settings,
+            model_store=artifacts.store,
+            bridge_args=bridge_args,
         )
-        if stack.up(config, tools) != 0:
-            raise RuntimeError("the local stack did not start (see the messages above)")
+        try:
+            localcloud.up(config, tools)
+        except localcloud.StackError as exc:
+            raise RuntimeError(f"the local stack did not start: {exc}") from exc
         try:
             result = _measure(state_dir, settings, images, timeout)
             result["bridge_workers"] = bridge_workers or BRIDGE_DEFAULT_WORKERS
@@ -72,19 +78,19 @@ def run(
             result["bound_by"] = _bound_by(result)
             return result
         finally:
-            stack.down(state_dir)
+            localcloud.down(state_dir)
 
 
 def _measure(state_dir: Path, settings: Any, images: list[tuple[str, bytes]], timeout: float) -> dict[str, Any]:
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import firestore
 
-    state = stack.State.load(state_dir)
+    state = localcloud.State.load(state_dir)
     assert state is not None
     env = state.env
     os.environ["FIRESTORE_EMULATOR_HOST"] = env["FIRESTORE_EMULATOR_HOST"]
     db = firestore.Client(project=settings.project, credentials=AnonymousCredentials())
-    storage = stack.storage_client(env["STORAGE_EMULATOR_HOST"], settings.project)
+    storage = localcloud.storage_client(env["STORAGE_EMULATOR_HOST"], settings.project)
     incoming = storage.bucket(settings.incoming_bucket)
     procs = {p.name: p for p in state.components}
     cpu_before = {name: cpu_seconds(p.pid) for name, p in procs.items()}

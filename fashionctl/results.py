@@ -16,7 +16,6 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, TextIO
 
 COLLECTION = "classifications"
@@ -124,13 +123,6 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     return str(value)
-
-
-def merged_env(environ: Mapping[str, str], env_file: Path) -> dict[str, str]:
-    """The stack's env file, overridden by whatever the environment sets."""
-    from fashionctl.stack import read_env_file
-
-    return {**read_env_file(env_file), **{k: v for k, v in environ.items() if k in FIRESTORE_VARIABLES and v}}
 
 
 def firestore_client(env: Mapping[str, str]) -> Any:

@@ -23,10 +23,11 @@ def storage_client(env: Mapping[str, str]) -> Any:
     """fake-gcs-server's client when ``STORAGE_EMULATOR_HOST`` is set, else the real one."""
     from google.cloud import storage
 
-    from fashionctl import stack
+    from localcloud.clients import storage_client as emulator_client
+    from localcloud.defaults import PROJECT
 
     if url := env.get("STORAGE_EMULATOR_HOST"):
-        return stack.storage_client(url, env.get("GOOGLE_CLOUD_PROJECT") or stack.PROJECT)
+        return emulator_client(url, env.get("GOOGLE_CLOUD_PROJECT") or PROJECT)
     return storage.Client(project=env.get("GOOGLE_CLOUD_PROJECT"))
 
 

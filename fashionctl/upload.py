@@ -14,8 +14,6 @@ from typing import Any, TextIO
 
 from fashionctl.classify import IMAGE_SUFFIXES
 
-UPLOAD_VARIABLES = ("GOOGLE_CLOUD_PROJECT", "INCOMING_BUCKET", "STORAGE_EMULATOR_HOST")
-
 
 @dataclass(frozen=True)
 class UploadTarget:
@@ -29,13 +27,6 @@ class UploadTarget:
         if not bucket:
             raise ValueError("no bucket: pass --bucket, set INCOMING_BUCKET, or start the stack (`fashionctl up`)")
         return cls(bucket=bucket, project=environ.get("GOOGLE_CLOUD_PROJECT"), storage_url=environ.get("STORAGE_EMULATOR_HOST"))
-
-
-def merged_env(environ: Mapping[str, str], env_file: Path) -> dict[str, str]:
-    """The stack's env file, overridden by whatever the environment sets."""
-    from fashionctl.stack import read_env_file
-
-    return {**read_env_file(env_file), **{k: v for k, v in environ.items() if k in UPLOAD_VARIABLES and v}}
 
 
 def find_files(paths: Iterable[str]) -> list[tuple[Path, str]]:
@@ -58,7 +49,7 @@ def client_for(target: UploadTarget) -> Any:
     from google.cloud import storage
 
     if target.storage_url:
-        from fashionctl.stack import storage_client
+        from localcloud.clients import storage_client
 
         return storage_client(target.storage_url, target.project or "demo-fashion")
     return storage.Client(project=target.project)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("functions", "shared")  # always bundled; local packages they import are added
-NEVER = frozenset({"tests", "scripts", "training", "fashionctl"})  # not deployable code
+NEVER = frozenset({"tests", "scripts", "training", "fashionctl", "localcloud"})  # not deployable code
 DEFAULT_OUT = REPO_ROOT / "build" / "bundle" / "functions.zip"
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 ENTRY_DECORATORS = frozenset({"http", "cloud_event", "typed"})

@@ -1,7 +1,8 @@
 """``make demo``: the event pipeline on the local emulated cloud, end to end.
 
 Gets a model (``--model-dir``, else the store's current model, else trains
-one on the shared data), starts the stack (``fashionctl up``) with it,
+one on the shared data), starts the stack (``localcloud.up``, what
+``fashionctl up`` runs) with it,
 uploads real held-out images and one file that is not an image to the
 incoming bucket through google-cloud-storage, waits until every upload has a
 finished record in Firestore and the incoming bucket is empty, prints the
@@ -13,7 +14,6 @@ script started is stopped.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import mimetypes
 import os
@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 
-from fashionctl import results, stack
+import localcloud
+from fashionctl import results
 from functions.records import FINISHED, classification_id
 from shared.errors import ModelError
 from shared.model_layout import MANIFEST_FILE, MODELS_PREFIX, POINTER, pointer_payload, resolve_model_dir
@@ -148,40 +149,41 @@ def unusable_file() -> Sample:
 # The stack
 
 
-def choose_ports(free: bool, out: TextIO = sys.stdout) -> stack.Ports:
+def choose_ports(free: bool, out: TextIO = sys.stdout) -> localcloud.Ports:
     """The usual ports, or free ones when asked or when one of them is taken."""
     if free:
-        return stack.Ports.free()
+        return localcloud.Ports.free()
     try:
-        stack.Ports().check_free()
-    except stack.StackError as exc:
+        localcloud.Ports().check_free()
+    except localcloud.StackError as exc:
         print(f"({exc}: using free ports instead)", file=out)
-        return stack.Ports.free()
-    return stack.Ports()
+        return localcloud.Ports.free()
+    return localcloud.Ports()
 
 
 def start_stack(
-    state_dir: Path, store: Path, ports: stack.Ports, firestore: str = "auto", out: TextIO = sys.stdout
-) -> stack.State:
-    """``fashionctl up`` with ``store`` published; raises DemoError (the stack
-    has then cleaned up after itself) when it does not come up."""
-    tools = stack.find_tools()
-    kind, why = stack.choose_firestore(tools, firestore)
+    state_dir: Path, store: Path, ports: localcloud.Ports, firestore: str = "auto", out: TextIO = sys.stdout
+) -> localcloud.State:
+    """Start the local stack with ``store`` published; raises DemoError (the
+    stack has then cleaned up after itself) when it does not come up."""
+    tools = localcloud.find_tools()
+    kind, why = localcloud.choose_firestore(tools, firestore)
     if kind == "npm":
         print(f"Firestore: the npm emulator ({why}).", file=out, flush=True)
         if not tools.npm_firestore_installed:
-            print(f"Installing {stack.NPM_FIRESTORE} with npm (first run only)...", file=out, flush=True)
-    config = stack.StackConfig(state_dir=state_dir, ports=ports, model_store=store, firestore=firestore)
-    captured = io.StringIO()
-    code = stack.up(config, tools, out=captured)
-    state = stack.State.load(state_dir.resolve()) if code == 0 else None
-    if state is None:
-        raise DemoError(f"`fashionctl up` failed (exit code {code}); see the messages above")
-    print(captured.getvalue().splitlines()[0], file=out)
-    return state
+            print(f"Installing {localcloud.NPM_FIRESTORE} with npm (first run only)...", file=out, flush=True)
+    config = localcloud.StackConfig(state_dir=state_dir, ports=ports, model_store=store, firestore=firestore)
+    try:
+        started = localcloud.up(config, tools)
+    except localcloud.AlreadyRunning as exc:
+        raise DemoError(f"{exc}; stop it with `.venv/bin/fashionctl down --state-dir {state_dir}`") from exc
+    except localcloud.StackError as exc:
+        raise DemoError(f"the stack did not come up: {exc}") from exc
+    print(started.headline(), file=out)
+    return started.state
 
 
-def describe_stack(state: stack.State) -> list[str]:
+def describe_stack(state: localcloud.State) -> list[str]:
     lines = [
         f"  {p.name:<10} {('port ' + str(p.port)) if p.port else '':<11} pid {p.pid:<8} log {p.log}" for p in state.components
     ]
@@ -219,10 +221,13 @@ def stack_running(state_dir: Path, keep: bool) -> Iterator[None]:
 
 
 def stop_stack(state_dir: Path) -> int:
-    """``fashionctl down``, shielded from a second Ctrl-C that would leave it halfway."""
+    """Stop the stack (0 when nothing is left running, else 1), shielded from
+    a second Ctrl-C that would leave it halfway."""
     handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return stack.down(state_dir, out=io.StringIO())
+        return 0 if localcloud.down(state_dir).ok else 1
+    except localcloud.StackError:
+        return 1
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
@@ -234,7 +239,7 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 def clients(env: Mapping[str, str]) -> tuple[Any, Any]:
     """(storage, firestore) clients for the stack's emulators."""
-    return stack.storage_client(env["STORAGE_EMULATOR_HOST"], env["GOOGLE_CLOUD_PROJECT"]), results.firestore_client(env)
+    return localcloud.storage_client(env["STORAGE_EMULATOR_HOST"], env["GOOGLE_CLOUD_PROJECT"]), results.firestore_client(env)
 
 
 # --------------------------------------------------------------------------
@@ -270,7 +275,7 @@ def wait_for_pipeline(
     generations: Mapping[str, int],
     *,
     timeout: float,
-    state: stack.State | None = None,
+    state: localcloud.State | None = None,
     out: TextIO = sys.stdout,
 ) -> dict[str, dict]:
     """Poll until every upload has a finished record and ``incoming`` is
@@ -290,7 +295,7 @@ def wait_for_pipeline(
         elif line.split(" (")[0] != last:
             print(line, file=out, flush=True)
         last = line.split(" (")[0]
-        dead = [p.name for p in (state.components if state else []) if not stack.alive(p)]
+        dead = [p.name for p in (state.components if state else []) if not localcloud.alive(p)]
         finished = done == len(generations) and left == 0
         if tty and (finished or dead or elapsed > timeout):
             print(file=out)
@@ -342,9 +347,9 @@ def report(samples: list[Sample], records: Mapping[str, dict], layout: Mapping[s
     )
 
 
-def print_keep_instructions(state: stack.State, out: TextIO = sys.stdout) -> None:
-    env_file = Path(state.state_dir) / stack.ENV_FILE
-    flag = "" if Path(state.state_dir) == stack.DEFAULT_STATE_DIR else f" --state-dir {state.state_dir}"
+def print_keep_instructions(state: localcloud.State, out: TextIO = sys.stdout) -> None:
+    env_file = Path(state.state_dir) / localcloud.ENV_FILE
+    flag = "" if Path(state.state_dir) == localcloud.DEFAULT_STATE_DIR else f" --state-dir {state.state_dir}"
     commands = [
         (f".venv/bin/fashionctl results{flag}", "the records, newest first (--json, --since 10m)"),
         (f".venv/bin/fashionctl upload FOLDER{flag}", "classify more images"),
@@ -372,9 +377,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--per-class", type=int, default=3, help="images per class to upload (default %(default)s)")
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the pipeline (default %(default)s)")
     p.add_argument("--keep", action="store_true", help="leave the stack running afterwards")
-    p.add_argument("--state-dir", type=Path, default=stack.DEFAULT_STATE_DIR, help="the stack's state (default %(default)s)")
+    p.add_argument("--state-dir", type=Path, default=localcloud.DEFAULT_STATE_DIR, help="the stack's state (default %(default)s)")
     p.add_argument("--free-ports", action="store_true", help="free ports instead of the usual ones")
-    p.add_argument("--firestore", choices=stack.FIRESTORE_KINDS, default="auto", help="which emulator (default %(default)s)")
+    p.add_argument("--firestore", choices=localcloud.FIRESTORE_KINDS, default="auto", help="which emulator (default %(default)s)")
     return p.parse_args(argv)
 
 
@@ -414,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse_args(argv)
     try:
-        with sigterm_interrupts():  # from the start: `fashionctl up` stops what it started when interrupted
+        with sigterm_interrupts():  # from the start: `localcloud.up` stops what it started when interrupted
             return run(args)
     except (DemoError, ModelError, GoogleAPIError) as exc:
         print(f"demo: {exc}", file=sys.stderr)

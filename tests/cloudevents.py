@@ -10,7 +10,7 @@ from typing import Any
 
 import requests
 
-from fashionctl.bridge import header_safe
+from localcloud.bridge import header_safe
 
 FINALIZED = "google.cloud.storage.object.v1.finalized"
 METADATA_UPDATED = "google.cloud.storage.object.v1.metadataUpdated"

@@ -1,5 +1,5 @@
 """Start real emulators on loopback for tests, with the process helpers of
-``fashionctl.stack`` (the same code ``fashionctl up`` uses): fake-gcs-server,
+``localcloud`` (the same code ``fashionctl up`` uses): fake-gcs-server,
 the Pub/Sub emulator and the Firestore emulator.
 
 Each context manager stops the process group it started. A test that needs
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from fashionctl import stack
-from fashionctl.stack import PROJECT, Proc, free_port
+import localcloud
+from localcloud import PROJECT, Proc, free_port
 
 __all__ = [
     "PROJECT",
@@ -35,11 +35,11 @@ START_TIMEOUT = 90.0
 
 
 @functools.cache
-def tools() -> stack.Tools:
-    return stack.find_tools()
+def tools() -> localcloud.Tools:
+    return localcloud.find_tools()
 
 
-def require(*components: str) -> stack.Tools:
+def require(*components: str) -> localcloud.Tools:
     """Skip the calling test unless every named component (storage, pubsub,
     firestore: the official emulator, firestore-npm: the fallback) can run here."""
     found = tools()
@@ -65,7 +65,7 @@ def _running(proc: Proc) -> Iterator[Proc]:
     try:
         yield proc
     finally:
-        stack.stop(proc)
+        localcloud.stop(proc)
 
 
 @contextmanager
@@ -77,21 +77,21 @@ def fake_gcs_server(
     ``pubsub_host`` and ``topic``, OBJECT_FINALIZE notifications (of
     ``bucket`` only, when given) are published to that topic."""
     found = require("storage")
-    proc = stack.start_storage(
+    proc = localcloud.start_storage(
         found, free_port(), workdir, pubsub_host=pubsub_host, project=project, topic=topic, event_bucket=bucket
     )
     with _running(proc):
-        stack.wait_until(proc, stack.http_answers(f"{proc.url}/storage/v1/b"), START_TIMEOUT)
+        localcloud.wait_until(proc, localcloud.http_answers(f"{proc.url}/storage/v1/b"), START_TIMEOUT)
         yield proc.url
 
 
 @contextmanager
 def pubsub_emulator(workdir: Path) -> Iterator[str]:
     """Run the Cloud CLI's Pub/Sub emulator and yield its ``host:port``."""
-    proc = stack.start_pubsub(require("pubsub"), free_port(), workdir)
+    proc = localcloud.start_pubsub(require("pubsub"), free_port(), workdir)
     with _running(proc):
-        stack.wait_until(proc, stack.http_answers(proc.url), START_TIMEOUT)
-        yield f"{stack.HOST}:{proc.port}"
+        localcloud.wait_until(proc, localcloud.http_answers(proc.url), START_TIMEOUT)
+        yield f"{localcloud.HOST}:{proc.port}"
 
 
 def firestore_kind(preference: str = "auto") -> str | None:
@@ -99,7 +99,7 @@ def firestore_kind(preference: str = "auto") -> str | None:
     (the Cloud CLI's, with transaction isolation), "npm" (the
     @firestore-emulator/server fallback: no transaction isolation, cursors or
     collection-group queries) or None."""
-    return stack.choose_firestore(tools(), preference)[0]
+    return localcloud.choose_firestore(tools(), preference)[0]
 
 
 @contextmanager
@@ -108,18 +108,18 @@ def firestore_emulator(workdir: Path, project: str = PROJECT, kind: str = "auto"
     or (``kind="npm"``, or ``auto`` where the official one is absent) the npm
     fallback, installed into build/node on first use."""
     found = tools()
-    chosen, why = stack.choose_firestore(found, kind)
+    chosen, why = localcloud.choose_firestore(found, kind)
     if chosen is None:
         pytest.skip(f"firestore emulator unavailable: {why}")
     if chosen == "npm":
         if not found.npm_firestore_installed:
             try:
-                stack.install_npm_firestore(found)
-            except stack.StackError as exc:
+                localcloud.install_npm_firestore(found)
+            except localcloud.StackError as exc:
                 pytest.skip(f"firestore npm fallback unavailable: {exc}")
-        proc = stack.start_firestore_npm(found, free_port(), workdir)
+        proc = localcloud.start_firestore_npm(found, free_port(), workdir)
     else:
-        proc = stack.start_firestore(found, free_port(), workdir, project)
+        proc = localcloud.start_firestore(found, free_port(), workdir, project)
     with _running(proc):
-        stack.wait_until(proc, stack.firestore_ready(proc), START_TIMEOUT)
-        yield f"{stack.HOST}:{proc.port}"
+        localcloud.wait_until(proc, localcloud.firestore_ready(proc), START_TIMEOUT)
+        yield f"{localcloud.HOST}:{proc.port}"

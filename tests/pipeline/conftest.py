@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from fashionctl import stack
+import localcloud
 from shared.model_layout import MANIFEST_FILE, MODEL_FILE, POINTER, pointer_payload, version_prefix
 from shared.settings import Settings
 from tests.cloudevents import post_blob_event
@@ -44,8 +44,10 @@ CONTRACT_FIELDS = frozenset(
 #: which Firestore emulator these tests run on: auto (the Cloud CLI's when
 #: present, else the npm fallback), official or npm
 FIRESTORE_PREFERENCE = os.environ.get("FASHION_FIRESTORE_EMULATOR") or "auto"
-if FIRESTORE_PREFERENCE not in stack.FIRESTORE_KINDS:
-    raise ValueError(f"FASHION_FIRESTORE_EMULATOR={FIRESTORE_PREFERENCE!r}: expected one of {', '.join(stack.FIRESTORE_KINDS)}")
+if FIRESTORE_PREFERENCE not in localcloud.FIRESTORE_KINDS:
+    raise ValueError(
+        f"FASHION_FIRESTORE_EMULATOR={FIRESTORE_PREFERENCE!r}: expected one of {', '.join(localcloud.FIRESTORE_KINDS)}"
+    )
 
 
 def require_transaction_isolation(kind: str | None) -> None:
@@ -65,7 +67,7 @@ class EmulatedCloud:
     storage_url: str
 
     def storage(self) -> Any:
-        return stack.storage_client(self.storage_url, PROJECT)
+        return localcloud.storage_client(self.storage_url, PROJECT)
 
     def firestore(self) -> Any:
         from google.auth.credentials import AnonymousCredentials
@@ -122,7 +124,7 @@ def function_env(storage_url: str, firestore_host: str, cache: Path, threshold: 
         model_cache_dir=str(cache),
         model_refresh_seconds=1.0,
     )
-    return stack.settings_env(settings) | {
+    return localcloud.settings_env(settings) | {
         "STORAGE_EMULATOR_HOST": storage_url,
         "FIRESTORE_EMULATOR_HOST": firestore_host,
     }
@@ -139,7 +141,7 @@ def emulated_cloud(logs: Path, model_dir: Path) -> Iterator[tuple[str, str]]:
         fake_gcs_server(logs) as storage_url,
     ):
         mp.setenv("FIRESTORE_EMULATOR_HOST", firestore_host)
-        client = stack.storage_client(storage_url, PROJECT)
+        client = localcloud.storage_client(storage_url, PROJECT)
         for name in (INCOMING, PROCESSED, MODELS):
             client.create_bucket(name)
         publish_model(client, model_dir)
@@ -152,10 +154,10 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Any) -> I
     with emulated_cloud(logs, Path(tiny_model_dir.int8_dir)) as (storage_url, firestore_host):
         env = function_env(storage_url, firestore_host, logs / "model-cache")
         port = free_port()
-        proc = stack.start_function(REPO / "functions" / "main.py", "classify_upload", port, logs, env)
+        proc = localcloud.start_function(REPO / "functions" / "main.py", "classify_upload", port, logs, env)
         try:
-            stack.wait_until(proc, stack.http_answers(proc.url or "", ok_only=False), 60)
+            localcloud.wait_until(proc, localcloud.http_answers(proc.url or "", ok_only=False), 60)
             kind = firestore_kind(FIRESTORE_PREFERENCE)
             yield Pipeline(storage_url, firestore_host, proc.url or "", env, list(tiny_model_dir.labels), logs, kind)
         finally:
-            stack.stop(proc)
+            localcloud.stop(proc)

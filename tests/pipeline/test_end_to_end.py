@@ -1,7 +1,7 @@
 """The whole local pipeline: fake-gcs-server publishing notifications to the
 Pub/Sub emulator, the Eventarc bridge, the classify function under
 functions-framework and the Firestore emulator, started by
-``fashionctl.stack.up`` on free ports with the tiny test model; uploads
+``localcloud.up`` on free ports with the tiny test model; uploads
 through google-cloud-storage, results read back with the real clients."""
 
 from __future__ import annotations
@@ -17,13 +17,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from fashionctl import stack
+import localcloud
 from functions.records import FINISHED, classification_id, day_of
 from shared.labels import slugify
 from shared.model_layout import MANIFEST_FILE, MODEL_FILE, POINTER, pointer_payload
@@ -94,16 +93,18 @@ def log_records(path: str | Path) -> list[dict]:
 
 def require_stack() -> None:
     require("pubsub", "storage")
-    if stack.choose_firestore(stack.find_tools(), FIRESTORE_PREFERENCE)[0] is None:
-        pytest.skip(f"firestore emulator unavailable: {stack.choose_firestore(stack.find_tools(), FIRESTORE_PREFERENCE)[1]}")
+    if localcloud.choose_firestore(localcloud.find_tools(), FIRESTORE_PREFERENCE)[0] is None:
+        pytest.skip(
+            f"firestore emulator unavailable: {localcloud.choose_firestore(localcloud.find_tools(), FIRESTORE_PREFERENCE)[1]}"
+        )
 
 
 def stop_leftovers(state_dir: Path) -> None:
     """``fashionctl down``, then a safety net: nothing recorded outlives the tests."""
-    stack.down(state_dir, out=StringIO())
-    state = stack.State.load(state_dir)
+    localcloud.down(state_dir)
+    state = localcloud.State.load(state_dir)
     for proc in state.components if state else []:
-        stack.stop(proc, timeout=2)
+        localcloud.stop(proc, timeout=2)
 
 
 @dataclass
@@ -113,16 +114,16 @@ class Stack:
     labels: list[str]
 
     @property
-    def state(self) -> stack.State:
-        loaded = stack.State.load(self.state_dir)
+    def state(self) -> localcloud.State:
+        loaded = localcloud.State.load(self.state_dir)
         assert loaded is not None
         return loaded
 
-    def component(self, name: str) -> stack.Proc:
+    def component(self, name: str) -> localcloud.Proc:
         return next(p for p in self.state.components if p.name == name)
 
     def storage(self) -> Any:
-        return stack.storage_client(self.env["STORAGE_EMULATOR_HOST"], self.env["GOOGLE_CLOUD_PROJECT"])
+        return localcloud.storage_client(self.env["STORAGE_EMULATOR_HOST"], self.env["GOOGLE_CLOUD_PROJECT"])
 
     def firestore(self) -> Any:
         from google.auth.credentials import AnonymousCredentials
@@ -183,17 +184,17 @@ def running_stack(root: Path, tiny_model_dir: Any, bridge_args: tuple[str, ...])
     own Firestore clients)."""
     require_stack()
     state_dir = root / "state"
-    config = stack.StackConfig(
+    config = localcloud.StackConfig(
         state_dir=state_dir,
-        ports=stack.Ports.free(),
+        ports=localcloud.Ports.free(),
         model_store=make_store(root / "store", Path(tiny_model_dir.int8_dir)),
         bridge_args=bridge_args,
         firestore=FIRESTORE_PREFERENCE,
     )
-    out = StringIO()
     try:
-        assert stack.up(config, stack.find_tools(), out=out) == 0, out.getvalue()
-        env = stack.read_env_file(state_dir / stack.ENV_FILE)
+        started = localcloud.up(config, localcloud.find_tools())  # raises a StackError saying why when it does not come up
+        assert all(localcloud.alive(p) for p in started.state.components), started.headline()
+        env = localcloud.read_env_file(state_dir / localcloud.ENV_FILE)
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("FIRESTORE_EMULATOR_HOST", env["FIRESTORE_EMULATOR_HOST"])  # read by the Firestore client
             yield Stack(state_dir.resolve(), env, list(tiny_model_dir.labels))
@@ -261,7 +262,7 @@ def test_firestore_outage_answers_5xx_and_the_bridge_retry_completes_the_work(e2
     (path,) = real_images(1)
     name = f"outage/{path.name}"
     firestore = e2e_stack.component("firestore")
-    assert stack.stop(firestore)
+    assert localcloud.stop(firestore)
     try:
         generation = e2e_stack.upload(name, path)
         bridge_log, function_log = e2e_stack.component("bridge").log, e2e_stack.component("function").log
@@ -297,20 +298,20 @@ def test_firestore_outage_answers_5xx_and_the_bridge_retry_completes_the_work(e2
     assert not dead_letter.exists() or name not in dead_letter.read_text()
 
 
-def restart_firestore(running: Stack, old: stack.Proc) -> None:
+def restart_firestore(running: Stack, old: localcloud.Proc) -> None:
     """Start the stack's Firestore emulator again on its port, recorded in the
     state so that ``down`` stops the new process."""
-    tools = stack.find_tools()
+    tools = localcloud.find_tools()
     assert old.port is not None
     log_dir = Path(old.log).parent
     if running.env.get("FASHION_FIRESTORE_EMULATOR") == "npm":
-        new = stack.start_firestore_npm(tools, old.port, log_dir)
+        new = localcloud.start_firestore_npm(tools, old.port, log_dir)
     else:
-        new = stack.start_firestore(tools, old.port, log_dir, running.env["GOOGLE_CLOUD_PROJECT"])
+        new = localcloud.start_firestore(tools, old.port, log_dir, running.env["GOOGLE_CLOUD_PROJECT"])
     state = running.state
     state.components = [new if p.name == "firestore" else p for p in state.components]
     state.save()
-    stack.wait_until(new, stack.firestore_ready(new), 60)
+    localcloud.wait_until(new, localcloud.firestore_ready(new), 60)
 
 
 # --------------------------------------------------------------------------
@@ -353,7 +354,7 @@ def test_demo_uploads_waits_reports_and_stops_the_stack(tiny_store_with_split: P
     assert "rejected/ " in result.stdout  # the bucket layout
     assert "/20 correct" in result.stdout and "wall time" in result.stdout
     assert "Stopping the stack... stopped." in result.stdout
-    assert not (state_dir / stack.STATE_FILE).exists()
+    assert not (state_dir / localcloud.STATE_FILE).exists()
 
 
 def test_demo_stops_the_stack_when_the_pipeline_times_out(tiny_store_with_split: Path, tmp_path: Path):
@@ -367,7 +368,7 @@ def test_demo_stops_the_stack_when_the_pipeline_times_out(tiny_store_with_split:
     assert "demo: timed out after 0 s" in result.stderr
     assert "Stopping the stack... stopped." in result.stdout  # `down` found every process and stopped it
     assert f"(its logs stay in {state_dir.resolve()})" in result.stdout
-    assert not (state_dir / stack.STATE_FILE).exists()
+    assert not (state_dir / localcloud.STATE_FILE).exists()
 
 
 def _ctrl_c() -> None:
@@ -383,16 +384,16 @@ def _sigterm() -> None:
 def test_a_stack_the_demo_started_is_stopped_on_ctrl_c_and_sigterm(tmp_path: Path, interrupt: Callable[[], None]):
     from scripts.demo import stack_running
 
-    sleeper = stack.spawn("bridge", ["sleep", "60"], tmp_path / "bridge.log")  # stands in for the stack's processes
-    stack.State(state_dir=str(tmp_path), started_at="now", components=[sleeper]).save()
+    sleeper = localcloud.spawn("bridge", ["sleep", "60"], tmp_path / "bridge.log")  # stands in for the stack's processes
+    localcloud.State(state_dir=str(tmp_path), started_at="now", components=[sleeper]).save()
     handler = signal.getsignal(signal.SIGTERM)
     started = time.monotonic()
     try:
         with pytest.raises(KeyboardInterrupt), stack_running(tmp_path, keep=True):
             interrupt()
     finally:
-        stack.stop(sleeper, timeout=2)
+        localcloud.stop(sleeper, timeout=2)
     assert time.monotonic() - started < 4
-    assert not stack.alive(sleeper)
-    assert not (tmp_path / stack.STATE_FILE).exists()  # stopped by `down`, not by the safety net
+    assert not localcloud.alive(sleeper)
+    assert not (tmp_path / localcloud.STATE_FILE).exists()  # stopped by `down`, not by the safety net
     assert signal.getsignal(signal.SIGTERM) is handler

@@ -12,7 +12,7 @@ from typing import Any
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 
-from fashionctl import stack
+import localcloud
 from functions.model_cache import ModelCache
 from functions.processing import Processor
 from functions.records import ObjectRef
@@ -40,7 +40,7 @@ def _ref(blob: Any) -> ObjectRef:
 
 
 def test_both_versions_are_classified_and_the_newer_one_is_not_deleted(pipeline: Pipeline, tmp_path: Path):
-    client = stack.storage_client(pipeline.storage_url, PROJECT)
+    client = localcloud.storage_client(pipeline.storage_url, PROJECT)
     db = firestore.Client(project=PROJECT, credentials=AnonymousCredentials())
     settings = Settings(
         project=PROJECT,

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from fashionctl import results
+from fashionctl.context import merged_env
 from tests.emulators import PROJECT, firestore_emulator
 from tests.pipeline.conftest import FIRESTORE_PREFERENCE, REPO
 
@@ -122,11 +123,11 @@ def test_json_lines_leave_out_the_bookkeeping_and_write_iso_times():
 def test_the_environment_overrides_the_stack_env_file(tmp_path: Path):
     env_file = tmp_path / "env"
     env_file.write_text("GOOGLE_CLOUD_PROJECT=demo-fashion\nFIRESTORE_EMULATOR_HOST=127.0.0.1:1\nINCOMING_BUCKET=x\n")
-    merged = results.merged_env({"FIRESTORE_EMULATOR_HOST": "127.0.0.1:2", "HOME": "/root"}, env_file)
+    merged = merged_env({"FIRESTORE_EMULATOR_HOST": "127.0.0.1:2", "HOME": "/root"}, env_file)
     assert merged["FIRESTORE_EMULATOR_HOST"] == "127.0.0.1:2"
     assert merged["GOOGLE_CLOUD_PROJECT"] == "demo-fashion"
     assert "HOME" not in merged
-    assert results.merged_env({}, tmp_path / "absent") == {}
+    assert merged_env({}, tmp_path / "absent") == {}
 
 
 # --------------------------------------------------------------------------

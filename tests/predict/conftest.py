@@ -13,7 +13,7 @@ import pytest
 import requests
 from jsonschema import Draft7Validator
 
-from fashionctl import stack
+import localcloud
 from functions.openapi import openapi_document
 from shared.settings import Settings
 from tests.emulators import PROJECT, fake_gcs_server, firestore_emulator, free_port
@@ -37,7 +37,7 @@ class Service:
     model_version: str
 
     def storage(self) -> Any:
-        return stack.storage_client(self.storage_url, PROJECT)
+        return localcloud.storage_client(self.storage_url, PROJECT)
 
     def firestore(self) -> Any:
         from google.auth.credentials import AnonymousCredentials
@@ -61,7 +61,7 @@ def _env(storage_url: str, firestore_host: str, cache: Path, models: str, **over
         gcs_allowed_buckets=PHOTOS,
         **overrides,
     )
-    return stack.settings_env(settings) | {"STORAGE_EMULATOR_HOST": storage_url, "FIRESTORE_EMULATOR_HOST": firestore_host}
+    return localcloud.settings_env(settings) | {"STORAGE_EMULATOR_HOST": storage_url, "FIRESTORE_EMULATOR_HOST": firestore_host}
 
 
 @pytest.fixture(scope="session")
@@ -73,7 +73,7 @@ def services(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Any) -> I
         fake_gcs_server(logs) as storage_url,
     ):
         mp.setenv("FIRESTORE_EMULATOR_HOST", firestore_host)  # for the tests' own Firestore client
-        client = stack.storage_client(storage_url, PROJECT)
+        client = localcloud.storage_client(storage_url, PROJECT)
         for name in (MODELS, EMPTY_MODELS, PHOTOS, PRIVATE):
             client.create_bucket(name)
         version = publish_model(client, Path(tiny_model_dir.int8_dir))
@@ -83,19 +83,19 @@ def services(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Any) -> I
             "empty": _env(storage_url, firestore_host, logs / "cache-empty", EMPTY_MODELS),
         }
         procs = {
-            name: stack.start_http_function(
+            name: localcloud.start_http_function(
                 REPO / "functions" / "main.py", "predict", free_port(), logs, env, name=f"predict-{name}"
             )
             for name, env in envs.items()
         }
         try:
             for proc in procs.values():
-                stack.wait_until(proc, stack.http_answers(f"{proc.url}/health"), 60)
+                localcloud.wait_until(proc, localcloud.http_answers(f"{proc.url}/health"), 60)
             labels = list(tiny_model_dir.labels)
             yield {name: Service(proc.url or "", storage_url, firestore_host, labels, version) for name, proc in procs.items()}
         finally:
             for proc in procs.values():
-                stack.stop(proc)
+                localcloud.stop(proc)
 
 
 @pytest.fixture(scope="session")

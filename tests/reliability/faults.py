@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from fashionctl import stack
+import localcloud
 from functions import records as rec
 from shared.settings import Settings
 from tests.cloudevents import post_storage_event
@@ -68,20 +68,20 @@ class FaultLab:
     storage_proxy: TcpProxy
     firestore_proxy: TcpProxy
     env: dict[str, str]  # the function's environment (through the proxies)
-    healthy: stack.Proc | None = None
+    healthy: localcloud.Proc | None = None
     uploads: list[Upload] = field(default_factory=list)
     _names: Iterator[int] = field(default_factory=itertools.count)
 
     # -- clients (past the proxies) ---------------------------------------
 
     def storage(self) -> Any:
-        return stack.storage_client(self.storage_url, stack.PROJECT)
+        return localcloud.storage_client(self.storage_url, localcloud.PROJECT)
 
     def firestore(self) -> Any:
         from google.auth.credentials import AnonymousCredentials
         from google.cloud import firestore
 
-        return firestore.Client(project=stack.PROJECT, credentials=AnonymousCredentials())
+        return firestore.Client(project=localcloud.PROJECT, credentials=AnonymousCredentials())
 
     def incoming(self) -> list[str]:
         return [b.name for b in self.storage().list_blobs(INCOMING)]
@@ -91,16 +91,16 @@ class FaultLab:
 
     # -- functions ---------------------------------------------------------
 
-    def start_function(self, name: str, failpoints: str = "") -> stack.Proc:
-        port = stack.free_port()
+    def start_function(self, name: str, failpoints: str = "") -> localcloud.Proc:
+        port = localcloud.free_port()
         env = self.env | {"FAILPOINTS": failpoints}
-        proc = stack.start_functions_framework(
-            SOURCE, "classify_upload", "cloudevent", port, self.logs, env, name, f"http://{stack.HOST}:{port}/"
+        proc = localcloud.start_functions_framework(
+            SOURCE, "classify_upload", "cloudevent", port, self.logs, env, name, f"http://{localcloud.HOST}:{port}/"
         )
-        stack.wait_until(proc, stack.http_answers(proc.url or "", ok_only=False), 60)
+        localcloud.wait_until(proc, localcloud.http_answers(proc.url or "", ok_only=False), 60)
         return proc
 
-    def start_faulty(self, failpoints: str) -> stack.Proc:
+    def start_faulty(self, failpoints: str) -> localcloud.Proc:
         return self.start_function(f"faulty-{next(self._names)}", failpoints)
 
     # -- events ------------------------------------------------------------
@@ -173,8 +173,8 @@ def fault_lab(logs: Path, model_dir: Path) -> Iterator[FaultLab]:
         storage_port = urlsplit(storage_url).port
         firestore_port = int(firestore_host.rsplit(":", 1)[1])
         assert storage_port is not None
-        storage_proxy = TcpProxy(stack.HOST, storage_port)
-        firestore_proxy = TcpProxy(stack.HOST, firestore_port)
+        storage_proxy = TcpProxy(localcloud.HOST, storage_port)
+        firestore_proxy = TcpProxy(localcloud.HOST, firestore_port)
         env = function_env(f"http://{storage_proxy.address}", firestore_proxy.address, logs / "model-cache")
         env |= {"LEASE_SECONDS": str(LEASE_SECONDS), "DEPENDENCY_DEADLINE_SECONDS": str(DEPENDENCY_DEADLINE_SECONDS)}
         lab = FaultLab(logs, storage_url, firestore_host, storage_proxy, firestore_proxy, env)
@@ -183,7 +183,7 @@ def fault_lab(logs: Path, model_dir: Path) -> Iterator[FaultLab]:
             yield lab
         finally:
             if lab.healthy is not None:
-                stack.stop(lab.healthy)
+                localcloud.stop(lab.healthy)
             storage_proxy.close()
             firestore_proxy.close()
 

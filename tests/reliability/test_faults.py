@@ -36,7 +36,7 @@ from typing import Any
 import pytest
 import requests
 
-from fashionctl import stack
+import localcloud
 from functions import records as rec
 from functions.failpoints import CRASH_EXIT_CODE, FailPointError, FailPoints
 from shared.model_layout import MANIFEST_FILE, MODEL_FILE
@@ -81,7 +81,7 @@ def crash_delivery(lab: FaultLab, step: str, upload: Upload, event_id: str) -> N
         with pytest.raises(requests.ConnectionError):
             post_event(proc.url or "", upload, event_id, timeout=30)
     finally:
-        stack.stop(proc)
+        localcloud.stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Any) -> Iterat
         yield running
 
 
-def _log_text(proc: stack.Proc) -> str:
+def _log_text(proc: localcloud.Proc) -> str:
     return Path(proc.log).read_text(errors="replace")
 
 
@@ -113,7 +113,7 @@ def _inject(lab: FaultLab, component: str, step: str, name: str) -> tuple[Any, s
                 "the worker's exit",
             )
         finally:
-            stack.stop(proc)  # the instance is gone for good
+            localcloud.stop(proc)  # the instance is gone for good
         return upload, event_id, "crashed"
 
     proxy = lab.proxy(component)
@@ -126,7 +126,7 @@ def _inject(lab: FaultLab, component: str, step: str, name: str) -> tuple[Any, s
         worker.join(90)
         assert not worker.is_alive(), "the delivery hung with its dependency down"
     finally:
-        stack.stop(proc)
+        localcloud.stop(proc)
         proxy.restore()
     return upload, event_id, answer.get("status")
 
@@ -253,7 +253,7 @@ def test_a_delivery_that_outlived_its_lease_stops_writing(lab: FaultLab, tiny_mo
         worker.join(90)
         assert not worker.is_alive()
     finally:
-        stack.stop(proc)
+        localcloud.stop(proc)
         publish_model(storage, Path(tiny_model_dir.int8_dir))  # the module's other cases use the original
     assert isinstance(answer.get("status"), int) and answer["status"] >= 500, answer
     assert "taken over by another delivery" in _log_text(proc)

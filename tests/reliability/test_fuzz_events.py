@@ -19,7 +19,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fashionctl.bridge import header_safe
+from localcloud.bridge import header_safe
 from tests.pipeline.conftest import INCOMING, Pipeline
 from tests.reliability.conftest import fuzz_examples
 

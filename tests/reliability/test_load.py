@@ -1,6 +1,6 @@
 """Load through the whole local stack, with duplicated events.
 
-``fashionctl.stack.up`` starts fake-gcs-server (publishing OBJECT_FINALIZE
+``localcloud.up`` starts fake-gcs-server (publishing OBJECT_FINALIZE
 notifications to the Pub/Sub emulator), the Firestore emulator, the classify
 function under functions-framework with the tiny test model, and the
 Eventarc bridge. N photos are uploaded with google-cloud-storage; for 10% of
@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from fashionctl import stack
+import localcloud
 from functions import records as rec
 from tests.images import make_photo_like
 from tests.pipeline.test_end_to_end import Stack, log_records, running_stack, wait_for
@@ -69,10 +69,10 @@ def test_uploads_with_duplicated_events_are_processed_exactly_once(load_stack: S
     duplicated = set(range(0, count, round(1 / DUPLICATED_FRACTION)))
     photos = {f"load/{i:05d}.jpg": make_photo_like((64, 64), seed=i) for i in range(count)}
     names = sorted(photos)
-    topic = stack.publisher_client(load_stack.env["PUBSUB_EMULATOR_HOST"]).topic_path(
+    topic = localcloud.publisher_client(load_stack.env["PUBSUB_EMULATOR_HOST"]).topic_path(
         load_stack.env["GOOGLE_CLOUD_PROJECT"], load_stack.state.info["topic"]
     )
-    publisher = stack.publisher_client(load_stack.env["PUBSUB_EMULATOR_HOST"])
+    publisher = localcloud.publisher_client(load_stack.env["PUBSUB_EMULATOR_HOST"])
     bucket = load_stack.storage().bucket(load_stack.incoming)
 
     def upload(index: int) -> tuple[str, int]:

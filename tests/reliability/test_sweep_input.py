@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from fashionctl import stack
+import localcloud
 from tests.emulators import free_port
 from tests.pipeline.conftest import REPO, function_env
 
@@ -23,12 +23,12 @@ CLOSED = "127.0.0.1:9"  # the discard port: nothing listens there
 def sweep_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     logs = tmp_path_factory.mktemp("sweep-input")
     env = function_env(f"http://{CLOSED}", CLOSED, logs / "cache")
-    proc = stack.start_http_function(REPO / "functions" / "main.py", "sweep", free_port(), logs, env, name="sweep-input")
+    proc = localcloud.start_http_function(REPO / "functions" / "main.py", "sweep", free_port(), logs, env, name="sweep-input")
     try:
-        stack.wait_until(proc, stack.http_answers(proc.url or "", ok_only=False), 60)
+        localcloud.wait_until(proc, localcloud.http_answers(proc.url or "", ok_only=False), 60)
         yield proc.url or ""
     finally:
-        stack.stop(proc)
+        localcloud.stop(proc)
 
 
 BAD_BODIES = {

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from fashionctl import stack
+import localcloud
 from tests.emulators import PROJECT, fake_gcs_server, firestore_emulator, pubsub_emulator, require
 
 TOPIC = "storage-events"
@@ -34,17 +34,17 @@ class Cloud:
     _names: Iterator[int] = field(default_factory=itertools.count)
 
     def storage(self) -> Any:
-        return stack.storage_client(self.storage_url, self.project)
+        return localcloud.storage_client(self.storage_url, self.project)
 
     def new_subscription(self, ack_deadline: int = 10) -> str:
         """A fresh subscription on the notifications topic: it sees only what is published from now on."""
         name = f"sub-{next(self._names)}"
-        stack.create_topic_and_subscription(self.pubsub_host, self.project, self.topic, name, ack_deadline)
+        localcloud.create_topic_and_subscription(self.pubsub_host, self.project, self.topic, name, ack_deadline)
         return name
 
     def pull(self, subscription: str, wait: float = 10.0, expect: int = 1) -> list[Any]:
         """Synchronously pull until ``expect`` messages came or ``wait`` seconds passed; acks them."""
-        subscriber = stack.subscriber_client(self.pubsub_host)
+        subscriber = localcloud.subscriber_client(self.pubsub_host)
         path = subscriber.subscription_path(self.project, subscription)
         received: list[Any] = []
         deadline = time.monotonic() + wait
@@ -69,9 +69,9 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     require("pubsub", "storage")
     logs = tmp_path_factory.mktemp("emulators")
     with pubsub_emulator(logs) as pubsub_host, firestore_emulator(logs) as firestore_host:
-        stack.create_topic_and_subscription(pubsub_host, PROJECT, TOPIC, "unused")
+        localcloud.create_topic_and_subscription(pubsub_host, PROJECT, TOPIC, "unused")
         with fake_gcs_server(logs, pubsub_host=pubsub_host, topic=TOPIC, bucket=INCOMING) as storage_url:
-            stack.create_buckets(storage_url, PROJECT, [INCOMING, OTHER])
+            localcloud.create_buckets(storage_url, PROJECT, [INCOMING, OTHER])
             yield Cloud(PROJECT, pubsub_host, firestore_host, storage_url, TOPIC, INCOMING, OTHER)
 
 
@@ -116,8 +116,8 @@ class FunctionStub:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer((stack.HOST, 0), Handler)
-        self.url = f"http://{stack.HOST}:{self.server.server_address[1]}/"
+        self.server = ThreadingHTTPServer((localcloud.HOST, 0), Handler)
+        self.url = f"http://{localcloud.HOST}:{self.server.server_address[1]}/"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self) -> FunctionStub:

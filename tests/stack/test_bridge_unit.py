@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from fashionctl.bridge import (
+from localcloud.bridge import (
     Bridge,
     BridgeConfig,
     CloudEventRequest,

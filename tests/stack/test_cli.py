@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fashionctl.stack import ENV_FILE, STATE_FILE, State, alive, choose_firestore, find_tools, read_env_file, storage_client
+from localcloud import ENV_FILE, STATE_FILE, State, alive, choose_firestore, find_tools, read_env_file, storage_client
 from shared.model_layout import POINTER
 from tests.emulators import firestore_kind, free_port, require
 from tests.stack.conftest import wait_for
@@ -181,7 +181,7 @@ def test_down_stops_every_process_it_started(running_stack):
 
 
 def _group_alive(pgid: int) -> bool:
-    from fashionctl.stack import _group_members
+    from localcloud.processes import _group_members
 
     return bool(_group_members(pgid))
 

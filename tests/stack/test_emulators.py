@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from fashionctl.bridge import Bridge, BridgeConfig, RetryPolicy
+from localcloud.bridge import Bridge, BridgeConfig, RetryPolicy
 from tests.stack.conftest import FunctionStub, wait_for
 
 
@@ -192,7 +192,7 @@ def test_a_notification_decodes_from_the_rest_pull_as_well(cloud):
 
 @pytest.mark.parametrize("component", ["pubsub", "firestore", "storage"])
 def test_missing_emulators_are_reported_by_name(component, tmp_path):
-    from fashionctl.stack import find_tools
+    from localcloud import find_tools
 
     tools = find_tools(sdk_root=tmp_path)  # an SDK root without platform/
     reason = tools.missing(component)

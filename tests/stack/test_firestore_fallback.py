@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from fashionctl.stack import ENV_FILE, STATE_FILE, State, alive, read_env_file
+from localcloud import ENV_FILE, STATE_FILE, State, alive, read_env_file
 from tests.emulators import firestore_emulator, require
 from tests.stack.test_cli import FREE_PORTS, fashionctl
 
@@ -71,7 +71,7 @@ def test_up_can_use_the_npm_emulator_and_down_stops_it(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("preference", ["auto", "official"])
 def test_auto_prefers_the_official_emulator(preference):
-    from fashionctl.stack import choose_firestore, find_tools
+    from localcloud import choose_firestore, find_tools
 
     tools = find_tools()
     if tools.missing("firestore"):
@@ -80,7 +80,7 @@ def test_auto_prefers_the_official_emulator(preference):
 
 
 def test_auto_falls_back_to_npm_where_the_official_emulator_is_absent(tmp_path):
-    from fashionctl.stack import Tools, choose_firestore
+    from localcloud import Tools, choose_firestore
 
     node_dir = tmp_path / "node"
     (node_dir / "node_modules" / "@firestore-emulator" / "server").mkdir(parents=True)

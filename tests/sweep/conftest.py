@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from fashionctl import stack
+import localcloud
 from tests.emulators import firestore_kind, free_port
 from tests.pipeline.conftest import (
     FIRESTORE_PREFERENCE,
@@ -60,14 +60,14 @@ def sweep_stack(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Any) -
         try:
             for k in range(2):
                 source = REPO / "functions" / "main.py"
-                procs.append(stack.start_http_function(source, "sweep", free_port(), logs, env, name=f"sweep-{k}"))
+                procs.append(localcloud.start_http_function(source, "sweep", free_port(), logs, env, name=f"sweep-{k}"))
             for proc in procs:
-                stack.wait_until(proc, stack.http_answers(proc.url or "", ok_only=False), 60)
+                localcloud.wait_until(proc, localcloud.http_answers(proc.url or "", ok_only=False), 60)
             urls = [proc.url or "" for proc in procs]
             yield SweepStack(storage_url, firestore_host, urls, env, logs, firestore_kind(FIRESTORE_PREFERENCE))
         finally:
             for proc in procs:
-                stack.stop(proc)
+                localcloud.stop(proc)
 
 
 @pytest.fixture

@@ -14,10 +14,10 @@ from tests.sweep.conftest import SweepStack
 
 
 def _env_file(stack_: SweepStack, state_dir: Path) -> None:
-    from fashionctl import stack
+    import localcloud
 
     keys = ("GOOGLE_CLOUD_PROJECT", "INCOMING_BUCKET", "PROCESSED_BUCKET", "MODELS_BUCKET", "STORAGE_EMULATOR_HOST")
-    stack.write_env_file(state_dir / stack.ENV_FILE, {k: stack_.env[k] for k in keys})
+    localcloud.write_env_file(state_dir / localcloud.ENV_FILE, {k: stack_.env[k] for k in keys})
 
 
 def test_health_fails_on_a_stale_backlog_and_passes_when_clear(

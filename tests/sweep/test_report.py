@@ -87,10 +87,11 @@ def test_csv_rows_match_the_records(seeded: SweepStack) -> None:
 def test_fashionctl_report_writes_and_uploads(
     seeded: SweepStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from fashionctl import cli, stack
+    import localcloud
+    from fashionctl import cli
 
     keys = ("GOOGLE_CLOUD_PROJECT", "INCOMING_BUCKET", "PROCESSED_BUCKET", "MODELS_BUCKET", "STORAGE_EMULATOR_HOST")
-    stack.write_env_file(tmp_path / stack.ENV_FILE, {k: seeded.env[k] for k in keys})
+    localcloud.write_env_file(tmp_path / localcloud.ENV_FILE, {k: seeded.env[k] for k in keys})
     out = tmp_path / "out"
     assert cli.main(["report", "--state-dir", str(tmp_path), "--days", "30000", "--out", str(out), "--upload"]) == 0
     assert {p.name for p in out.iterdir()} == {"report.html", "records.csv", "records.json"}

@@ -113,11 +113,12 @@ def test_bad_requests_are_refused(swept: SweepStack) -> None:
 def test_fashionctl_sweep_runs_the_core_on_the_stack(
     swept: SweepStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from fashionctl import cli, stack
+    import localcloud
+    from fashionctl import cli
 
     keys = ("GOOGLE_CLOUD_PROJECT", "INCOMING_BUCKET", "PROCESSED_BUCKET", "MODELS_BUCKET", "STORAGE_EMULATOR_HOST")
-    stack.write_env_file(
-        tmp_path / stack.ENV_FILE, {k: swept.env[k] for k in keys} | {"FIRESTORE_EMULATOR_HOST": swept.firestore_host}
+    localcloud.write_env_file(
+        tmp_path / localcloud.ENV_FILE, {k: swept.env[k] for k in keys} | {"FIRESTORE_EMULATOR_HOST": swept.firestore_host}
     )
     monkeypatch.setenv("MODEL_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("SWEEP_URL", raising=False)

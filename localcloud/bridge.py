@@ -7,7 +7,7 @@ exponential backoff, and acknowledges the notification only once the function
 accepted the event; after ``--max-attempts`` or ``--max-age`` the
 notification goes to a dead-letter file (JSON lines) and is acknowledged.
 
-    python -m fashionctl.bridge --pubsub-host 127.0.0.1:8085 --project demo-fashion \\
+    python -m localcloud.bridge --pubsub-host 127.0.0.1:8085 --project demo-fashion \\
         --subscription storage-incoming-bridge --target http://127.0.0.1:8087/
 """
 
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-log = logging.getLogger("fashionctl.bridge")
+log = logging.getLogger("localcloud.bridge")
 
 #: Cloud Storage notification eventType -> CloudEvent type
 EVENT_TYPES = {
@@ -300,7 +300,7 @@ class Bridge:
         from google.cloud import pubsub_v1
         from google.cloud.pubsub_v1.subscriber.scheduler import ThreadScheduler
 
-        from fashionctl.stack import subscriber_client
+        from localcloud.clients import subscriber_client
 
         self._subscriber = subscriber_client(self.config.pubsub_host)
         path = self._subscriber.subscription_path(self.config.project, self.config.subscription)
@@ -352,7 +352,7 @@ def _age(publish_time: datetime | None) -> float:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m fashionctl.bridge", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m localcloud.bridge", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--pubsub-host", required=True, help="the Pub/Sub emulator, host:port")
     p.add_argument("--project", required=True)

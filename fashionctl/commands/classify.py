@@ -1,0 +1,29 @@
+"""``fashionctl classify``: local image files classified offline (fashionctl/classify.py)."""
+
+from __future__ import annotations
+
+import click
+
+from fashionctl.errors import USAGE, CommandError
+from shared.errors import ModelError
+
+
+@click.command("classify", help="classify local image files offline")
+@click.option(
+    "--model-dir",
+    required=True,
+    help="a model version folder (model.tflite + manifest.json) or a model store holding models/current.json",
+)
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
+@click.option("--top-k", type=int, default=3, show_default=True)
+@click.argument("paths", nargs=-1, required=True, metavar="FILE_OR_FOLDER...")
+def classify(model_dir: str, as_json: bool, top_k: int, paths: tuple[str, ...]) -> int:
+    from fashionctl import classify as core
+
+    try:
+        return core.run(model_dir, list(paths), as_json=as_json, top_k=top_k)
+    except ModelError as exc:
+        raise CommandError(str(exc), USAGE) from exc
+
+
+COMMANDS = (classify,)
