@@ -19,24 +19,24 @@ locals {
     build     = "Cloud Build builds of the three functions"
   }
 
+  # What classify and the sweep both do to the buckets: take uploads out of
+  # incoming ("incoming_consumer" is the custom role below), file them in
+  # processed, read the model.
+  sorter_bucket_roles = {
+    incoming  = ["incoming_consumer"]
+    processed = ["roles/storage.objectViewer", "roles/storage.objectCreator"]
+    models    = ["roles/storage.objectViewer"]
+  }
+
   # account -> project roles, and bucket (main.tf's roles) -> roles on it.
-  # "incoming_consumer" is the custom role below.
   role_table = {
     classify = {
       project = ["roles/datastore.user", "roles/eventarc.eventReceiver"]
-      buckets = {
-        incoming  = ["incoming_consumer"]
-        processed = ["roles/storage.objectViewer", "roles/storage.objectCreator"]
-        models    = ["roles/storage.objectViewer"]
-      }
+      buckets = local.sorter_bucket_roles
     }
     sweep = {
       project = ["roles/datastore.user"]
-      buckets = {
-        incoming  = ["incoming_consumer"]
-        processed = ["roles/storage.objectViewer", "roles/storage.objectCreator"]
-        models    = ["roles/storage.objectViewer"]
-      }
+      buckets = local.sorter_bucket_roles
     }
     predict = {
       project = ["roles/datastore.viewer"]

@@ -165,86 +165,38 @@ resource "google_monitoring_alert_policy" "dead_letters" {
 }
 
 locals {
-  # A 12-column mosaic of 6x4 tiles. Positions of 0 are left out: the API
-  # drops zero-valued fields from the dashboard it returns, so a written 0
-  # would show as a change on every plan.
+  # The dashboard's charts, in reading order: title, plot type, the time
+  # series and their aggregation.
+  dashboard_charts = [
+    { title = "Classifications by status", plot = "STACKED_BAR", filter = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.classifications.name}\" AND resource.type=\"cloud_run_revision\"", aggregation = { alignmentPeriod = "300s", perSeriesAligner = "ALIGN_SUM", crossSeriesReducer = "REDUCE_SUM", groupByFields = ["metric.label.status"] } },
+    { title = "Function errors per minute", plot = "LINE", filter = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.function_errors.name}\" AND resource.type=\"cloud_run_revision\"", aggregation = { alignmentPeriod = local.per_minute_count.alignment_period, perSeriesAligner = local.per_minute_count.per_series_aligner, crossSeriesReducer = "REDUCE_SUM", groupByFields = ["metric.label.service"] } },
+    { title = "Request latency (p95)", plot = "LINE", filter = "metric.type=\"run.googleapis.com/request_latencies\" AND resource.type=\"cloud_run_revision\"", aggregation = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_PERCENTILE_95", crossSeriesReducer = "REDUCE_MAX", groupByFields = ["resource.label.service_name"] } },
+    { title = "Instances", plot = "LINE", filter = "metric.type=\"run.googleapis.com/container/instance_count\" AND resource.type=\"cloud_run_revision\"", aggregation = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_MAX", crossSeriesReducer = "REDUCE_SUM", groupByFields = ["resource.label.service_name"] } },
+  ]
+
+  # Two 6x4 tiles a row in a 12-column mosaic. Positions of 0 are left out:
+  # the API drops zero-valued fields from the dashboard it returns, so a
+  # written 0 would show as a change on every plan.
+  dashboard_tile_width  = 6
+  dashboard_tile_height = 4
   dashboard_tiles = [
-    {
-      width  = 6
-      height = 4
-      widget = {
-        title = "Classifications by status"
-        xyChart = {
-          dataSets = [{
-            plotType = "STACKED_BAR"
-            timeSeriesQuery = {
-              timeSeriesFilter = {
-                filter      = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.classifications.name}\" AND resource.type=\"cloud_run_revision\""
-                aggregation = { alignmentPeriod = "300s", perSeriesAligner = "ALIGN_SUM", crossSeriesReducer = "REDUCE_SUM", groupByFields = ["metric.label.status"] }
-              }
-            }
-          }]
+    for i, chart in local.dashboard_charts : merge(
+      i % 2 == 0 ? {} : { xPos = local.dashboard_tile_width },
+      i < 2 ? {} : { yPos = floor(i / 2) * local.dashboard_tile_height },
+      {
+        width  = local.dashboard_tile_width
+        height = local.dashboard_tile_height
+        widget = {
+          title = chart.title
+          xyChart = {
+            dataSets = [{
+              plotType        = chart.plot
+              timeSeriesQuery = { timeSeriesFilter = { filter = chart.filter, aggregation = chart.aggregation } }
+            }]
+          }
         }
-      }
-    },
-    {
-      xPos   = 6
-      width  = 6
-      height = 4
-      widget = {
-        title = "Function errors per minute"
-        xyChart = {
-          dataSets = [{
-            plotType = "LINE"
-            timeSeriesQuery = {
-              timeSeriesFilter = {
-                filter      = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.function_errors.name}\" AND resource.type=\"cloud_run_revision\""
-                aggregation = { alignmentPeriod = local.per_minute_count.alignment_period, perSeriesAligner = local.per_minute_count.per_series_aligner, crossSeriesReducer = "REDUCE_SUM", groupByFields = ["metric.label.service"] }
-              }
-            }
-          }]
-        }
-      }
-    },
-    {
-      yPos   = 4
-      width  = 6
-      height = 4
-      widget = {
-        title = "Request latency (p95)"
-        xyChart = {
-          dataSets = [{
-            plotType = "LINE"
-            timeSeriesQuery = {
-              timeSeriesFilter = {
-                filter      = "metric.type=\"run.googleapis.com/request_latencies\" AND resource.type=\"cloud_run_revision\""
-                aggregation = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_PERCENTILE_95", crossSeriesReducer = "REDUCE_MAX", groupByFields = ["resource.label.service_name"] }
-              }
-            }
-          }]
-        }
-      }
-    },
-    {
-      xPos   = 6
-      yPos   = 4
-      width  = 6
-      height = 4
-      widget = {
-        title = "Instances"
-        xyChart = {
-          dataSets = [{
-            plotType = "LINE"
-            timeSeriesQuery = {
-              timeSeriesFilter = {
-                filter      = "metric.type=\"run.googleapis.com/container/instance_count\" AND resource.type=\"cloud_run_revision\""
-                aggregation = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_MAX", crossSeriesReducer = "REDUCE_SUM", groupByFields = ["resource.label.service_name"] }
-              }
-            }
-          }]
-        }
-      }
-    },
+      },
+    )
   ]
 }
 

@@ -124,6 +124,13 @@ def block(body: dict[str, Any], name: str) -> dict[str, Any]:
     return value
 
 
+def local_value(tf: Terraform, value: Any) -> Any:
+    """``value``, or the local it names when it is exactly ``${local.NAME}``."""
+    if isinstance(value, str) and (match := re.fullmatch(r"\$\{local\.(\w+)\}", value)):
+        return tf.locals[match.group(1)]
+    return value
+
+
 def entry_points(main_py: Path = REPO / "functions" / "main.py") -> dict[str, list[str]]:
     """Top-level functions of functions/main.py -> their decorators (dotted)."""
     tree = ast.parse(main_py.read_text(encoding="utf-8"))

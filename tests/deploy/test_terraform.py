@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from shared.settings import Settings
-from tests.deploy.conftest import TERRAFORM, Terraform, block, entry_points, parse_hcl
+from tests.deploy.conftest import TERRAFORM, Terraform, block, entry_points, local_value, parse_hcl
 
 TF_FILES = sorted(TERRAFORM.glob("*.tf"))
 ENTRY_DECORATORS = {"functions_framework.http", "functions_framework.cloud_event"}
@@ -423,7 +423,7 @@ def _table_grants(tf: Terraform) -> dict[str, set[tuple[str, str]]]:
     for name, grants in table.items():
         found = granted.setdefault(name, set())
         found |= {("project", role) for role in grants["project"]}
-        for bucket_name, roles in grants["buckets"].items():
+        for bucket_name, roles in local_value(tf, grants["buckets"]).items():
             assert bucket_name in BUCKETS, f"{name}: no bucket {bucket_name}"
             found |= {(f"bucket:{bucket_name}", tf.locals["custom_roles"].get(role, role)) for role in roles}
     return granted
@@ -462,8 +462,10 @@ def test_readme_describes_the_role_table(tf: Terraform):
     assert set(rows) == set(tf.locals["service_accounts"])
     words = {"incoming": "incoming", "processed": "processed", "models": "models", "training_data": "training-data"}
     for name, grants in tf.locals["role_table"].items():
-        described = rows[name] if "the same as" not in rows[name] else rows[rows[name].split("the same as ")[1].split()[0].strip(",.;")]
-        for bucket_name in grants["buckets"]:
+        described = (
+            rows[name] if "the same as" not in rows[name] else rows[rows[name].split("the same as ")[1].split()[0].strip(",.;")]
+        )
+        for bucket_name in local_value(tf, grants["buckets"]):
             assert words[bucket_name] in described, f"README row {name} does not mention the {bucket_name} bucket"
 
 
