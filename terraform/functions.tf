@@ -30,7 +30,7 @@ locals {
   }
   function_extra_environment = {
     classify = {}
-    sweep = {
+    sweep    = {
       SWEEP_MIN_AGE_SECONDS = tostring(var.sweep_min_age_seconds)
       SWEEP_BUDGET_SECONDS  = tostring(var.sweep_budget_seconds)
     }
@@ -60,8 +60,8 @@ resource "google_cloudfunctions2_function" "classify" {
   labels      = local.labels
 
   build_config {
-    runtime     = var.functions_runtime
-    entry_point = "classify_upload"
+    runtime           = var.functions_runtime
+    entry_point       = "classify_upload"
     service_account   = local.function_build.service_account
     docker_repository = local.function_build.docker_repository
     source {
@@ -125,8 +125,8 @@ resource "google_cloudfunctions2_function" "sweep" {
   labels      = local.labels
 
   build_config {
-    runtime     = var.functions_runtime
-    entry_point = "sweep"
+    runtime           = var.functions_runtime
+    entry_point       = "sweep"
     service_account   = local.function_build.service_account
     docker_repository = local.function_build.docker_repository
     source {
@@ -167,8 +167,8 @@ resource "google_cloudfunctions2_function" "predict" {
   labels      = local.labels
 
   build_config {
-    runtime     = var.functions_runtime
-    entry_point = "predict"
+    runtime           = var.functions_runtime
+    entry_point       = "predict"
     service_account   = local.function_build.service_account
     docker_repository = local.function_build.docker_repository
     source {

@@ -70,7 +70,7 @@ resource "google_project_service" "services" {
 # depends on this wait, not on the enablement itself.
 resource "time_sleep" "apis_ready" {
   create_duration = "60s"
-  triggers = {
+  triggers        = {
     services = join(",", sort([for s in google_project_service.services : s.service]))
   }
 }

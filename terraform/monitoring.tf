@@ -78,7 +78,7 @@ resource "google_logging_metric" "classifications" {
 # up to about ten minutes. The policy waits for this (first apply only).
 resource "time_sleep" "log_metrics_ready" {
   create_duration = "600s"
-  triggers = {
+  triggers        = {
     function_errors = google_logging_metric.function_errors.id
   }
 }
@@ -179,7 +179,7 @@ locals {
   # written 0 would show as a change on every plan.
   dashboard_tile_width  = 6
   dashboard_tile_height = 4
-  dashboard_tiles = [
+  dashboard_tiles       = [
     for i, chart in local.dashboard_charts : merge(
       i % 2 == 0 ? {} : { xPos = local.dashboard_tile_width },
       i < 2 ? {} : { yPos = floor(i / 2) * local.dashboard_tile_height },
