@@ -153,27 +153,19 @@ data "google_storage_project_service_account" "gcs" {
   depends_on = [time_sleep.apis_ready]
 }
 
-locals {
-  service_agent_roles = {
-    gcs_publisher = {
-      role   = "roles/pubsub.publisher"
-      member = "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
-    }
-    # Granted by Google when the API is enabled; stated here so that the
-    # trigger can wait for it (below) instead of racing it.
-    eventarc_agent = {
-      role   = "roles/eventarc.serviceAgent"
-      member = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-eventarc.iam.gserviceaccount.com"
-    }
-  }
+resource "google_project_iam_member" "gcs_agent_publisher" {
+  project = var.project_id
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
 }
 
-resource "google_project_iam_member" "service_agents" {
-  for_each = local.service_agent_roles
-
+# Granted by Google when the API is enabled; stated here so that the trigger
+# can wait for it (below) instead of racing it.
+resource "google_project_iam_member" "eventarc_agent" {
+  #checkov:skip=CKV_GCP_49:The member is Google's own Eventarc service agent, and eventarc.serviceAgent is the role Google itself grants it; stated only so the trigger can wait for it
   project = var.project_id
-  role    = each.value.role
-  member  = each.value.member
+  role    = "roles/eventarc.serviceAgent"
+  member  = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-eventarc.iam.gserviceaccount.com"
 
   depends_on = [time_sleep.apis_ready]
 }
@@ -186,7 +178,8 @@ resource "time_sleep" "eventarc_iam" {
   create_duration = "120s"
 
   depends_on = [
-    google_project_iam_member.service_agents,
+    google_project_iam_member.gcs_agent_publisher,
+    google_project_iam_member.eventarc_agent,
     google_project_iam_member.grants,
   ]
 }

@@ -104,10 +104,14 @@ def test_trigger_waits_for_the_agents_grants_to_propagate(tf: Terraform, graph):
     the trigger account's grants."""
     wait = tf.resource("time_sleep", "eventarc_iam")
     assert _seconds(wait["create_duration"]) >= 120
-    assert graph["time_sleep.eventarc_iam"] == {"google_project_iam_member.service_agents", "google_project_iam_member.grants"}
-    agents = tf.locals["service_agent_roles"]
-    assert agents["eventarc_agent"]["role"] == "roles/eventarc.serviceAgent"
-    assert agents["eventarc_agent"]["member"].endswith("@gcp-sa-eventarc.iam.gserviceaccount.com")
+    assert graph["time_sleep.eventarc_iam"] == {
+        "google_project_iam_member.gcs_agent_publisher",
+        "google_project_iam_member.eventarc_agent",
+        "google_project_iam_member.grants",
+    }
+    agent = tf.resource("google_project_iam_member", "eventarc_agent")
+    assert agent["role"] == "roles/eventarc.serviceAgent"
+    assert agent["member"].endswith("@gcp-sa-eventarc.iam.gserviceaccount.com")
     assert "roles/eventarc.eventReceiver" in tf.locals["role_table"]["classify"]["project"]
     assert "time_sleep.eventarc_iam" in graph["google_cloudfunctions2_function.classify"]
 

@@ -475,12 +475,7 @@ def test_incoming_custom_role_reads_and_deletes_only(tf: Terraform):
 
 
 def test_storage_service_agent_may_publish_for_eventarc(tf: Terraform):
-    agents = tf.locals["service_agent_roles"]
-    assert agents["gcs_publisher"] == {
-        "role": "roles/pubsub.publisher",
-        "member": "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}",
-    }
-    grant = tf.resource("google_project_iam_member", "service_agents")
-    assert grant["for_each"] == "${local.service_agent_roles}"
-    assert (grant["role"], grant["member"]) == ("${each.value.role}", "${each.value.member}")
+    grant = tf.resource("google_project_iam_member", "gcs_agent_publisher")
+    assert grant["role"] == "roles/pubsub.publisher"
+    assert grant["member"] == "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
     assert ("google_storage_project_service_account", "gcs") in tf.data
