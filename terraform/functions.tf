@@ -16,6 +16,40 @@ locals {
     bucket = google_storage_bucket.models.name
     object = var.function_source_object
   }
+
+  # One environment for every function (shared/settings.py reads it), merged
+  # with each function's extras.
+  function_environment = {
+    GOOGLE_CLOUD_PROJECT = var.project_id
+    INCOMING_BUCKET      = google_storage_bucket.incoming.name
+    PROCESSED_BUCKET     = google_storage_bucket.processed.name
+    MODELS_BUCKET        = google_storage_bucket.models.name
+    CONFIDENCE_THRESHOLD = tostring(var.confidence_threshold)
+    FIRESTORE_DATABASE   = google_firestore_database.main.name
+    LOG_LEVEL            = var.log_level
+  }
+  function_extra_environment = {
+    classify = {}
+    sweep    = {
+      SWEEP_MIN_AGE_SECONDS = tostring(var.sweep_min_age_seconds)
+      SWEEP_BUDGET_SECONDS  = tostring(var.sweep_budget_seconds)
+    }
+    predict = {
+      GCS_ALLOWED_BUCKETS = join(",", var.predict_allowed_buckets)
+      CORS_ORIGINS        = var.cors_origins
+      # The Functions Framework serves with gunicorn threads=THREADS, by
+      # default 4 x the CPU count (functions_framework/_http/gunicorn.py):
+      # one thread per request Cloud Run lets in.
+      THREADS = tostring(var.predict_concurrency)
+    }
+  }
+
+  # Every function is built by the build account into the project's
+  # repository, after that account's grants exist.
+  function_build = {
+    service_account   = google_service_account.accounts["build"].id
+    docker_repository = google_artifact_registry_repository.images.id
+  }
 }
 
 resource "google_cloudfunctions2_function" "classify" {
@@ -26,8 +60,10 @@ resource "google_cloudfunctions2_function" "classify" {
   labels      = local.labels
 
   build_config {
-    runtime     = var.functions_runtime
-    entry_point = "classify_upload"
+    runtime           = var.functions_runtime
+    entry_point       = "classify_upload"
+    service_account   = local.function_build.service_account
+    docker_repository = local.function_build.docker_repository
     source {
       storage_source {
         bucket = local.function_source.bucket
@@ -45,16 +81,8 @@ resource "google_cloudfunctions2_function" "classify" {
     timeout_seconds                  = 120
     ingress_settings                 = "ALLOW_INTERNAL_ONLY"
     all_traffic_on_latest_revision   = true
-    service_account_email            = google_service_account.classify.email
-    environment_variables = {
-      GOOGLE_CLOUD_PROJECT = var.project_id
-      INCOMING_BUCKET      = google_storage_bucket.incoming.name
-      PROCESSED_BUCKET     = google_storage_bucket.processed.name
-      MODELS_BUCKET        = google_storage_bucket.models.name
-      CONFIDENCE_THRESHOLD = tostring(var.confidence_threshold)
-      FIRESTORE_DATABASE   = google_firestore_database.main.name
-      LOG_LEVEL            = var.log_level
-    }
+    service_account_email            = google_service_account.accounts["classify"].email
+    environment_variables            = merge(local.function_environment, local.function_extra_environment.classify)
   }
 
   # Eventarc: google.cloud.storage.object.v1.finalized on the incoming bucket
@@ -65,17 +93,19 @@ resource "google_cloudfunctions2_function" "classify" {
     trigger_region        = var.region
     event_type            = "google.cloud.storage.object.v1.finalized"
     retry_policy          = "RETRY_POLICY_RETRY"
-    service_account_email = google_service_account.classify.email
+    service_account_email = google_service_account.accounts["classify"].email
     event_filters {
       attribute = "bucket"
       value     = google_storage_bucket.incoming.name
     }
   }
 
+  # The trigger waits for its agents' and account's grants to propagate;
+  # the build, for the build account's grants.
   depends_on = [
-    google_project_service.services,
-    google_project_iam_member.gcs_agent_publisher,
-    google_project_iam_member.classify_event_receiver,
+    time_sleep.eventarc_iam,
+    google_storage_bucket_iam_member.grants,
+    google_artifact_registry_repository_iam_member.build_writer,
   ]
 
   lifecycle {
@@ -95,8 +125,10 @@ resource "google_cloudfunctions2_function" "sweep" {
   labels      = local.labels
 
   build_config {
-    runtime     = var.functions_runtime
-    entry_point = "sweep"
+    runtime           = var.functions_runtime
+    entry_point       = "sweep"
+    service_account   = local.function_build.service_account
+    docker_repository = local.function_build.docker_repository
     source {
       storage_source {
         bucket = local.function_source.bucket
@@ -114,21 +146,16 @@ resource "google_cloudfunctions2_function" "sweep" {
     timeout_seconds                  = var.sweep_budget_seconds + 120
     ingress_settings                 = "ALLOW_ALL"
     all_traffic_on_latest_revision   = true
-    service_account_email            = google_service_account.sweep.email
-    environment_variables = {
-      GOOGLE_CLOUD_PROJECT  = var.project_id
-      INCOMING_BUCKET       = google_storage_bucket.incoming.name
-      PROCESSED_BUCKET      = google_storage_bucket.processed.name
-      MODELS_BUCKET         = google_storage_bucket.models.name
-      CONFIDENCE_THRESHOLD  = tostring(var.confidence_threshold)
-      FIRESTORE_DATABASE    = google_firestore_database.main.name
-      LOG_LEVEL             = var.log_level
-      SWEEP_MIN_AGE_SECONDS = tostring(var.sweep_min_age_seconds)
-      SWEEP_BUDGET_SECONDS  = tostring(var.sweep_budget_seconds)
-    }
+    service_account_email            = google_service_account.accounts["sweep"].email
+    environment_variables            = merge(local.function_environment, local.function_extra_environment.sweep)
   }
 
-  depends_on = [google_project_service.services]
+  depends_on = [
+    time_sleep.apis_ready,
+    google_project_iam_member.grants,
+    google_storage_bucket_iam_member.grants,
+    google_artifact_registry_repository_iam_member.build_writer,
+  ]
 }
 
 resource "google_cloudfunctions2_function" "predict" {
@@ -140,8 +167,10 @@ resource "google_cloudfunctions2_function" "predict" {
   labels      = local.labels
 
   build_config {
-    runtime     = var.functions_runtime
-    entry_point = "predict"
+    runtime           = var.functions_runtime
+    entry_point       = "predict"
+    service_account   = local.function_build.service_account
+    docker_repository = local.function_build.docker_repository
     source {
       storage_source {
         bucket = local.function_source.bucket
@@ -159,18 +188,8 @@ resource "google_cloudfunctions2_function" "predict" {
     timeout_seconds                  = 60
     ingress_settings                 = "ALLOW_ALL"
     all_traffic_on_latest_revision   = true
-    service_account_email            = google_service_account.predict.email
-    environment_variables = {
-      GOOGLE_CLOUD_PROJECT = var.project_id
-      INCOMING_BUCKET      = google_storage_bucket.incoming.name
-      PROCESSED_BUCKET     = google_storage_bucket.processed.name
-      MODELS_BUCKET        = google_storage_bucket.models.name
-      CONFIDENCE_THRESHOLD = tostring(var.confidence_threshold)
-      FIRESTORE_DATABASE   = google_firestore_database.main.name
-      LOG_LEVEL            = var.log_level
-      GCS_ALLOWED_BUCKETS  = join(",", var.predict_allowed_buckets)
-      CORS_ORIGINS         = var.cors_origins
-    }
+    service_account_email            = google_service_account.accounts["predict"].email
+    environment_variables            = merge(local.function_environment, local.function_extra_environment.predict)
 
     # The API key, only when api_key_secret_id is set.
     dynamic "secret_environment_variables" {
@@ -185,7 +204,10 @@ resource "google_cloudfunctions2_function" "predict" {
   }
 
   depends_on = [
-    google_project_service.services,
+    time_sleep.apis_ready,
+    google_project_iam_member.grants,
+    google_storage_bucket_iam_member.grants,
+    google_artifact_registry_repository_iam_member.build_writer,
     google_secret_manager_secret_iam_member.predict_api_key,
   ]
 }
@@ -196,7 +218,7 @@ resource "google_secret_manager_secret_iam_member" "predict_api_key" {
   project   = var.project_id
   secret_id = var.api_key_secret_id
   role      = "roles/secretmanager.secretAccessor"
-  member    = "serviceAccount:${google_service_account.predict.email}"
+  member    = "serviceAccount:${google_service_account.accounts["predict"].email}"
 }
 
 # --------------------------------------------------------------------------
@@ -209,7 +231,7 @@ resource "google_cloud_run_service_iam_member" "classify_invoker" {
   location = var.region
   service  = google_cloudfunctions2_function.classify.service_config[0].service
   role     = "roles/run.invoker"
-  member   = "serviceAccount:${google_service_account.classify.email}"
+  member   = "serviceAccount:${google_service_account.accounts["classify"].email}"
 }
 
 resource "google_cloud_run_service_iam_member" "sweep_invoker" {
@@ -217,7 +239,7 @@ resource "google_cloud_run_service_iam_member" "sweep_invoker" {
   location = var.region
   service  = google_cloudfunctions2_function.sweep.service_config[0].service
   role     = "roles/run.invoker"
-  member   = "serviceAccount:${google_service_account.scheduler.email}"
+  member   = "serviceAccount:${google_service_account.accounts["scheduler"].email}"
 }
 
 resource "google_cloud_run_service_iam_member" "predict_public" {
@@ -246,7 +268,7 @@ resource "google_pubsub_topic" "dead_letter" {
   labels                     = local.labels
   message_retention_duration = "604800s"
 
-  depends_on = [google_project_service.services]
+  depends_on = [time_sleep.apis_ready]
 }
 
 resource "google_pubsub_subscription" "dead_letter" {
@@ -287,7 +309,7 @@ resource "google_cloud_scheduler_job" "sweep" {
     body = base64encode("{}")
 
     oidc_token {
-      service_account_email = google_service_account.scheduler.email
+      service_account_email = google_service_account.accounts["scheduler"].email
       audience              = google_cloudfunctions2_function.sweep.service_config[0].uri
     }
   }

@@ -13,10 +13,15 @@ locals {
 
   trainer_image = "${var.region}-docker.pkg.dev/${var.project_id}/${google_artifact_registry_repository.images.repository_id}/trainer:${var.training_image_tag}"
 
+  # cloudresourcemanager, serviceusage and iam are also enabled before the
+  # first apply (cloudbuild.yaml's `enable-apis` step, docs/deploy.md): the
+  # provider needs the first two to enable anything else, and listing them
+  # here keeps them on.
   services = [
     "artifactregistry.googleapis.com",
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
+    "cloudresourcemanager.googleapis.com",
     "cloudscheduler.googleapis.com",
     "eventarc.googleapis.com",
     "firestore.googleapis.com",
@@ -26,10 +31,27 @@ locals {
     "pubsub.googleapis.com",
     "run.googleapis.com",
     "secretmanager.googleapis.com",
+    "serviceusage.googleapis.com",
     "storage.googleapis.com",
   ]
+
+  # Objects under these prefixes are deleted after so many days (0 keeps
+  # them), in the buckets that hold them.
+  prefix_retention_days = {
+    "rejected/" = var.rejected_retention_days
+    "reports/"  = var.reports_retention_days
+  }
+  expiring_prefixes = {
+    processed = ["rejected/", "reports/"]
+    models    = ["reports/"]
+  }
+  expiry_rules = {
+    for bucket, prefixes in local.expiring_prefixes :
+    bucket => { for prefix in prefixes : prefix => local.prefix_retention_days[prefix] if local.prefix_retention_days[prefix] > 0 }
+  }
 }
 
+# Needs the Cloud Resource Manager API, a prerequisite (docs/deploy.md).
 data "google_project" "this" {
   project_id = var.project_id
 }
@@ -40,6 +62,17 @@ resource "google_project_service" "services" {
   project            = var.project_id
   service            = each.value
   disable_on_destroy = false
+}
+
+# An enabled API takes a while before every Google front end accepts calls
+# to it ("If you've enabled this API recently, wait a few minutes": the 403
+# Google returns meanwhile). Everything that calls an API of local.services
+# depends on this wait, not on the enablement itself.
+resource "time_sleep" "apis_ready" {
+  create_duration = "60s"
+  triggers        = {
+    services = join(",", sort([for s in google_project_service.services : s.service]))
+  }
 }
 
 # --------------------------------------------------------------------------
@@ -70,7 +103,7 @@ resource "google_storage_bucket" "incoming" {
     }
   }
 
-  depends_on = [google_project_service.services]
+  depends_on = [time_sleep.apis_ready]
 }
 
 resource "google_storage_bucket" "processed" {
@@ -85,11 +118,11 @@ resource "google_storage_bucket" "processed" {
   labels                      = local.labels
 
   dynamic "lifecycle_rule" {
-    for_each = var.rejected_retention_days > 0 ? [var.rejected_retention_days] : []
+    for_each = local.expiry_rules.processed
     content {
       condition {
         age            = lifecycle_rule.value
-        matches_prefix = ["rejected/"]
+        matches_prefix = [lifecycle_rule.key]
       }
       action {
         type = "Delete"
@@ -97,20 +130,7 @@ resource "google_storage_bucket" "processed" {
     }
   }
 
-  dynamic "lifecycle_rule" {
-    for_each = var.reports_retention_days > 0 ? [var.reports_retention_days] : []
-    content {
-      condition {
-        age            = lifecycle_rule.value
-        matches_prefix = ["reports/"]
-      }
-      action {
-        type = "Delete"
-      }
-    }
-  }
-
-  depends_on = [google_project_service.services]
+  depends_on = [time_sleep.apis_ready]
 }
 
 resource "google_storage_bucket" "models" {
@@ -129,7 +149,10 @@ resource "google_storage_bucket" "models" {
 
   lifecycle_rule {
     condition {
-      num_newer_versions = var.model_noncurrent_versions
+      # "at least N versions (including the live version) newer than this
+      # one" (Cloud Storage's lifecycle conditions): N = kept + 1 keeps
+      # exactly model_noncurrent_versions noncurrent versions.
+      num_newer_versions = var.model_noncurrent_versions + 1
       with_state         = "ARCHIVED"
     }
     action {
@@ -138,11 +161,11 @@ resource "google_storage_bucket" "models" {
   }
 
   dynamic "lifecycle_rule" {
-    for_each = var.reports_retention_days > 0 ? [var.reports_retention_days] : []
+    for_each = local.expiry_rules.models
     content {
       condition {
         age            = lifecycle_rule.value
-        matches_prefix = ["reports/"]
+        matches_prefix = [lifecycle_rule.key]
       }
       action {
         type = "Delete"
@@ -150,7 +173,7 @@ resource "google_storage_bucket" "models" {
     }
   }
 
-  depends_on = [google_project_service.services]
+  depends_on = [time_sleep.apis_ready]
 }
 
 resource "google_storage_bucket" "training_data" {
@@ -164,7 +187,7 @@ resource "google_storage_bucket" "training_data" {
   force_destroy               = false
   labels                      = local.labels
 
-  depends_on = [google_project_service.services]
+  depends_on = [time_sleep.apis_ready]
 }
 
 # --------------------------------------------------------------------------
@@ -182,7 +205,7 @@ resource "google_firestore_database" "main" {
   delete_protection_state = "DELETE_PROTECTION_ENABLED"
   deletion_policy         = "ABANDON"
 
-  depends_on = [google_project_service.services]
+  depends_on = [time_sleep.apis_ready]
 }
 
 resource "google_firestore_index" "classifications_status_created" {

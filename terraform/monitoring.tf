@@ -8,6 +8,14 @@ locals {
   ]
   function_filter = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=(${join(" OR ", [for s in local.function_services : "\"${s}\""])})"
   channels        = var.alert_email == "" ? [] : [google_monitoring_notification_channel.email[0].id]
+
+  # Errors counted per minute: a DELTA count metric aligned with ALIGN_DELTA
+  # over 60 s gives "entries in that minute", the unit of
+  # error_alert_per_minute (ALIGN_RATE would give entries per second).
+  per_minute_count = {
+    alignment_period   = "60s"
+    per_series_aligner = "ALIGN_DELTA"
+  }
 }
 
 resource "google_monitoring_notification_channel" "email" {
@@ -19,6 +27,8 @@ resource "google_monitoring_notification_channel" "email" {
   labels = {
     email_address = var.alert_email
   }
+
+  depends_on = [time_sleep.apis_ready]
 }
 
 resource "google_logging_metric" "function_errors" {
@@ -63,6 +73,16 @@ resource "google_logging_metric" "classifications" {
   }
 }
 
+# A new log-based metric is not usable in an alert policy at once: creating
+# the policy right after the metric fails with "Cannot find metric(s)" for
+# up to about ten minutes. The policy waits for this (first apply only).
+resource "time_sleep" "log_metrics_ready" {
+  create_duration = "600s"
+  triggers        = {
+    function_errors = google_logging_metric.function_errors.id
+  }
+}
+
 resource "google_monitoring_alert_policy" "error_rate" {
   project               = var.project_id
   display_name          = "Fashion sorter: function errors"
@@ -77,12 +97,14 @@ resource "google_monitoring_alert_policy" "error_rate" {
       threshold_value = var.error_alert_per_minute
       duration        = "300s"
       aggregations {
-        alignment_period     = "60s"
-        per_series_aligner   = "ALIGN_RATE"
+        alignment_period     = local.per_minute_count.alignment_period
+        per_series_aligner   = local.per_minute_count.per_series_aligner
         cross_series_reducer = "REDUCE_SUM"
       }
     }
   }
+
+  depends_on = [time_sleep.log_metrics_ready]
 
   documentation {
     content   = "The functions log errors. Look at Logs Explorer for the services ${join(", ", local.function_services)}."
@@ -142,94 +164,49 @@ resource "google_monitoring_alert_policy" "dead_letters" {
   }
 }
 
+locals {
+  # The dashboard's charts, in reading order: title, plot type, the time
+  # series and their aggregation.
+  dashboard_charts = [
+    { title = "Classifications by status", plot = "STACKED_BAR", filter = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.classifications.name}\" AND resource.type=\"cloud_run_revision\"", aggregation = { alignmentPeriod = "300s", perSeriesAligner = "ALIGN_SUM", crossSeriesReducer = "REDUCE_SUM", groupByFields = ["metric.label.status"] } },
+    { title = "Function errors per minute", plot = "LINE", filter = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.function_errors.name}\" AND resource.type=\"cloud_run_revision\"", aggregation = { alignmentPeriod = local.per_minute_count.alignment_period, perSeriesAligner = local.per_minute_count.per_series_aligner, crossSeriesReducer = "REDUCE_SUM", groupByFields = ["metric.label.service"] } },
+    { title = "Request latency (p95)", plot = "LINE", filter = "metric.type=\"run.googleapis.com/request_latencies\" AND resource.type=\"cloud_run_revision\"", aggregation = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_PERCENTILE_95", crossSeriesReducer = "REDUCE_MAX", groupByFields = ["resource.label.service_name"] } },
+    { title = "Instances", plot = "LINE", filter = "metric.type=\"run.googleapis.com/container/instance_count\" AND resource.type=\"cloud_run_revision\"", aggregation = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_MAX", crossSeriesReducer = "REDUCE_SUM", groupByFields = ["resource.label.service_name"] } },
+  ]
+
+  # Two 6x4 tiles a row in a 12-column mosaic. Positions of 0 are left out:
+  # the API drops zero-valued fields from the dashboard it returns, so a
+  # written 0 would show as a change on every plan.
+  dashboard_tile_width  = 6
+  dashboard_tile_height = 4
+  dashboard_tiles       = [
+    for i, chart in local.dashboard_charts : merge(
+      i % 2 == 0 ? {} : { xPos = local.dashboard_tile_width },
+      i < 2 ? {} : { yPos = floor(i / 2) * local.dashboard_tile_height },
+      {
+        width  = local.dashboard_tile_width
+        height = local.dashboard_tile_height
+        widget = {
+          title = chart.title
+          xyChart = {
+            dataSets = [{
+              plotType        = chart.plot
+              timeSeriesQuery = { timeSeriesFilter = { filter = chart.filter, aggregation = chart.aggregation } }
+            }]
+          }
+        }
+      },
+    )
+  ]
+}
+
 resource "google_monitoring_dashboard" "main" {
   project = var.project_id
   dashboard_json = jsonencode({
     displayName = "Fashion sorter"
     mosaicLayout = {
       columns = 12
-      tiles = [
-        {
-          xPos   = 0
-          yPos   = 0
-          width  = 6
-          height = 4
-          widget = {
-            title = "Classifications by status"
-            xyChart = {
-              dataSets = [{
-                plotType = "STACKED_BAR"
-                timeSeriesQuery = {
-                  timeSeriesFilter = {
-                    filter      = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.classifications.name}\" AND resource.type=\"cloud_run_revision\""
-                    aggregation = { alignmentPeriod = "300s", perSeriesAligner = "ALIGN_SUM", crossSeriesReducer = "REDUCE_SUM", groupByFields = ["metric.label.status"] }
-                  }
-                }
-              }]
-            }
-          }
-        },
-        {
-          xPos   = 6
-          yPos   = 0
-          width  = 6
-          height = 4
-          widget = {
-            title = "Function errors"
-            xyChart = {
-              dataSets = [{
-                plotType = "LINE"
-                timeSeriesQuery = {
-                  timeSeriesFilter = {
-                    filter      = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.function_errors.name}\" AND resource.type=\"cloud_run_revision\""
-                    aggregation = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_RATE", crossSeriesReducer = "REDUCE_SUM", groupByFields = ["metric.label.service"] }
-                  }
-                }
-              }]
-            }
-          }
-        },
-        {
-          xPos   = 0
-          yPos   = 4
-          width  = 6
-          height = 4
-          widget = {
-            title = "Request latency (p95)"
-            xyChart = {
-              dataSets = [{
-                plotType = "LINE"
-                timeSeriesQuery = {
-                  timeSeriesFilter = {
-                    filter      = "metric.type=\"run.googleapis.com/request_latencies\" AND resource.type=\"cloud_run_revision\""
-                    aggregation = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_PERCENTILE_95", crossSeriesReducer = "REDUCE_MAX", groupByFields = ["resource.label.service_name"] }
-                  }
-                }
-              }]
-            }
-          }
-        },
-        {
-          xPos   = 6
-          yPos   = 4
-          width  = 6
-          height = 4
-          widget = {
-            title = "Instances"
-            xyChart = {
-              dataSets = [{
-                plotType = "LINE"
-                timeSeriesQuery = {
-                  timeSeriesFilter = {
-                    filter      = "metric.type=\"run.googleapis.com/container/instance_count\" AND resource.type=\"cloud_run_revision\""
-                    aggregation = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_MAX", crossSeriesReducer = "REDUCE_SUM", groupByFields = ["resource.label.service_name"] }
-                  }
-                }
-              }]
-            }
-          }
-        },
-      ]
+      tiles   = local.dashboard_tiles
     }
   })
 }

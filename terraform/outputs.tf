@@ -65,13 +65,7 @@ output "trainer_image" {
 
 output "service_accounts" {
   description = "E-mail of each service account by role."
-  value = {
-    classify  = google_service_account.classify.email
-    sweep     = google_service_account.sweep.email
-    predict   = google_service_account.predict.email
-    training  = google_service_account.training.email
-    scheduler = google_service_account.scheduler.email
-  }
+  value       = { for role, account in google_service_account.accounts : role => account.email }
 }
 
 output "event_max_delivery_attempts" {

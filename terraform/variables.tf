@@ -228,7 +228,7 @@ variable "reports_retention_days" {
 
 variable "model_noncurrent_versions" {
   type        = number
-  description = "Noncurrent versions of each object kept in the versioned models bucket (older ones are deleted)."
+  description = "Noncurrent versions of each object kept in the versioned models bucket, besides the live one (older ones are deleted)."
   default     = 5
   validation {
     condition     = var.model_noncurrent_versions >= 1 && var.model_noncurrent_versions <= 100
@@ -268,21 +268,21 @@ variable "training_args" {
 
 variable "training_cpu" {
   type        = string
-  description = "vCPUs of the training job."
+  description = "vCPUs of the training job (Cloud Run jobs: 1, 2, 4, 6 or 8 whole vCPUs)."
   default     = "4"
   validation {
-    condition     = contains(["1", "2", "4", "8"], var.training_cpu)
-    error_message = "training_cpu must be 1, 2, 4 or 8."
+    condition     = contains(["1", "2", "4", "6", "8"], var.training_cpu)
+    error_message = "training_cpu must be 1, 2, 4, 6 or 8."
   }
 }
 
 variable "training_memory" {
   type        = string
-  description = "Memory of the training job (TensorFlow with the data set in memory)."
+  description = "Memory of the training job in whole GiB (TensorFlow with the data set in memory). Cloud Run allows 1-32 GiB, and per vCPU count: 1: up to 4, 2: up to 8, 4: 2-16, 6: 4-24, 8: 4-32 (checked against training_cpu before the apply)."
   default     = "8Gi"
   validation {
-    condition     = can(regex("^[0-9]+Gi$", var.training_memory))
-    error_message = "training_memory must be in Gi, e.g. 8Gi."
+    condition     = can(regex("^[0-9]+Gi$", var.training_memory)) && try(tonumber(trimsuffix(var.training_memory, "Gi")) >= 1 && tonumber(trimsuffix(var.training_memory, "Gi")) <= 32, false)
+    error_message = "training_memory must be 1Gi to 32Gi (whole GiB; Cloud Run's maximum is 32 GiB)."
   }
 }
 
@@ -308,7 +308,7 @@ variable "backlog_alert_seconds" {
 
 variable "error_alert_per_minute" {
   type        = number
-  description = "Alert when function errors exceed this rate (log entries of severity ERROR per minute, over 5 minutes)."
+  description = "Alert when function errors exceed this many log entries of severity ERROR per minute (each minute counted alone, for 5 minutes in a row)."
   default     = 1
   validation {
     condition     = var.error_alert_per_minute > 0

@@ -18,6 +18,12 @@ terraform {
       source  = "hashicorp/google"
       version = ">= 6.0, < 8.0"
     }
+    # time_sleep: waits where Google documents propagation delays (API
+    # enablement, IAM grants, new log-based metrics).
+    time = {
+      source  = "hashicorp/time"
+      version = ">= 0.11, < 1.0"
+    }
   }
 }
 

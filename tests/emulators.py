@@ -3,17 +3,21 @@
 the Pub/Sub emulator and the Firestore emulator.
 
 Each context manager stops the process group it started. A test that needs
-an emulator absent from the machine is skipped with a reason naming it.
+an emulator absent from the machine is skipped with a reason naming it, or,
+where ``FASHION_REQUIRE_EMULATORS=1`` (cloudbuild.yaml's test step, a
+machine meant to run the whole suite), fails with that reason.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -28,10 +32,28 @@ __all__ = [
     "free_port",
     "pubsub_emulator",
     "require",
+    "unavailable",
     "wait_http",
 ]
 
 START_TIMEOUT = 90.0
+REQUIRE_ENV = "FASHION_REQUIRE_EMULATORS"
+
+
+def emulators_required() -> bool:
+    """True where FASHION_REQUIRE_EMULATORS is set to anything but "" or "0"."""
+    return os.environ.get(REQUIRE_ENV, "").strip() not in ("", "0")
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip the calling test because an emulator it needs cannot run here
+    (``reason`` names it), or fail it where emulators are required
+    (FASHION_REQUIRE_EMULATORS=1): a CI run must not pass by skipping.
+
+    Raises pytest's Skipped or Failed outcome; never returns."""
+    if emulators_required():
+        pytest.fail(f"{reason} ({REQUIRE_ENV} is set, so a missing emulator fails the test)", pytrace=False)
+    pytest.skip(reason)
 
 
 @functools.cache
@@ -40,12 +62,13 @@ def tools() -> localcloud.Tools:
 
 
 def require(*components: str) -> localcloud.Tools:
-    """Skip the calling test unless every named component (storage, pubsub,
-    firestore: the official emulator, firestore-npm: the fallback) can run here."""
+    """Skip (or, with FASHION_REQUIRE_EMULATORS=1, fail) the calling test
+    unless every named component (storage, pubsub, firestore: the official
+    emulator, firestore-npm: the fallback) can run here."""
     found = tools()
     for component in components:
         if reason := found.missing(component):
-            pytest.skip(f"{component} emulator unavailable: {reason}")
+            unavailable(f"{component} emulator unavailable: {reason}")
     return found
 
 
@@ -110,13 +133,13 @@ def firestore_emulator(workdir: Path, project: str = PROJECT, kind: str = "auto"
     found = tools()
     chosen, why = localcloud.choose_firestore(found, kind)
     if chosen is None:
-        pytest.skip(f"firestore emulator unavailable: {why}")
+        unavailable(f"firestore emulator unavailable: {why}")
     if chosen == "npm":
         if not found.npm_firestore_installed:
             try:
                 localcloud.install_npm_firestore(found)
             except localcloud.StackError as exc:
-                pytest.skip(f"firestore npm fallback unavailable: {exc}")
+                unavailable(f"firestore npm fallback unavailable: {exc}")
         proc = localcloud.start_firestore_npm(found, free_port(), workdir)
     else:
         proc = localcloud.start_firestore(found, free_port(), workdir, project)

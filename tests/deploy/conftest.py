@@ -5,8 +5,11 @@ own tool virtual environment (its dependencies clash with the pinned set)."""
 from __future__ import annotations
 
 import ast
+import json
 import os
+import re
 import subprocess
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +49,48 @@ class Terraform:
         return self.resources[(kind, name)]
 
 
+_ADDRESS = re.compile(r"(?<![\w.])(data\.)?((?:google|time)_\w+)\.(\w+)")
+_LOCAL = re.compile(r"(?<![\w.])local\.(\w+)")
+
+
+def _references(tf: Terraform, value: Any, seen_locals: set[str]) -> set[str]:
+    """Addresses (``kind.name``, ``data.kind.name``) that ``value``, a parsed
+    body, names: directly, in depends_on, or through the locals it reads."""
+    text = json.dumps(value)
+    found = {f"{data or ''}{kind}.{name}" for data, kind, name in _ADDRESS.findall(text)}
+    for name in _LOCAL.findall(text):
+        if name not in seen_locals and name in tf.locals:
+            seen_locals.add(name)
+            found |= _references(tf, tf.locals[name], seen_locals)
+    return found
+
+
+def dependency_graph(tf: Terraform) -> dict[str, set[str]]:
+    """Every resource and data source -> the addresses it depends on
+    directly (a reference or depends_on; locals followed), as Terraform
+    orders the apply. Names only: the graph Terraform builds from the same
+    text, without a terraform binary."""
+    graph: dict[str, set[str]] = {}
+    for (kind, name), body in tf.resources.items():
+        graph[f"{kind}.{name}"] = _references(tf, body, set()) - {f"{kind}.{name}"}
+    for (kind, name), body in tf.data.items():
+        graph[f"data.{kind}.{name}"] = _references(tf, body, set()) - {f"data.{kind}.{name}"}
+    return graph
+
+
+def depends_on(graph: dict[str, set[str]], start: str, target: str) -> bool:
+    """Whether ``start`` is applied after ``target`` (a path of dependencies)."""
+    queue, seen = deque([start]), {start}
+    while queue:
+        for nxt in graph.get(queue.popleft(), ()):
+            if nxt == target:
+                return True
+            if nxt not in seen:
+                seen.add(nxt)
+                queue.append(nxt)
+    return False
+
+
 def load_terraform(directory: Path = TERRAFORM) -> Terraform:
     tf = Terraform()
     for path in sorted(directory.glob("*.tf")):
@@ -76,6 +121,13 @@ def block(body: dict[str, Any], name: str) -> dict[str, Any]:
     if isinstance(value, list):
         assert len(value) == 1, f"expected one {name} block, got {len(value)}"
         value = value[0]
+    return value
+
+
+def local_value(tf: Terraform, value: Any) -> Any:
+    """``value``, or the local it names when it is exactly ``${local.NAME}``."""
+    if isinstance(value, str) and (match := re.fullmatch(r"\$\{local\.(\w+)\}", value)):
+        return tf.locals[match.group(1)]
     return value
 
 

@@ -4,8 +4,10 @@ file, make target, module and Terraform variable it names exists."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import subprocess
 
 import pytest
 import yaml
@@ -14,6 +16,8 @@ from tests.deploy.conftest import REPO, TERRAFORM, Terraform
 
 CLOUDBUILD = REPO / "cloudbuild.yaml"
 STEPS = [
+    "check-substitutions",
+    "enable-apis",
     "test",
     "bundle",
     "terraform-init",
@@ -122,3 +126,88 @@ def test_bundle_object_reaches_terraform(build):
     assert "terraform apply" in steps["terraform-apply"] and "tfplan" in steps["terraform-apply"]
     assert "_RUN_TRAINING" in steps["train"] and "gcloud run jobs execute" in steps["train"]
     assert "make lint test" in steps["test"]
+
+
+def _step(build: dict, step_id: str) -> dict:
+    return next(step for step in build["steps"] if step["id"] == step_id)
+
+
+def _after(build: dict, step_id: str, earlier: str) -> bool:
+    """Whether step ``step_id`` waits, directly or not, for ``earlier``."""
+    steps = {step["id"]: step for step in build["steps"]}
+    todo, seen = [step_id], set()
+    while todo:
+        for dependency in steps[todo.pop()].get("waitFor", []):
+            if dependency == earlier:
+                return True
+            if dependency not in seen:
+                seen.add(dependency)
+                todo.append(dependency)
+    return False
+
+
+def test_test_step_runs_where_the_whole_suite_can(build):
+    """The Cloud CLI image with its emulators and Java, Node.js and npm
+    installed, and a missing emulator failing the run instead of skipping."""
+    step = _step(build, "test")
+    assert step["name"].startswith("gcr.io/google.com/cloudsdktool/google-cloud-cli:") and step["name"].endswith("emulators")
+    assert "FASHION_REQUIRE_EMULATORS=1" in step.get("env", [])
+    install = next(line for line in _script(step).splitlines() if "apt-get install" in line)
+    for package in ("make", "python3-venv", "nodejs", "npm"):
+        assert package in install.split(), package
+    for probe in ("java -version", "gcloud --version"):
+        assert probe in _script(step)
+
+
+def test_substitutions_are_checked_before_anything_runs(build):
+    first = build["steps"][0]
+    assert first["id"] == "check-substitutions"
+    for step in build["steps"][1:]:
+        assert _after(build, step["id"], "check-substitutions"), f"{step['id']} does not wait for the substitution check"
+
+
+def _check_script(build: dict, **values: str) -> subprocess.CompletedProcess:
+    """The check-substitutions step as Cloud Build runs it: ${_NAME}
+    replaced, $$ turned into $; run by bash, without gcloud on PATH."""
+    script = _script(_step(build, "check-substitutions")).split("\n", 1)[1]  # after "-c"
+    for name, value in {**build["substitutions"], **values}.items():
+        script = script.replace(f"${{{name}}}", value)
+    script = script.replace("$$", "$")
+    env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp")}
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30, env=env)
+
+
+def test_an_empty_state_bucket_fails_first(build):
+    assert build["substitutions"]["_TF_STATE_BUCKET"] == ""
+    run = _check_script(build)
+    assert run.returncode != 0
+    assert "_TF_STATE_BUCKET is empty" in run.stderr
+    for value, message in (("gs://my-state", "not a bucket name"),):
+        run = _check_script(build, _TF_STATE_BUCKET=value)
+        assert run.returncode != 0 and message in run.stderr, run.stderr
+    run = _check_script(build, _TF_STATE_BUCKET="my-project-tfstate", _RUN_TRAINING="yes")
+    assert run.returncode != 0 and "_RUN_TRAINING" in run.stderr
+    # Well-formed values pass every check up to the bucket's existence,
+    # which needs gcloud (absent here, so that check fails, and says so).
+    run = _check_script(build, _TF_STATE_BUCKET="my-project-tfstate")
+    assert run.returncode != 0
+    assert "state bucket gs://my-project-tfstate does not exist" in run.stderr, run.stderr
+
+
+def test_bootstrap_apis_are_enabled_before_terraform(build):
+    """The provider needs Cloud Resource Manager and Service Usage before it
+    can enable anything (a 403 otherwise); IAM before the first account."""
+    script = _script(_step(build, "enable-apis"))
+    for api in ("cloudresourcemanager", "serviceusage", "iam"):
+        assert f"{api}.googleapis.com" in script
+    for step in build["steps"]:
+        if step.get("name", "").startswith("hashicorp/terraform"):
+            assert _after(build, step["id"], "enable-apis"), f"{step['id']} may run before the APIs are enabled"
+
+
+def test_the_pushed_training_image_is_listed(build):
+    pushed = _step(build, "push-training-image")["args"][1]
+    built = _step(build, "training-image")["args"]
+    assert pushed in built
+    assert build["images"] == [pushed]
+    assert built[-1] == "."  # the repository root, narrowed by .dockerignore (tests/deploy/test_docker.py)

@@ -13,15 +13,25 @@ from pathlib import Path
 import pytest
 
 from shared.settings import Settings
-from tests.deploy.conftest import TERRAFORM, Terraform, block, entry_points, parse_hcl
+from tests.deploy.conftest import TERRAFORM, Terraform, block, entry_points, local_value, parse_hcl
 
 TF_FILES = sorted(TERRAFORM.glob("*.tf"))
 ENTRY_DECORATORS = {"functions_framework.http", "functions_framework.cloud_event"}
 LITERT_RUNTIMES = {"python311", "python312", "python313"}  # ai-edge-litert 2.3 wheels: CPython 3.11-3.13
 
 
+# Read by the Functions Framework, not by shared/settings.py: gunicorn's
+# thread count (functions_framework/_http/gunicorn.py, THREADS).
+FRAMEWORK_ENV = {"THREADS"}
+
+
 def ref(kind: str, name: str, attr: str = "name") -> str:
     return f"${{{kind}.{name}.{attr}}}"
+
+
+def account(name: str, attr: str = "email") -> str:
+    """The reference to a service account of iam.tf's table."""
+    return f'${{google_service_account.accounts["{name}"].{attr}}}'
 
 
 def test_layout_is_the_terraform_google_modules_one():
@@ -122,22 +132,21 @@ def test_models_bucket_is_versioned(tf: Terraform):
     assert block(tf.resource("google_storage_bucket", "models"), "versioning")["enabled"] is True
 
 
-def _prefix_rules(bucket: dict) -> dict[str, str]:
-    rules = {}
-    for dynamic in bucket.get("dynamic", []):
-        rule = dynamic["lifecycle_rule"]
-        content = block(rule, "content")
-        condition = block(content, "condition")
-        for prefix in condition.get("matches_prefix", []):
-            rules[prefix] = rule["for_each"]
-    return rules
-
-
 def test_rejected_and_reports_age_out_configurably(tf: Terraform):
-    rules = _prefix_rules(tf.resource("google_storage_bucket", "processed"))
-    assert "var.rejected_retention_days" in rules["rejected/"]
-    assert "var.reports_retention_days" in rules["reports/"]
-    assert "var.reports_retention_days" in _prefix_rules(tf.resource("google_storage_bucket", "models"))["reports/"]
+    """One table of expiring prefixes, one shared rule per bucket."""
+    assert tf.locals["prefix_retention_days"] == {
+        "rejected/": "${var.rejected_retention_days}",
+        "reports/": "${var.reports_retention_days}",
+    }
+    assert tf.locals["expiring_prefixes"] == {"processed": ["rejected/", "reports/"], "models": ["reports/"]}
+    assert "if local.prefix_retention_days[prefix] > 0" in tf.locals["expiry_rules"]  # 0 keeps them
+    for name in ("processed", "models"):
+        dynamic = [d["lifecycle_rule"] for d in tf.resource("google_storage_bucket", name)["dynamic"]]
+        assert len(dynamic) == 1, name
+        assert dynamic[0]["for_each"] == f"${{local.expiry_rules.{name}}}"
+        content = block(dynamic[0], "content")
+        assert block(content, "condition") == {"age": "${lifecycle_rule.value}", "matches_prefix": ["${lifecycle_rule.key}"]}
+        assert block(content, "action") == {"type": "Delete"}
 
 
 def test_firestore_is_native_with_an_index(tf: Terraform):
@@ -193,9 +202,15 @@ def test_all_functions_share_one_source_archive(tf: Terraform, functions):
         assert storage == {"bucket": "${local.function_source.bucket}", "object": "${local.function_source.object}"}, name
 
 
-def _environment(body: dict) -> dict[str, str]:
+def _environment(tf: Terraform, body: dict) -> dict[str, str]:
+    """A function's environment: the shared one merged with its extras
+    (functions.tf's locals), plus its secret variables."""
     service = block(body, "service_config")
-    env = dict(service.get("environment_variables", {}))
+    match = re.fullmatch(
+        r"\$\{merge\(local\.function_environment, local\.function_extra_environment\.(\w+)\)\}", service["environment_variables"]
+    )
+    assert match, service["environment_variables"]
+    env = {**tf.locals["function_environment"], **tf.locals["function_extra_environment"][match.group(1)]}
     for dynamic in service.get("dynamic", []):
         secret = dynamic.get("secret_environment_variables")
         if secret:
@@ -205,10 +220,10 @@ def _environment(body: dict) -> dict[str, str]:
     return env
 
 
-def test_environment_is_exactly_settings_the_code_reads(functions):
-    known = set(Settings.ENV)
+def test_environment_is_exactly_settings_the_code_reads(tf: Terraform, functions):
+    known = set(Settings.ENV) | FRAMEWORK_ENV
     for name, body in functions.items():
-        env = _environment(body)
+        env = _environment(tf, body)
         assert set(env) <= known, f"{name} sets variables the code never reads: {set(env) - known}"
         assert set(Settings.REQUIRED) <= set(env), f"{name} lacks required settings: {set(Settings.REQUIRED) - set(env)}"
         assert env["INCOMING_BUCKET"] == ref("google_storage_bucket", "incoming")
@@ -217,10 +232,34 @@ def test_environment_is_exactly_settings_the_code_reads(functions):
         assert env["GOOGLE_CLOUD_PROJECT"] == "${var.project_id}"
 
 
-def test_api_key_comes_from_secret_manager_only(functions):
+def test_one_shared_environment_merged_with_extras(tf: Terraform, functions):
+    extras = tf.locals["function_extra_environment"]
+    assert set(extras) == set(functions)
     for name, body in functions.items():
-        assert "API_KEY" not in block(body, "service_config").get("environment_variables", {}), name
-    assert _environment(functions["predict"])["API_KEY"] == "<secret>"
+        env = block(body, "service_config")["environment_variables"]
+        assert env == f"${{merge(local.function_environment, local.function_extra_environment.{name})}}"
+        assert not set(extras[name]) & set(tf.locals["function_environment"]), f"{name} overrides a shared variable"
+
+
+def test_api_key_comes_from_secret_manager_only(tf: Terraform, functions):
+    assert "API_KEY" not in tf.locals["function_environment"]
+    for name, extra in tf.locals["function_extra_environment"].items():
+        assert "API_KEY" not in extra, name
+    assert _environment(tf, functions["predict"])["API_KEY"] == "<secret>"
+
+
+def test_predict_threads_follow_its_concurrency(tf: Terraform, functions):
+    """gunicorn serves predict with as many threads as Cloud Run lets
+    requests in: both from predict_concurrency, not from the framework's
+    default (4 x CPUs, equal only by coincidence at 1 vCPU and 4)."""
+    import functions_framework._http.gunicorn as framework
+
+    assert 'os.environ.get("THREADS"' in Path(framework.__file__).read_text()  # the pinned framework reads it
+    service = block(functions["predict"], "service_config")
+    assert service["max_instance_request_concurrency"] == "${var.predict_concurrency}"
+    assert _environment(tf, functions["predict"])["THREADS"] == "${tostring(var.predict_concurrency)}"
+    for name in ("classify", "sweep"):
+        assert block(functions[name], "service_config")["max_instance_request_concurrency"] == 1, name
 
 
 def test_trigger_is_the_incoming_bucket_with_retries(functions):
@@ -228,7 +267,7 @@ def test_trigger_is_the_incoming_bucket_with_retries(functions):
     assert trigger["event_type"] == "google.cloud.storage.object.v1.finalized"
     assert trigger["retry_policy"] == "RETRY_POLICY_RETRY"
     assert trigger["event_filters"] == [{"attribute": "bucket", "value": ref("google_storage_bucket", "incoming")}]
-    assert trigger["service_account_email"] == ref("google_service_account", "classify", "email")
+    assert trigger["service_account_email"] == account("classify")
     for name in ("predict", "sweep"):
         assert "event_trigger" not in functions[name]
 
@@ -243,7 +282,7 @@ def test_sizing(functions):
     for name, body in functions.items():
         service = block(body, "service_config")
         assert service["min_instance_count"] == 0, f"{name} must scale to zero"
-        assert service["service_account_email"] == ref("google_service_account", name, "email")
+        assert service["service_account_email"] == account(name)
     assert block(functions["classify"], "service_config")["max_instance_request_concurrency"] == 1
     assert block(functions["classify"], "service_config")["ingress_settings"] == "ALLOW_INTERNAL_ONLY"
 
@@ -256,17 +295,17 @@ def test_scheduler_calls_the_sweep_with_oidc(tf: Terraform):
     assert target["uri"] == uri
     assert target["http_method"] == "POST"
     oidc = block(target, "oidc_token")
-    assert oidc["service_account_email"] == ref("google_service_account", "scheduler", "email")
+    assert oidc["service_account_email"] == account("scheduler")
     assert oidc["audience"] == uri
     invoker = tf.resource("google_cloud_run_service_iam_member", "sweep_invoker")
     assert invoker["service"] == "${google_cloudfunctions2_function.sweep.service_config[0].service}"
-    assert invoker["member"] == "serviceAccount:${google_service_account.scheduler.email}"
+    assert invoker["member"] == f"serviceAccount:{account('scheduler')}"
 
 
 def test_training_job_runs_the_artifact_registry_image(tf: Terraform):
     job = tf.resource("google_cloud_run_v2_job", "training")
     inner = block(block(job, "template"), "template")
-    assert inner["service_account"] == ref("google_service_account", "training", "email")
+    assert inner["service_account"] == account("training")
     assert block(inner, "containers")["image"] == "${local.trainer_image}"
     assert "google_artifact_registry_repository.images.repository_id" in tf.locals["trainer_image"]
     assert tf.resource("google_artifact_registry_repository", "images")["format"] == "DOCKER"
@@ -305,7 +344,7 @@ def test_no_public_invoker_unless_the_api_key_is_set(tf: Terraform):
 
 
 # account -> {(scope, role)}: scope is a bucket resource, "project", the
-# allow-listed buckets, a function, or the API key secret.
+# allow-listed buckets, a function, the API key secret or the image repository.
 INCOMING_CONSUMER = "${google_project_iam_custom_role.incoming_consumer.id}"
 EXPECTED_ROLES = {
     "classify": {
@@ -337,19 +376,19 @@ EXPECTED_ROLES = {
     "scheduler": {
         ("function:sweep", "roles/run.invoker"),
     },
+    "build": {
+        ("bucket:models", "roles/storage.objectViewer"),
+        ("project", "roles/logging.logWriter"),
+        ("repository:images", "roles/artifactregistry.writer"),
+    },
 }
+ACCOUNT = re.compile(r'serviceAccount:\$\{google_service_account\.accounts\["(\w+)"\]\.email\}')
 
 
 def _scope(kind: str, body: dict) -> str:
     if kind == "google_storage_bucket_iam_member":
-        match = re.fullmatch(r"\$\{google_storage_bucket\.(\w+)\.name\}", body["bucket"])
-        if match:
-            return f"bucket:{match.group(1)}"
         assert body["bucket"] == "${each.value}" and body["for_each"] == "${toset(var.predict_allowed_buckets)}"
         return "bucket:allow-listed"
-    if kind == "google_project_iam_member":
-        assert body["project"] == "${var.project_id}"
-        return "project"
     if kind == "google_cloud_run_service_iam_member":
         match = re.fullmatch(r"\$\{google_cloudfunctions2_function\.(\w+)\.service_config\[0\]\.service\}", body["service"])
         assert match, body["service"]
@@ -357,20 +396,77 @@ def _scope(kind: str, body: dict) -> str:
     if kind == "google_secret_manager_secret_iam_member":
         assert body["secret_id"] == "${var.api_key_secret_id}"
         return "secret:api_key"
+    if kind == "google_artifact_registry_repository_iam_member":
+        assert body["repository"] == ref("google_artifact_registry_repository", "images")
+        return "repository:images"
     raise AssertionError(f"unexpected IAM resource type {kind}")
 
 
+def _table_grants(tf: Terraform) -> dict[str, set[tuple[str, str]]]:
+    """The grants iam.tf's role table makes, with the resources that make
+    them checked to iterate over exactly that table."""
+    table = tf.locals["role_table"]
+    assert tf.locals["custom_roles"] == {"incoming_consumer": INCOMING_CONSUMER}
+    assert tf.locals["buckets"] == {name: ref("google_storage_bucket", name) for name in BUCKETS}
+    for grants in ("project_grants", "bucket_grants"):
+        assert "local.role_table" in tf.locals[grants], grants
+    project = tf.resource("google_project_iam_member", "grants")
+    assert project["for_each"] == "${local.project_grants}"
+    assert (project["project"], project["role"]) == ("${var.project_id}", "${each.value.role}")
+    assert project["member"] == "serviceAccount:${google_service_account.accounts[each.value.account].email}"
+    bucket = tf.resource("google_storage_bucket_iam_member", "grants")
+    assert bucket["for_each"] == "${local.bucket_grants}"
+    assert bucket["bucket"] == "${local.buckets[each.value.bucket]}"
+    assert bucket["role"] == "${lookup(local.custom_roles, each.value.role, each.value.role)}"
+    assert bucket["member"] == project["member"]
+    granted: dict[str, set[tuple[str, str]]] = {}
+    for name, grants in table.items():
+        found = granted.setdefault(name, set())
+        found |= {("project", role) for role in grants["project"]}
+        for bucket_name, roles in local_value(tf, grants["buckets"]).items():
+            assert bucket_name in BUCKETS, f"{name}: no bucket {bucket_name}"
+            found |= {(f"bucket:{bucket_name}", tf.locals["custom_roles"].get(role, role)) for role in roles}
+    return granted
+
+
 def test_each_service_account_has_only_its_listed_roles(tf: Terraform):
-    accounts = set(tf.of_type("google_service_account"))
-    assert accounts == set(EXPECTED_ROLES)
-    granted: dict[str, set[tuple[str, str]]] = {name: set() for name in accounts}
+    accounts = set(tf.locals["service_accounts"])
+    assert tf.resource("google_service_account", "accounts")["for_each"] == "${local.service_accounts}"
+    assert set(tf.of_type("google_service_account")) == {"accounts"}
+    assert accounts == set(EXPECTED_ROLES) == set(tf.locals["role_table"])
+    granted = _table_grants(tf)
     for (kind, name), body in tf.resources.items():
         assert not kind.endswith(("_iam_binding", "_iam_policy")), f"{kind}.{name}: authoritative IAM would drop others' grants"
+        if name == "grants":
+            continue
         for member in _members(body):
-            match = re.fullmatch(r"serviceAccount:\$\{google_service_account\.(\w+)\.email\}", member)
+            match = ACCOUNT.fullmatch(member)
             if match:
                 granted[match.group(1)].add((_scope(kind, body), body["role"]))
     assert granted == EXPECTED_ROLES
+
+
+def test_readme_describes_the_role_table(tf: Terraform):
+    """The README's "Service accounts" table has one row per account of the
+    table, and names each bucket that account is granted."""
+    readme = (TERRAFORM.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("**Service accounts**") :]
+    lines = section.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    rows = {}
+    for line in lines[first + 2 :]:  # after the header and its rule
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[cells[0]] = cells[1]
+    assert set(rows) == set(tf.locals["service_accounts"])
+    words = {"incoming": "incoming", "processed": "processed", "models": "models", "training_data": "training-data"}
+    for name, grants in tf.locals["role_table"].items():
+        described = (
+            rows[name] if "the same as" not in rows[name] else rows[rows[name].split("the same as ")[1].split()[0].strip(",.;")]
+        )
+        for bucket_name in local_value(tf, grants["buckets"]):
+            assert words[bucket_name] in described, f"README row {name} does not mention the {bucket_name} bucket"
 
 
 def test_incoming_custom_role_reads_and_deletes_only(tf: Terraform):

@@ -18,7 +18,7 @@ import localcloud
 from shared.model_layout import MANIFEST_FILE, MODEL_FILE, POINTER, pointer_payload, version_prefix
 from shared.settings import Settings
 from tests.cloudevents import post_blob_event
-from tests.emulators import PROJECT, fake_gcs_server, firestore_emulator, firestore_kind, free_port
+from tests.emulators import PROJECT, fake_gcs_server, firestore_emulator, firestore_kind, free_port, unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 INCOMING, PROCESSED, MODELS = "it-incoming", "it-processed", "it-models"
@@ -52,9 +52,11 @@ if FIRESTORE_PREFERENCE not in localcloud.FIRESTORE_KINDS:
 
 def require_transaction_isolation(kind: str | None) -> None:
     """Skip a test whose correctness rests on Firestore transactions being
-    isolated, on the npm emulator (which does not isolate them)."""
+    isolated, on the npm emulator (which does not isolate them); fail it where
+    emulators are required (FASHION_REQUIRE_EMULATORS=1) unless the npm
+    emulator was asked for (FASHION_FIRESTORE_EMULATOR=npm)."""
     if kind == "npm":
-        pytest.skip(
+        (pytest.skip if FIRESTORE_PREFERENCE == "npm" else unavailable)(
             "needs Firestore transaction isolation, which the npm fallback (@firestore-emulator/server) "
             "does not emulate: concurrent deliveries could all claim the object (the Cloud CLI emulator is absent "
             "here, or FASHION_FIRESTORE_EMULATOR=npm)"

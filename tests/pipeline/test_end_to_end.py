@@ -26,7 +26,7 @@ import localcloud
 from functions.records import FINISHED, classification_id, day_of
 from shared.labels import slugify
 from shared.model_layout import MANIFEST_FILE, MODEL_FILE, POINTER, pointer_payload
-from tests.emulators import require
+from tests.emulators import require, unavailable
 from tests.pipeline.conftest import CONTRACT_FIELDS, FIRESTORE_PREFERENCE, REPO
 
 DATA = Path(os.environ.get("FASHION_SHARED_DATA") or REPO.parent / "shared" / "data" / "fashion-product-images-small")
@@ -94,9 +94,7 @@ def log_records(path: str | Path) -> list[dict]:
 def require_stack() -> None:
     require("pubsub", "storage")
     if localcloud.choose_firestore(localcloud.find_tools(), FIRESTORE_PREFERENCE)[0] is None:
-        pytest.skip(
-            f"firestore emulator unavailable: {localcloud.choose_firestore(localcloud.find_tools(), FIRESTORE_PREFERENCE)[1]}"
-        )
+        unavailable(f"firestore emulator unavailable: {localcloud.choose_firestore(localcloud.find_tools(), FIRESTORE_PREFERENCE)[1]}")
 
 
 def stop_leftovers(state_dir: Path) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from localcloud import ENV_FILE, STATE_FILE, State, alive, choose_firestore, find_tools, read_env_file, storage_client
 from shared.model_layout import POINTER
-from tests.emulators import firestore_kind, free_port, require
+from tests.emulators import firestore_kind, free_port, require, unavailable
 from tests.stack.conftest import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,7 +28,7 @@ def require_stack() -> None:
     """Skip unless storage, Pub/Sub and some Firestore emulator can run here."""
     require("pubsub", "storage")
     if firestore_kind() is None:
-        pytest.skip(f"firestore emulator unavailable: {choose_firestore(find_tools())[1]}")
+        unavailable(f"firestore emulator unavailable: {choose_firestore(find_tools())[1]}")
 
 
 def fashionctl(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from localcloud import ENV_FILE, STATE_FILE, State, alive, read_env_file
-from tests.emulators import firestore_emulator, require
+from tests.emulators import firestore_emulator, require, unavailable
 from tests.stack.test_cli import FREE_PORTS, fashionctl
 
 
@@ -75,7 +75,7 @@ def test_auto_prefers_the_official_emulator(preference):
 
     tools = find_tools()
     if tools.missing("firestore"):
-        pytest.skip(f"firestore emulator unavailable: {tools.missing('firestore')}")
+        unavailable(f"firestore emulator unavailable: {tools.missing('firestore')}")
     assert choose_firestore(tools, preference)[0] == "official"
 
 
