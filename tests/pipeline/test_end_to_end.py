@@ -94,7 +94,9 @@ def log_records(path: str | Path) -> list[dict]:
 def require_stack() -> None:
     require("pubsub", "storage")
     if localcloud.choose_firestore(localcloud.find_tools(), FIRESTORE_PREFERENCE)[0] is None:
-        unavailable(f"firestore emulator unavailable: {localcloud.choose_firestore(localcloud.find_tools(), FIRESTORE_PREFERENCE)[1]}")
+        unavailable(
+            f"firestore emulator unavailable: {localcloud.choose_firestore(localcloud.find_tools(), FIRESTORE_PREFERENCE)[1]}"
+        )
 
 
 def stop_leftovers(state_dir: Path) -> None:
