@@ -21,7 +21,7 @@ from typing import Any
 from bench.artifacts import Artifacts
 from bench.measure import Latency, cpu_seconds, usable_cores
 from fashionctl import stack
-from functions import records as rec
+from shared import records as rec
 
 PROJECT = "bench-pipeline"
 UPLOAD_THREADS = 4

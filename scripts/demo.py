@@ -30,9 +30,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 
 from fashionctl import results, stack
-from functions.records import FINISHED, classification_id
 from shared.errors import ModelError
 from shared.model_layout import MANIFEST_FILE, MODELS_PREFIX, POINTER, pointer_payload, resolve_model_dir
+from shared.records import FINISHED, classification_id
 
 REJECT_NAME = "not-a-photo.jpg"
 REJECT_BYTES = b"This is a shopping list, not a photo: socks, more socks.\n"

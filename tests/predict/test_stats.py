@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import requests
 
 from functions.predict_api import sum_shards
-from functions.records import counter_fields, day_of, shard_path
+from shared.records import counter_fields, day_of, shard_path
 from tests.images import make_photo_like
 from tests.predict.conftest import Service, check_error, check_response
 from tests.predict.test_predict_api import TIMEOUT

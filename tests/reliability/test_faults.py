@@ -37,8 +37,8 @@ import pytest
 import requests
 
 from fashionctl import stack
-from functions import records as rec
 from functions.failpoints import CRASH_EXIT_CODE, FailPointError, FailPoints
+from shared import records as rec
 from shared.model_layout import MANIFEST_FILE, MODEL_FILE
 from shared.settings import Settings
 from tests.images import make_photo_like
