@@ -127,3 +127,19 @@ def _framework_error(exc: HTTPException) -> flask.Response:
             answer = service.refuse(request, ApiError(status, code, message))
             return json_response(answer.body, answer.status, answer.headers)
     return error_response(status, code, message)
+
+
+@functions_framework.errorhandler(Exception)
+def _crash(exc: Exception) -> flask.Response:
+    """An exception out of an entry point (the classify function's "retry
+    later", or a bug): still 500 with functions-framework's crash header,
+    so that the platform retries, but in the one error shape, and the trace
+    only in the log."""
+    from functions.processing import TransientError
+
+    if isinstance(exc, TransientError):
+        body = ("retry_later", f"{exc}; the platform retries")
+    else:
+        log.error("unexpected failure", exc_info=exc)
+        body = ("internal", "internal error")
+    return error_response(500, *body, {"X-Google-Status": "crash"})

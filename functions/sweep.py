@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from functions.dependencies import CALL_TIMEOUT, DEPENDENCY_ERRORS
+from functions.dependencies import CALL_TIMEOUT, DEPENDENCY_ERRORS, bounded_retry, storage_retry
 from functions.processing import Busy, Processor, TransientError
 from shared import records as rec
 from shared.settings import Settings
@@ -159,6 +159,9 @@ class Sweeper:
         self.processor = processor
         self.clock = clock
         self.now = now
+        # every listing and read bounded like the core's (DEPENDENCY_DEADLINE_SECONDS)
+        self._retry = bounded_retry(settings.dependency_deadline_seconds)
+        self._storage_retry = storage_retry(settings.dependency_deadline_seconds)
 
     def run(self, options: SweepOptions, run_id: str | None = None, log_context: dict[str, Any] | None = None) -> SweepReport:
         started = self.clock()
@@ -221,7 +224,7 @@ class Sweeper:
     def _previous_problem(self) -> dict[str, Any] | None:
         """The newest earlier run, when it failed or never finished (still
         ``running`` :data:`UNFINISHED_AFTER` seconds after its budget)."""
-        previous = last_run(self.db)
+        previous = last_run(self.db, retry=self._retry)
         if previous is None:
             return None
         status, started_at = previous.get("status"), previous.get("started_at")
@@ -267,7 +270,7 @@ class Sweeper:
         collection = self.db.collection(rec.COLLECTION)
         for status in (rec.PROCESSING, rec.FAILED):
             query = collection.where(filter=FieldFilter(rec.Field.STATUS, "==", status))
-            for snapshot in query.stream(timeout=CALL_TIMEOUT):
+            for snapshot in query.stream(retry=self._retry, timeout=CALL_TIMEOUT):
                 data = snapshot.to_dict() or {}
                 record = rec.Classification.from_firestore(data)
                 source = record.source
@@ -292,7 +295,7 @@ class Sweeper:
         """Object versions in incoming that are old enough and not finished."""
         now = self.now()
         options = report.options
-        for blob in self.storage.list_blobs(self.settings.incoming_bucket, timeout=CALL_TIMEOUT):
+        for blob in self.storage.list_blobs(self.settings.incoming_bucket, timeout=CALL_TIMEOUT, retry=self._storage_retry):
             if blob.name.endswith("/"):
                 continue
             report.counts["scanned"] += 1
@@ -311,7 +314,7 @@ class Sweeper:
             yield ref
 
     def _finished(self, ref: rec.ObjectRef) -> bool:
-        snapshot = self.db.collection(rec.COLLECTION).document(ref.doc_id).get(timeout=CALL_TIMEOUT)
+        snapshot = self.db.collection(rec.COLLECTION).document(ref.doc_id).get(retry=self._retry, timeout=CALL_TIMEOUT)
         return snapshot.exists and rec.is_finished(snapshot.to_dict())
 
     def _process_one(self, ref: rec.ObjectRef, report: SweepReport, context: dict[str, Any]) -> None:
@@ -340,7 +343,7 @@ class Sweeper:
 
     def _record(self, report: SweepReport, **call: Any) -> None:
         """Write the run's document (``call``: retry and timeout of the write)."""
-        call = {"timeout": CALL_TIMEOUT} | call
+        call = {"retry": self._retry, "timeout": CALL_TIMEOUT} | call
         self.db.collection(RUNS).document(report.run_id).set(report.to_dict(), **call)
 
 
@@ -349,12 +352,14 @@ def new_run_id(moment: datetime) -> str:
     return f"{moment:%Y%m%dT%H%M%S}Z-{uuid.uuid4().hex[:8]}"
 
 
-def last_run(db: Any) -> dict[str, Any] | None:
-    """The newest ``sweep_runs`` document (ids sort by start time)."""
+def last_run(db: Any, retry: Any = None) -> dict[str, Any] | None:
+    """The newest ``sweep_runs`` document, with its ``id`` (``retry``: of the
+    query; None: the client's default)."""
     from google.cloud import firestore
 
     query = db.collection(RUNS).order_by("started_at", direction=firestore.Query.DESCENDING).limit(1)
-    for snapshot in query.stream(timeout=CALL_TIMEOUT):
+    call = {"timeout": CALL_TIMEOUT} | ({"retry": retry} if retry is not None else {})
+    for snapshot in query.stream(**call):
         return {"id": snapshot.id, **(snapshot.to_dict() or {})}
     return None
 
