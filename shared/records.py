@@ -166,9 +166,9 @@ class Destination:
     @classmethod
     def from_dict(cls, data: Any) -> Destination | None:
         """None for a missing or malformed map."""
-        if not isinstance(data, Mapping) or not data.get(_BUCKET) or data.get(_NAME) is None:
+        if not isinstance(data, Mapping) or data.get(_NAME) is None:
             return None
-        return cls(str(data[_BUCKET]), str(data[_NAME]))
+        return cls(str(data.get(_BUCKET) or ""), str(data[_NAME]))
 
 
 def top_k_entries(pairs: Iterable[tuple[str, float]]) -> list[dict[str, Any]]:
