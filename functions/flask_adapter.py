@@ -5,16 +5,19 @@ included, is JSON; every error is ``{"error": {"code", "message"}}``."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flask
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from functions.predict_api import ApiError, ApiRequest
+if TYPE_CHECKING:  # the prediction API is imported on first use only, not by the classify function's import
+    from functions.predict_api import ApiRequest
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
     """The one error shape of every function."""
+    from functions.predict_api import ApiError
+
     return ApiError(0, code, message).body()
 
 
@@ -35,6 +38,8 @@ def lower_headers(request: flask.Request) -> dict[str, str]:
 def api_request(request: flask.Request, limit: int) -> ApiRequest:
     """The request as the prediction API sees it. Raises ApiError 413
     ``request_too_large`` over ``limit`` bytes, 400 ``bad_request`` when malformed."""
+    from functions.predict_api import ApiError, ApiRequest
+
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "request_too_large", f"the request is {request.content_length} bytes; the limit is {limit}")
     # Read the body once, at most one byte past the limit (a chunked body has
