@@ -164,6 +164,9 @@ class Sweeper:
         self._storage_retry = storage_retry(settings.dependency_deadline_seconds)
 
     def run(self, options: SweepOptions, run_id: str | None = None, log_context: dict[str, Any] | None = None) -> SweepReport:
+        """One run: recorded as ``running``, then ``finished``. Raises
+        SweepFailed (the document then ``failed``, with the reason) when a
+        dependency error stops it."""
         started = self.clock()
         report = SweepReport(
             run_id=run_id or new_run_id(self.now()),
@@ -181,6 +184,9 @@ class Sweeper:
                 log.warning("the previous sweep run did not finish: %s", report.previous_run, extra=context)
             self._record(report)
             self._sweep(report, started, context)
+            report.status = FINISHED
+            self._close(report, started)
+            self._record(report)
         except DEPENDENCY_ERRORS as exc:
             report.status = FAILED
             report.error = rec.error_info("dependency_unavailable", f"{type(exc).__name__}: {exc}"[:500])
@@ -191,9 +197,6 @@ class Sweeper:
             except DEPENDENCY_ERRORS as nested:
                 log.warning("could not record the failed run: %s", nested, extra=context)
             raise SweepFailed(report, exc) from exc
-        report.status = FINISHED
-        self._close(report, started)
-        self._record(report)
         log.info("sweep finished", extra=context | {"counts": report.to_dict()["counts"], "cut_off": report.cut_off_by_budget})
         return report
 

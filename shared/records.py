@@ -130,6 +130,7 @@ class ObjectRef:
 
     @property
     def doc_id(self) -> str:
+        """Its ``classifications`` document id."""
         return classification_id(self.bucket, self.name, self.generation)
 
     def to_dict(self) -> dict[str, Any]:
@@ -354,10 +355,12 @@ def claim_update(
 
 
 def decided_update(decision: Decision, now: datetime) -> dict[str, Any]:
+    """The decision recorded (step ``decided``)."""
     return {Field.DECISION: decision.to_dict(), Field.STEP: DECIDED, Field.UPDATED_AT: now}
 
 
 def copied_update(destination: Destination, now: datetime) -> dict[str, Any]:
+    """The copy in the processed bucket recorded (step ``copied``)."""
     return {Field.DESTINATION: destination.to_dict(), Field.STEP: COPIED, Field.UPDATED_AT: now}
 
 
@@ -408,6 +411,7 @@ def leased(data: Mapping[str, Any], now: datetime) -> bool:
 
 
 def is_finished(data: Mapping[str, Any] | None) -> bool:
+    """A stored document (or None) whose status is one of :data:`FINISHED`."""
     return (data or {}).get(Field.STATUS) in FINISHED
 
 
@@ -418,10 +422,12 @@ def classification_id(bucket: str, name: str, generation: int) -> str:
 
 
 def utcnow() -> datetime:
+    """Now, timezone-aware UTC (what every timestamp field holds)."""
     return datetime.now(UTC)
 
 
 def day_of(moment: datetime) -> str:
+    """``YYYY-MM-DD`` of ``moment`` (the counters' day)."""
     return moment.strftime("%Y-%m-%d")
 
 
@@ -434,6 +440,7 @@ STATUS_GROUP, CATEGORY_GROUP, REJECTION_GROUP = COUNTER_GROUPS
 
 
 def shard_path(moment: datetime, shard: int | None = None) -> tuple[str, str, str, str]:
+    """``("stats", day, "shards", n)``: the counter shard of ``moment``'s day, ``n`` at random when not given."""
     shard = random.randrange(SHARD_COUNT) if shard is None else shard
     return (STATS, day_of(moment), SHARDS, str(shard))
 
