@@ -21,7 +21,7 @@ from typing import Any
 import localcloud
 from bench.artifacts import Artifacts
 from bench.measure import Latency, cpu_seconds, usable_cores
-from functions import records as rec
+from shared import records as rec
 
 PROJECT = "bench-pipeline"
 UPLOAD_THREADS = 4
@@ -36,7 +36,7 @@ def _self_cpu() -> float:
 def _finished_query(db: Any) -> Any:
     from google.cloud.firestore import FieldFilter
 
-    return db.collection(rec.COLLECTION).where(filter=FieldFilter("status", "in", sorted(rec.FINISHED)))
+    return db.collection(rec.COLLECTION).where(filter=FieldFilter(rec.Field.STATUS, "in", sorted(rec.FINISHED)))
 
 
 def _finished_count(db: Any) -> int:
@@ -125,15 +125,18 @@ def _measure(state_dir: Path, settings: Any, images: list[tuple[str, bytes]], ti
     finished = _finished_docs(db)
     if len(finished) < count:
         raise RuntimeError(f"only {len(finished)} of {count} uploads finished within {timeout} s")
-    ends = [d["finished_at"].timestamp() for d in finished]
+    records = [rec.Classification.from_firestore(d) for d in finished]
+    ends = [r.finished_at.timestamp() for r in records if r.finished_at]
     wall = max(ends) - started_wall  # first upload started -> last record finished
     latencies = [
-        d["finished_at"].timestamp() - uploaded[d["source"]["name"]] for d in finished if d["source"]["name"] in uploaded
+        r.finished_at.timestamp() - uploaded[r.source.name]
+        for r in records
+        if r.finished_at and r.source and r.source.name in uploaded
     ]
     cpu = {name: round(cpu_seconds(p.pid) - cpu_before[name], 1) for name, p in procs.items()}
     cpu["benchmark client (uploads, polling)"] = round(_self_cpu() - self_before, 1)
     steps = _mean_steps(finished)
-    statuses = dict(Counter(d["status"] for d in finished))
+    statuses = dict(Counter(r.status for r in records))
     result = {
         "uploads": count,
         "wall_s": round(wall, 1),
@@ -164,7 +167,8 @@ def delivery_profile(bridge_log: Path, function_log: Path) -> dict[str, Any]:
     delivered = [entry for entry in _log_lines(bridge_log) if entry.get("message") == "event delivered"]
     times = sorted(datetime.fromisoformat(entry["time"]).timestamp() for entry in delivered)
     posts = [float(entry["latency_ms"]) / 1000 for entry in delivered if "latency_ms" in entry]
-    totals = [float(e["timings_ms"]["total"]) for e in _log_lines(function_log) if "total" in (e.get("timings_ms") or {})]
+    timings = (e.get(rec.Field.TIMINGS_MS) or {} for e in _log_lines(function_log))
+    totals = [float(t[rec.TOTAL_MS]) for t in timings if rec.TOTAL_MS in t]
     if not times:
         return {}
     per_second = Counter(int(t - times[0]) for t in times)
@@ -184,7 +188,7 @@ def delivery_profile(bridge_log: Path, function_log: Path) -> dict[str, Any]:
 def _mean_steps(docs: list[dict]) -> dict[str, float]:
     sums: dict[str, float] = {}
     for d in docs:
-        for step, ms in (d.get("timings_ms") or {}).items():
+        for step, ms in rec.Classification.from_firestore(d).timings_ms.items():
             sums[step] = sums.get(step, 0.0) + float(ms)
     return {step: round(total / len(docs), 1) for step, total in sums.items()}
 

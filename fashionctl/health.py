@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
+from shared import records as rec
+
 QUERY_TIMEOUT = 30.0
 
 
@@ -58,6 +60,10 @@ def assess(health: Health, thresholds: Thresholds) -> list[str]:
         problems.append(
             f"backlog of {health.backlog} objects, the oldest {age:.0f} s old (limit {thresholds.max_backlog_age:.0f} s)"
         )
+    sweep = health.last_sweep or {}
+    if sweep.get("status") == "failed":
+        reason = (sweep.get("error") or {}).get("message") or "no reason recorded"
+        problems.append(f"the last sweep run {sweep.get('id')} failed: {reason}")
     judged = health.records_last_hour >= thresholds.min_records_for_rate
     if judged and health.error_rate > thresholds.max_error_rate:
         problems.append(f"error rate {health.error_rate:.1%} in the last hour (limit {thresholds.max_error_rate:.1%})")
@@ -75,9 +81,10 @@ def last_hour(db: Any, now: datetime) -> tuple[int, int]:
     """(records updated in the last hour, of which failed)."""
     from google.cloud import firestore
 
-    query = db.collection("classifications").where(filter=firestore.FieldFilter("updated_at", ">=", now - timedelta(hours=1)))
-    statuses = [(s.to_dict() or {}).get("status") for s in query.stream(timeout=QUERY_TIMEOUT)]
-    return len(statuses), sum(1 for status in statuses if status == "failed")
+    since = now - timedelta(hours=1)
+    query = db.collection(rec.COLLECTION).where(filter=firestore.FieldFilter(rec.Field.UPDATED_AT, ">=", since))
+    statuses = [rec.Classification.from_firestore(s.to_dict()).status for s in query.stream(timeout=QUERY_TIMEOUT)]
+    return len(statuses), sum(1 for status in statuses if status == rec.FAILED)
 
 
 def check(env: Mapping[str, str], db: Any, storage: Any, thresholds: Thresholds, now: datetime | None = None) -> Health:
@@ -101,6 +108,8 @@ def render(health: Health) -> str:
             f"{sweep.get('id')} ({sweep.get('status')}, started {sweep.get('started_at')}, "
             f"processed {counts.get('processed', 0)}, failed {counts.get('failed', 0)})"
         )
+        if previous := sweep.get("previous_run"):
+            sweep_text += f"; the run before it, {previous.get('run_id')}, {previous.get('status')}"
     age = "-" if health.oldest_backlog_age_s is None else f"{health.oldest_backlog_age_s:.0f} s"
     lines = [
         f"status:        {'healthy' if health.healthy else 'UNHEALTHY'}",

@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
-COLLECTION = "classifications"
+from shared import records as rec
+
+COLLECTION = rec.COLLECTION
 FIRESTORE_VARIABLES = ("GOOGLE_CLOUD_PROJECT", "FIRESTORE_EMULATOR_HOST", "FIRESTORE_DATABASE")
 #: bookkeeping of the processing core, left out of ``--json``
-INTERNAL_FIELDS = frozenset({"lease_owner", "lease_until", "decision"})
+INTERNAL_FIELDS = rec.INTERNAL_FIELDS
 QUERY_TIMEOUT = 15.0
-RIGHT_ALIGNED = frozenset({"confidence"})
+RIGHT_ALIGNED = frozenset({"confidence"})  # the table's column
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -54,10 +56,10 @@ def latest(db: Any, *, since: datetime | None = None, limit: int = 50, timeout: 
 
     query = db.collection(COLLECTION)
     if since is not None:
-        query = query.where(filter=firestore.FieldFilter("created_at", ">=", since))
-    query = query.order_by("created_at", direction=firestore.Query.DESCENDING).limit(limit)
+        query = query.where(filter=firestore.FieldFilter(rec.Field.CREATED_AT, ">=", since))
+    query = query.order_by(rec.Field.CREATED_AT, direction=firestore.Query.DESCENDING).limit(limit)
     snapshots = query.stream(retry=Retry(timeout=timeout), timeout=timeout)
-    return [{"id": snapshot.id, **(snapshot.to_dict() or {})} for snapshot in snapshots]
+    return [rec.with_id(snapshot) for snapshot in snapshots]
 
 
 @dataclass(frozen=True)
@@ -76,21 +78,20 @@ class Row:
 
 
 def to_row(record: Mapping[str, Any]) -> Row:
-    source = record.get("source") or {}
-    destination = record.get("destination") or {}
-    confidence = record.get("confidence")
-    status = str(record.get("status") or "-")
-    if reason := (record.get("error") or {}).get("reason"):
+    parsed = rec.Classification.from_firestore(record)
+    confidence = parsed.confidence
+    status = str(parsed.status or "-")
+    if reason := parsed.reason:
         status = f"{status}: {reason}"
-    created = record.get("created_at")
+    created = parsed.created_at
     return Row(
         time=created.astimezone(UTC).strftime("%m-%d %H:%M:%S") if isinstance(created, datetime) else "-",
-        file=str(source.get("name") or record.get("id") or "-"),
-        category=str(record.get("label") or "-"),
+        file=str((parsed.source.name if parsed.source else None) or parsed.id or "-"),
+        category=str(parsed.label or "-"),
         confidence=f"{confidence:.1%}" if isinstance(confidence, int | float) else "-",
         status=status,
-        destination=str(destination.get("name") or "-"),
-        model=str(record.get("model_version") or "-"),
+        destination=str((parsed.destination.name if parsed.destination else None) or "-"),
+        model=str(parsed.model_version or "-"),
     )
 
 

@@ -32,16 +32,13 @@ def storage_client(env: Mapping[str, str]) -> Any:
 
 
 def local_sweeper(env: Mapping[str, str]) -> Sweeper:
-    """The sweep core wired to the clients ``env`` names."""
+    """The sweep core wired (functions/wiring.py: bounded retries and
+    timeouts) to the clients ``env`` names."""
     from fashionctl.results import firestore_client
-    from functions.model_cache import ModelCache
-    from functions.processing import Processor
+    from functions import wiring
 
     settings = Settings.from_env(env)
-    storage = storage_client(env)
-    db = firestore_client(env)
-    models = ModelCache(storage, settings.models_bucket, settings.model_cache_dir, settings.model_refresh_seconds)
-    return Sweeper(settings, storage, db, Processor(settings, storage, db, models))
+    return wiring.sweeper(wiring.build(settings, storage=storage_client(env), db=firestore_client(env)))
 
 
 def options_body(dry_run: bool, budget: float | None, min_age: float | None, limit: int | None) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from functions.model_cache import ModelUnavailable
 from functions.openapi import openapi_document
 from shared.classifier import Classifier, Prediction
 from shared.errors import ImageError
+from shared.records import merge_totals, sum_shards
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,6 @@ IMAGE_ERROR_STATUS = {
     ImageError.TOO_SMALL: 422,
 }
 OPEN_PATHS = frozenset({"/health"})  # answered without an API key
-STATS_GROUPS = ("status", "category", "rejection")
 MAX_STATS_DAYS = 90
 #: days ("YYYY-MM-DD") -> {day: [counter shard documents]}
 StatsReader = Callable[[list[str]], Mapping[str, Iterable[Mapping[str, Any]]]]
@@ -118,33 +118,6 @@ def _percentile(ordered: list[float], p: int) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))], 3)
 
 
-def sum_shards(shards: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Counter shard documents (``total``, ``status.<s>``, ``category.<label>``,
-    ``rejection.<reason>``, as flat dotted names or nested maps) -> totals."""
-    totals: dict[str, Any] = {"total": 0} | {group: {} for group in STATS_GROUPS}
-    for shard in shards:
-        totals["total"] += _count(shard.get("total"))
-        for key, value in shard.items():
-            group, _, name = key.partition(".")
-            if group not in STATS_GROUPS:
-                continue
-            items = value.items() if isinstance(value, Mapping) and not name else [(name, value)]
-            for item, count in items:
-                totals[group][item] = totals[group].get(item, 0) + _count(count)
-    return totals
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _merge(into: dict[str, Any], day: Mapping[str, Any]) -> None:
-    into["total"] += day["total"]
-    for group in STATS_GROUPS:
-        for name, count in day[group].items():
-            into[group][name] = into[group].get(name, 0) + count
-
-
 class PredictApi:
     """Routing, validation and responses. ``models`` returns the current
     classifier or raises ModelUnavailable; ``fetch_gcs`` returns an object's
@@ -181,10 +154,23 @@ class PredictApi:
     def handle(self, request: ApiRequest) -> ApiResponse:
         started = time.perf_counter()
         response = self._handle(request)
-        route = request.path.rstrip("/") or "/"
-        route = route if route in self._routes else "other"
-        self.metrics.record(f"{request.method} {route}", response.status, (time.perf_counter() - started) * 1000)
+        self.metrics.record(self._route_name(request), response.status, (time.perf_counter() - started) * 1000)
         return response
+
+    def refuse(self, request: ApiRequest, error: ApiError, started: float | None = None) -> ApiResponse:
+        """The answer to a request refused before routing (too large,
+        malformed, refused by the web framework) or failing unexpectedly:
+        counted in ``/stats`` and given the CORS headers like every other
+        answer. ``request``: what is known of it (method, path, headers);
+        ``started``: its ``time.perf_counter()`` at arrival."""
+        response = self._with_cors(request, ApiResponse(error.status, error.body()))
+        latency = 0.0 if started is None else (time.perf_counter() - started) * 1000
+        self.metrics.record(self._route_name(request), response.status, latency)
+        return response
+
+    def _route_name(self, request: ApiRequest) -> str:
+        route = request.path.rstrip("/") or "/"
+        return f"{request.method} {route if route in self._routes else 'other'}"
 
     def _handle(self, request: ApiRequest) -> ApiResponse:
         try:
@@ -273,7 +259,7 @@ class PredictApi:
         per_day = {day: sum_shards(shards.get(day, ())) for day in days}
         totals = sum_shards(())
         for day in per_day.values():
-            _merge(totals, day)
+            merge_totals(totals, day)
         return ApiResponse(200, {"days": per_day, "totals": totals, "instance": self.metrics.snapshot()})
 
     # -- prediction ----------------------------------------------------------

@@ -8,7 +8,10 @@ within a time budget; then does the same for records left unfinished whose
 source is already gone (a delivery stopped between the delete and the final
 record, and its event was dead-lettered). The core's Firestore lease keeps two overlapping sweeps
 (or a sweep and an event) from working on one object at once: a busy object is
-counted as skipped, not failed. Each run is recorded in ``sweep_runs/<run_id>``.
+counted as skipped, not failed. Each run is recorded in ``sweep_runs/<run_id>``:
+``running`` while it works, then ``finished``, or ``failed`` with the reason
+when a dependency error stopped it (:class:`SweepFailed`); the next run reports
+a previous run that failed or never finished (``previous_run``).
 """
 
 from __future__ import annotations
@@ -22,13 +25,17 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from functions import records as rec
-from functions.processing import CALL_TIMEOUT, Busy, Processor, TransientError
+from functions.dependencies import CALL_TIMEOUT, DEPENDENCY_ERRORS, bounded_retry, storage_retry
+from functions.processing import Busy, Processor, TransientError
+from shared import records as rec
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
-RUNS = "sweep_runs"
+RUNS = rec.RUNS
+RUNNING, FINISHED, FAILED = "running", "finished", "failed"  #: a run document's statuses
+#: a run still ``running`` this long (seconds) after its budget ran out never finished
+UNFINISHED_AFTER = 300.0
 MAX_LISTED = 500  #: names a dry run lists (a Firestore document holds at most 1 MiB)
 
 
@@ -84,11 +91,17 @@ class SweepReport:
     finished_at: datetime | None = None
     duration_s: float = 0.0
     cut_off_by_budget: bool = False
+    status: str = RUNNING
+    error: dict[str, str] | None = None  # rec.error_info(): why a failed run stopped
+    previous_run: dict[str, Any] | None = None  # the previous run, when it failed or never finished
 
     def to_dict(self) -> dict[str, Any]:
         """The ``sweep_runs/<run_id>`` document (and the HTTP response)."""
         return {
             "run_id": self.run_id,
+            "status": self.status,
+            "error": self.error,
+            "previous_run": self.previous_run,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "duration_s": round(self.duration_s, 3),
@@ -120,6 +133,15 @@ COUNT_KEYS = (
 )
 
 
+class SweepFailed(RuntimeError):
+    """A dependency error stopped the run; its document says ``failed`` with
+    the reason (when Firestore let it be written). ``report``: the run so far."""
+
+    def __init__(self, report: SweepReport, cause: BaseException) -> None:
+        super().__init__(f"sweep run {report.run_id} failed: {type(cause).__name__}: {cause}")
+        self.report = report
+
+
 class Sweeper:
     def __init__(
         self,
@@ -137,8 +159,14 @@ class Sweeper:
         self.processor = processor
         self.clock = clock
         self.now = now
+        # every listing and read bounded like the core's (DEPENDENCY_DEADLINE_SECONDS)
+        self._retry = bounded_retry(settings.dependency_deadline_seconds)
+        self._storage_retry = storage_retry(settings.dependency_deadline_seconds)
 
     def run(self, options: SweepOptions, run_id: str | None = None, log_context: dict[str, Any] | None = None) -> SweepReport:
+        """One run: recorded as ``running``, then ``finished``. Raises
+        SweepFailed (the document then ``failed``, with the reason) when a
+        dependency error stops it."""
         started = self.clock()
         report = SweepReport(
             run_id=run_id or new_run_id(self.now()),
@@ -150,7 +178,36 @@ class Sweeper:
         )
         context = {**(log_context or {}), "sweep_run_id": report.run_id, "dry_run": options.dry_run}
         log.info("sweep started", extra=context | {"options": asdict(options)})
-        self._record(report, running=True)
+        try:
+            report.previous_run = self._previous_problem()
+            if report.previous_run:
+                log.warning("the previous sweep run did not finish: %s", report.previous_run, extra=context)
+            self._record(report)
+            self._sweep(report, started, context)
+            report.status = FINISHED
+            self._close(report, started)
+            self._record(report)
+        except DEPENDENCY_ERRORS as exc:
+            report.status = FAILED
+            report.error = rec.error_info("dependency_unavailable", f"{type(exc).__name__}: {exc}"[:500])
+            self._close(report, started)
+            log.error("sweep failed: %s", exc, extra=context | {"counts": report.to_dict()["counts"]})
+            try:
+                self._record(report, retry=None, timeout=5)  # one attempt: Firestore may be what failed
+            except DEPENDENCY_ERRORS as nested:
+                log.warning("could not record the failed run: %s", nested, extra=context)
+            raise SweepFailed(report, exc) from exc
+        log.info("sweep finished", extra=context | {"counts": report.to_dict()["counts"], "cut_off": report.cut_off_by_budget})
+        return report
+
+    def _close(self, report: SweepReport, started: float) -> None:
+        report.finished_at = self.now()
+        report.duration_s = self.clock() - started
+        report.counts["skipped"] = sum(report.counts[k] for k in COUNT_KEYS if k.startswith("skipped_"))
+
+    def _sweep(self, report: SweepReport, started: float, context: dict[str, Any]) -> None:
+        """Take the candidates in turn, within the options' limit and budget."""
+        options = report.options
         slowest, attempted = 0.0, 0
         for ref in self._candidates(report):
             if options.limit is not None and attempted >= options.limit:
@@ -166,12 +223,23 @@ class Sweeper:
             taken = self.clock()
             self._process_one(ref, report, context)
             slowest = max(slowest, self.clock() - taken)
-        report.finished_at = self.now()
-        report.duration_s = self.clock() - started
-        report.counts["skipped"] = sum(report.counts[k] for k in COUNT_KEYS if k.startswith("skipped_"))
-        self._record(report, running=False)
-        log.info("sweep finished", extra=context | {"counts": report.to_dict()["counts"], "cut_off": report.cut_off_by_budget})
-        return report
+
+    def _previous_problem(self) -> dict[str, Any] | None:
+        """The newest earlier run, when it failed or never finished (still
+        ``running`` :data:`UNFINISHED_AFTER` seconds after its budget)."""
+        previous = last_run(self.db, retry=self._retry)
+        if previous is None:
+            return None
+        status, started_at = previous.get("status"), previous.get("started_at")
+        budget = float((previous.get("options") or {}).get("budget") or 0.0)
+        stale = isinstance(started_at, datetime) and (self.now() - started_at).total_seconds() > budget + UNFINISHED_AFTER
+        if status == FAILED or (status == RUNNING and stale):
+            return {
+                "run_id": previous.get("id"),
+                "status": status if status == FAILED else "unfinished",
+                "error": previous.get("error"),
+            }
+        return None
 
     # -- steps -----------------------------------------------------------------
 
@@ -204,33 +272,33 @@ class Sweeper:
         now = self.now()
         collection = self.db.collection(rec.COLLECTION)
         for status in (rec.PROCESSING, rec.FAILED):
-            query = collection.where(filter=FieldFilter("status", "==", status))
-            for snapshot in query.stream(timeout=CALL_TIMEOUT):
+            query = collection.where(filter=FieldFilter(rec.Field.STATUS, "==", status))
+            for snapshot in query.stream(retry=self._retry, timeout=CALL_TIMEOUT):
                 data = snapshot.to_dict() or {}
-                source = data.get("source") or {}
-                updated_at = data.get("updated_at")
-                if source.get("bucket") != self.settings.incoming_bucket or not source.get("name"):
+                record = rec.Classification.from_firestore(data)
+                source = record.source
+                if source is None or source.bucket != self.settings.incoming_bucket or not source.name:
                     continue
-                if data.get("step") != "copied" or not data.get("destination"):
+                if record.step != rec.COPIED or record.destination is None:
                     continue  # not past the copy: the source is still in incoming, or gone for other reasons
                 if rec.leased(data, now):
                     continue  # a delivery holds it
-                if updated_at and (now - updated_at).total_seconds() < report.options.min_age:
+                if record.updated_at and (now - record.updated_at).total_seconds() < report.options.min_age:
                     continue  # its event may still be retried
-                created_at = data.get("created_at")
+                created_at = record.created_at
                 if (
                     report.options.max_age is not None
                     and created_at
                     and (now - created_at).total_seconds() > report.options.max_age
                 ):
                     continue
-                yield rec.ObjectRef.from_dict(source)
+                yield source
 
     def _incoming(self, report: SweepReport) -> Iterator[rec.ObjectRef]:
         """Object versions in incoming that are old enough and not finished."""
         now = self.now()
         options = report.options
-        for blob in self.storage.list_blobs(self.settings.incoming_bucket, timeout=CALL_TIMEOUT):
+        for blob in self.storage.list_blobs(self.settings.incoming_bucket, timeout=CALL_TIMEOUT, retry=self._storage_retry):
             if blob.name.endswith("/"):
                 continue
             report.counts["scanned"] += 1
@@ -249,8 +317,8 @@ class Sweeper:
             yield ref
 
     def _finished(self, ref: rec.ObjectRef) -> bool:
-        snapshot = self.db.collection(rec.COLLECTION).document(ref.doc_id).get(timeout=CALL_TIMEOUT)
-        return snapshot.exists and (snapshot.to_dict() or {}).get("status") in rec.FINISHED
+        snapshot = self.db.collection(rec.COLLECTION).document(ref.doc_id).get(retry=self._retry, timeout=CALL_TIMEOUT)
+        return snapshot.exists and rec.is_finished(snapshot.to_dict())
 
     def _process_one(self, ref: rec.ObjectRef, report: SweepReport, context: dict[str, Any]) -> None:
         extra = context | {"object": ref.name, "generation": str(ref.generation), "classification_id": ref.doc_id}
@@ -276,9 +344,10 @@ class Sweeper:
             report.categories[outcome.label] += 1
         log.info("%s: %s", ref.name, outcome.status, extra=extra | {"status": outcome.status, "label": outcome.label})
 
-    def _record(self, report: SweepReport, *, running: bool) -> None:
-        document = report.to_dict() | {"status": "running" if running else "finished"}
-        self.db.collection(RUNS).document(report.run_id).set(document, timeout=CALL_TIMEOUT)
+    def _record(self, report: SweepReport, **call: Any) -> None:
+        """Write the run's document (``call``: retry and timeout of the write)."""
+        call = {"retry": self._retry, "timeout": CALL_TIMEOUT} | call
+        self.db.collection(RUNS).document(report.run_id).set(report.to_dict(), **call)
 
 
 def new_run_id(moment: datetime) -> str:
@@ -286,11 +355,33 @@ def new_run_id(moment: datetime) -> str:
     return f"{moment:%Y%m%dT%H%M%S}Z-{uuid.uuid4().hex[:8]}"
 
 
-def last_run(db: Any) -> dict[str, Any] | None:
-    """The newest ``sweep_runs`` document (ids sort by start time)."""
+def last_run(db: Any, retry: Any = None) -> dict[str, Any] | None:
+    """The newest ``sweep_runs`` document, with its ``id`` (``retry``: of the
+    query; None: the client's default)."""
     from google.cloud import firestore
 
     query = db.collection(RUNS).order_by("started_at", direction=firestore.Query.DESCENDING).limit(1)
-    for snapshot in query.stream(timeout=CALL_TIMEOUT):
+    call = {"timeout": CALL_TIMEOUT} | ({"retry": retry} if retry is not None else {})
+    for snapshot in query.stream(**call):
         return {"id": snapshot.id, **(snapshot.to_dict() or {})}
     return None
+
+
+def publish_report(
+    settings: Settings, storage: Any, db: Any, days: int, run_id: str, context: dict[str, Any]
+) -> list[str] | dict[str, Any]:
+    """The operations report of the last ``days`` days into
+    ``reports/<run_id>/`` of the processed bucket: the gs:// URIs written, or
+    ``{"error": {"code", "message"}}`` when a dependency failed (the run
+    itself succeeded). matplotlib is imported here only, never on the event path."""
+    from functions.predict_api import ApiError
+    from reporting import collect
+
+    try:
+        built = collect.make_report(db, storage, models_bucket=settings.models_bucket, days=days, project=settings.project)
+        uris = collect.upload(built, storage, settings.processed_bucket, run_id)
+    except DEPENDENCY_ERRORS as exc:
+        log.warning("the sweep's report failed: %s", exc, extra=context)
+        return ApiError(503, "report_failed", f"report not written: {type(exc).__name__}").body()
+    log.info("report written to %s", uris[0] if uris else "-", extra=context | {"report": uris})
+    return uris

@@ -21,25 +21,28 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from shared import records as rec
+from shared.records import Field
 from shared.report_style import ACCENT, SECOND, report_css
 
+#: the CSV export's columns, named after the record's fields where they are one
 CSV_COLUMNS = (
-    "id",
-    "created_at",
-    "finished_at",
+    rec.DOC_ID,
+    Field.CREATED_AT,
+    Field.FINISHED_AT,
     "object",
     "generation",
-    "status",
-    "label",
-    "confidence",
-    "model_version",
-    "destination",
+    Field.STATUS,
+    Field.LABEL,
+    Field.CONFIDENCE,
+    Field.MODEL_VERSION,
+    Field.DESTINATION,
     "error_reason",
-    "trigger",
+    Field.TRIGGER,
     "total_ms",
 )
 PERCENTILES = (50, 90, 99)
-INTERNAL_FIELDS = frozenset({"lease_owner", "lease_until", "decision"})
+INTERNAL_FIELDS = rec.INTERNAL_FIELDS
 
 
 @dataclass
@@ -68,21 +71,22 @@ class Summary:
 
 
 def summarize(records: Sequence[dict[str, Any]]) -> Summary:
+    parsed = [rec.Classification.from_firestore(r) for r in records]
     days: Counter = Counter()
-    for record in records:
-        if isinstance(record.get("created_at"), datetime):
-            days[record["created_at"].astimezone(UTC).strftime("%Y-%m-%d")] += 1
-    statuses = Counter(str(r.get("status") or "unknown") for r in records)
-    categories = Counter(r["label"] for r in records if r.get("label") and r.get("status") in ("classified", "needs_review"))
-    rejections = Counter((r.get("error") or {}).get("reason") or "unknown" for r in records if r.get("status") == "rejected")
+    for record in parsed:
+        if isinstance(record.created_at, datetime):
+            days[record.created_at.astimezone(UTC).strftime("%Y-%m-%d")] += 1
+    statuses = Counter(str(r.status or "unknown") for r in parsed)
+    categories = Counter(r.label for r in parsed if r.label and r.status in (rec.CLASSIFIED, rec.NEEDS_REVIEW))
+    rejections = Counter(r.reason or "unknown" for r in parsed if r.status == rec.REJECTED)
     return Summary(
         total=len(records),
         per_day=dict(sorted(days.items())),
         statuses=dict(statuses.most_common()),
         categories=dict(categories.most_common()),
         rejections=dict(rejections.most_common()),
-        review_queue=statuses.get("needs_review", 0),
-        confidences=[float(r["confidence"]) for r in records if isinstance(r.get("confidence"), int | float)],
+        review_queue=statuses.get(rec.NEEDS_REVIEW, 0),
+        confidences=[float(r.confidence) for r in parsed if isinstance(r.confidence, int | float)],
         latency_ms=latency_percentiles(records),
     )
 
@@ -91,7 +95,7 @@ def latency_percentiles(records: Sequence[dict[str, Any]]) -> dict[str, dict[str
     """Per step of ``timings_ms`` (download, classify, copy, delete, total): p50, p90, p99."""
     steps: dict[str, list[float]] = {}
     for record in records:
-        for step, value in (record.get("timings_ms") or {}).items():
+        for step, value in rec.Classification.from_firestore(record).timings_ms.items():
             if isinstance(value, int | float):
                 steps.setdefault(step, []).append(float(value))
     return {
@@ -157,23 +161,24 @@ def charts(summary: Summary) -> dict[str, bytes]:
 
 
 def csv_row(record: dict[str, Any]) -> dict[str, Any]:
-    source = record.get("source") or {}
-    destination = record.get("destination") or {}
-    return {
-        "id": record.get("id", ""),
-        "created_at": _iso(record.get("created_at")),
-        "finished_at": _iso(record.get("finished_at")),
-        "object": source.get("name", ""),
-        "generation": source.get("generation", ""),
-        "status": record.get("status", ""),
-        "label": record.get("label") or "",
-        "confidence": "" if record.get("confidence") is None else record["confidence"],
-        "model_version": record.get("model_version") or "",
-        "destination": f"gs://{destination['bucket']}/{destination['name']}" if destination else "",
-        "error_reason": (record.get("error") or {}).get("reason") or "",
-        "trigger": record.get("trigger") or "",
-        "total_ms": (record.get("timings_ms") or {}).get("total", ""),
-    }
+    """One record as a CSV row (:data:`CSV_COLUMNS`)."""
+    parsed = rec.Classification.from_firestore(record)
+    values = (
+        parsed.id or "",
+        _iso(parsed.created_at),
+        _iso(parsed.finished_at),
+        parsed.source.name if parsed.source else "",
+        str(parsed.source.generation) if parsed.source else "",
+        parsed.status or "",
+        parsed.label or "",
+        "" if parsed.confidence is None else parsed.confidence,
+        parsed.model_version or "",
+        parsed.destination.uri if parsed.destination else "",
+        parsed.reason or "",
+        parsed.trigger or "",
+        parsed.timings_ms.get(rec.TOTAL_MS, ""),
+    )
+    return dict(zip(CSV_COLUMNS, values, strict=True))
 
 
 def to_csv(records: Sequence[dict[str, Any]]) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 from reporting.build import Report, build
+from shared import records as rec
 from shared.model_layout import POINTER, parse_pointer, version_prefix
 
 QUERY_TIMEOUT = 30.0
@@ -19,10 +20,11 @@ def records_between(db: Any, since: datetime, until: datetime) -> list[dict[str,
     """Every classification record created in [``since``, ``until``), oldest first."""
     from google.cloud import firestore
 
-    query = db.collection("classifications").where(filter=firestore.FieldFilter("created_at", ">=", since))
-    query = query.where(filter=firestore.FieldFilter("created_at", "<", until))
-    snapshots = query.order_by("created_at").stream(timeout=QUERY_TIMEOUT)
-    return [{"id": s.id, **(s.to_dict() or {})} for s in snapshots]
+    created = rec.Field.CREATED_AT
+    query = db.collection(rec.COLLECTION).where(filter=firestore.FieldFilter(created, ">=", since))
+    query = query.where(filter=firestore.FieldFilter(created, "<", until))
+    snapshots = query.order_by(created).stream(timeout=QUERY_TIMEOUT)
+    return [rec.with_id(s) for s in snapshots]
 
 
 def current_model(storage: Any, models_bucket: str) -> str | None:

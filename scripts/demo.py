@@ -31,9 +31,9 @@ from typing import Any, TextIO
 
 import localcloud
 from fashionctl import results
-from functions.records import FINISHED, classification_id
 from shared.errors import ModelError
 from shared.model_layout import MANIFEST_FILE, MODELS_PREFIX, POINTER, pointer_payload, resolve_model_dir
+from shared.records import Field, classification_id, is_finished
 
 REJECT_NAME = "not-a-photo.jpg"
 REJECT_BYTES = b"This is a shopping list, not a photo: socks, more socks.\n"
@@ -261,7 +261,7 @@ def upload(bucket: Any, samples: list[Sample], out: TextIO = sys.stdout) -> dict
 def fetch_records(db: Any, bucket: str, generations: Mapping[str, int]) -> dict[str, dict]:
     """name -> the classification record of that upload, for those that have one."""
     refs = {
-        db.collection(results.COLLECTION).document(classification_id(bucket, name, generation)).path: name
+        db.collection(results.rec.COLLECTION).document(classification_id(bucket, name, generation)).path: name
         for name, generation in generations.items()
     }
     snapshots = db.get_all([db.document(path) for path in refs], timeout=15)
@@ -286,7 +286,7 @@ def wait_for_pipeline(
     last = ""
     while True:
         records = fetch_records(db, incoming, generations)
-        done = sum(r.get("status") in FINISHED for r in records.values())
+        done = sum(is_finished(r) for r in records.values())
         left = sum(1 for _ in storage_client.list_blobs(incoming, max_results=1000))
         elapsed = time.monotonic() - started
         line = f"Waiting for the pipeline: {done}/{len(generations)} finished, {left} left in incoming ({elapsed:.0f} s)"
@@ -304,7 +304,7 @@ def wait_for_pipeline(
         if dead:
             raise DemoError(f"the stack's {', '.join(dead)} stopped running")
         if elapsed > timeout:
-            pending = sorted(name for name in generations if records.get(name, {}).get("status") not in FINISHED)
+            pending = sorted(name for name in generations if not is_finished(records.get(name)))
             raise DemoError(f"timed out after {timeout:.0f} s; not finished: {', '.join(pending) or '(none)'}")
         time.sleep(0.25)
 
@@ -320,15 +320,16 @@ def result_lines(samples: list[Sample], records: Mapping[str, dict]) -> list[lis
     for item in samples:
         record = records.get(item.name, {})
         row = results.to_row(record)
-        mark = "" if item.truth is None or record.get("label") is None else ("ok" if record["label"] == item.truth else "MISS")
+        label = record.get(Field.LABEL)
+        mark = "" if item.truth is None or label is None else ("ok" if label == item.truth else "MISS")
         lines.append([item.name, item.truth or "-", row.category, row.confidence, row.status, row.destination, mark])
     return lines
 
 
 def summary(samples: list[Sample], records: Mapping[str, dict], seconds: float) -> str:
     labelled = [s for s in samples if s.truth is not None]
-    correct = sum(records.get(s.name, {}).get("label") == s.truth for s in labelled)
-    statuses = Counter(records.get(s.name, {}).get("status", "missing") for s in samples)
+    correct = sum(records.get(s.name, {}).get(Field.LABEL) == s.truth for s in labelled)
+    statuses = Counter(records.get(s.name, {}).get(Field.STATUS, "missing") for s in samples)
     by_status = ", ".join(f"{count} {status}" for status, count in sorted(statuses.items()))
     accuracy = f"{correct}/{len(labelled)} correct ({correct / len(labelled):.0%})" if labelled else "no known categories"
     return f"{accuracy}; {len(samples)} files: {by_status}; wall time {seconds:.1f} s"

@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 
 import localcloud
-from functions.records import FINISHED, classification_id, day_of
 from shared.labels import slugify
 from shared.model_layout import MANIFEST_FILE, MODEL_FILE, POINTER, pointer_payload
+from shared.records import FINISHED, classification_id, day_of
 from tests.emulators import require, unavailable
 from tests.pipeline.conftest import CONTRACT_FIELDS, FIRESTORE_PREFERENCE, REPO
 

@@ -15,7 +15,7 @@ from google.cloud import firestore
 import localcloud
 from functions.model_cache import ModelCache
 from functions.processing import Processor
-from functions.records import ObjectRef
+from shared.records import ObjectRef
 from shared.settings import Settings
 from tests.datasets import synthetic_product
 from tests.emulators import PROJECT

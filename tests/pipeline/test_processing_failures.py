@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from google.api_core import exceptions as gexc
 
-from functions import processing
 from functions.processing import Processor, TransientError
-from functions.records import ObjectRef
+from shared import records as rec
+from shared.records import ObjectRef
 from shared.settings import Settings
 
 REF = ObjectRef(bucket="in", name="a.jpg", generation=7, size=3, content_type="image/jpeg")
@@ -108,13 +108,13 @@ def test_the_lease_holder_records_its_transient_failure_whole(monkeypatch: pytes
 def test_counters_and_event_ids_are_computed_without_field_transforms():
     counts = {"day": "2026-11-25", "total": 4, "status.classified": 3, "category.Casual Shoes": 2}
     increments = {"total": 1, "status.classified": 1, "category.Casual Shoes": 1, "category.Tops": 1}
-    assert processing._counted(counts, increments, "2026-11-25") == {
+    assert rec.counted(counts, increments, "2026-11-25") == {
         "day": "2026-11-25",
         "total": 5,
         "status.classified": 4,
         "category.Casual Shoes": 3,
         "category.Tops": 1,
     }
-    assert processing._appended(None, "e1") == ["e1"]
-    assert processing._appended(["e1"], "e2") == ["e1", "e2"]
-    assert processing._appended(["e1", "e2"], "e1") == ["e1", "e2"]
+    assert rec._appended(None, "e1") == ["e1"]
+    assert rec._appended(["e1"], "e2") == ["e1", "e2"]
+    assert rec._appended(["e1", "e2"], "e1") == ["e1", "e2"]

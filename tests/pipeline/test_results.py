@@ -24,7 +24,7 @@ NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
 
 def record(name: str, minutes_ago: float, **fields: Any) -> dict[str, Any]:
-    """A finished record shaped like functions/records.py writes them."""
+    """A finished record shaped like shared/records.py writes them."""
     created = NOW - timedelta(minutes=minutes_ago)
     base = {
         "source": {"bucket": "in", "name": name, "generation": "1", "size": 10, "content_type": "image/jpeg"},

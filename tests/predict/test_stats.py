@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import requests
 
 from functions.predict_api import sum_shards
-from functions.records import counter_fields, day_of, shard_path
+from shared.records import counter_fields, day_of, shard_path
 from tests.images import make_photo_like
-from tests.predict.conftest import Service, check_error, check_response
+from tests.predict.conftest import API_KEY, MAX_REQUEST_BYTES, ORIGIN, Service, check_error, check_response
 from tests.predict.test_predict_api import TIMEOUT
 
 
@@ -56,3 +56,39 @@ def test_stats_rejects_bad_days(api: Service) -> None:
 def test_sum_shards_reads_nested_maps_too() -> None:
     totals = sum_shards([{"total": 2, "status": {"classified": 2}, "category": {"Heels": 2}, "day": "x"}, {"total": "bad"}])
     assert totals == {"total": 2, "status": {"classified": 2}, "category": {"Heels": 2}, "rejection": {}}
+
+
+def _requests_counted(service: Service) -> dict[str, int]:
+    response = requests.get(service.url + "/stats?days=1", headers={"X-API-Key": API_KEY}, timeout=TIMEOUT)
+    return check_response(response, "/stats")["instance"]["requests"]
+
+
+def test_requests_refused_before_routing_are_counted_and_carry_cors(services: dict[str, Service]) -> None:
+    """A body over MAX_REQUEST_BYTES (refused before the API routes it) and a
+    path the web framework keeps from the function (/favicon.ico) are counted
+    in /stats like every other request, and answered in the one error shape
+    with the CORS headers when CORS is on."""
+    locked = services["locked"]  # API key and CORS on
+    before = _requests_counted(locked)
+    origin = {"Origin": ORIGIN, "X-API-Key": API_KEY}
+    too_large = requests.post(
+        locked.url + "/predict",
+        data=b" " * (MAX_REQUEST_BYTES + 1),
+        headers=origin | {"Content-Type": "application/json"},
+        timeout=TIMEOUT,
+    )
+    check_error(too_large, 413, "request_too_large")
+    assert too_large.headers["Access-Control-Allow-Origin"] == ORIGIN
+    framework = requests.get(locked.url + "/favicon.ico", headers=origin, timeout=TIMEOUT)
+    check_error(framework, 404, "not_found")
+    assert framework.headers["Access-Control-Allow-Origin"] == ORIGIN
+    after = _requests_counted(locked)
+    assert after.get("POST /predict 413", 0) == before.get("POST /predict 413", 0) + 1, after
+    assert after.get("GET other 404", 0) == before.get("GET other 404", 0) + 1, after
+    # without CORS configured, no CORS headers, still counted
+    service = services["open"]
+    quiet = requests.post(
+        service.url + "/predict", data=b" " * (MAX_REQUEST_BYTES + 1), headers={"Origin": ORIGIN}, timeout=TIMEOUT
+    )
+    check_error(quiet, 413, "request_too_large")
+    assert "Access-Control-Allow-Origin" not in quiet.headers

@@ -36,10 +36,10 @@ from urllib.parse import urlsplit
 import requests
 
 import localcloud
-from functions import records as rec
+from shared import records as rec
 from shared.settings import Settings
 from tests.cloudevents import post_storage_event
-from tests.pipeline.conftest import INCOMING, MODELS, PROCESSED, REPO, emulated_cloud, function_env
+from tests.pipeline.conftest import INCOMING, PROCESSED, REPO, emulated_cloud, function_env
 from tests.reliability.proxy import TcpProxy
 
 LEASE_SECONDS = 2.0
@@ -135,15 +135,14 @@ class FaultLab:
     def sweep(self, min_age: float = 0.0) -> dict[str, int]:
         """One sweep run (the scheduler's call), in this process, straight to
         the emulators; returns its counts."""
-        from functions.model_cache import ModelCache
-        from functions.processing import Processor
-        from functions.sweep import Sweeper, SweepOptions
+        from functions import wiring
+        from functions.sweep import SweepOptions
 
-        settings = Settings.from_env(self.env | {"FAILPOINTS": ""})
-        storage, db = self.storage(), self.firestore()
-        models = ModelCache(storage, MODELS, self.logs / "sweep-model-cache", 60.0)
-        core = Processor(settings, storage, db, models)
-        report = Sweeper(settings, storage, db, core).run(SweepOptions(min_age=min_age, budget=60.0))
+        settings = Settings.from_env(
+            self.env | {"FAILPOINTS": "", "MODEL_CACHE_DIR": str(self.logs / "sweep-model-cache"), "MODEL_REFRESH_SECONDS": "60"}
+        )
+        components = wiring.build(settings, storage=self.storage(), db=self.firestore())
+        report = wiring.sweeper(components).run(SweepOptions(min_age=min_age, budget=60.0))
         return report.to_dict()["counts"]
 
 

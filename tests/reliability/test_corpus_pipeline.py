@@ -17,8 +17,8 @@ import pytest
 import requests
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from functions.records import classification_id
 from shared.labels import slugify
+from shared.records import classification_id
 from tests.cloudevents import FINALIZED, METADATA_UPDATED, post_blob_event
 from tests.images import make_photo_like
 from tests.pipeline.conftest import INCOMING, PROCESSED, Pipeline
@@ -102,25 +102,26 @@ def test_a_name_at_the_gcs_limit_still_gets_a_legal_destination() -> None:
     """A legal incoming name of up to 1024 bytes gets a destination Cloud
     Storage accepts: cut to fit, with a hash of the whole name (two long
     names differing only at the end stay apart) and the extension kept."""
-    from functions.processing import _target, _with_generation
+    from functions.destinations import target as target_of
+    from functions.destinations import with_generation
 
     name = long_name(GCS_NAME_LIMIT)
     other = name[:-5] + "b.jpg"
-    for decision in ({"status": "rejected"}, {"status": "classified", "label": "Casual Shoes"}):
-        target = _target(decision, name)
+    for status, label in (("rejected", None), ("classified", "Casual Shoes")):
+        target = target_of(status, label, name)
         assert len(target.encode()) <= GCS_NAME_LIMIT
-        assert target.endswith(".jpg") and target != _target(decision, other)
+        assert target.endswith(".jpg") and target != target_of(status, label, other)
         target.encode().decode("utf-8")  # never cut inside a character
-        assert len(_with_generation(target, 1795628002389068).encode()) <= GCS_NAME_LIMIT
-    assert _target({"status": "rejected"}, "short.jpg") == "rejected/short.jpg"  # short names stay verbatim
+        assert len(with_generation(target, 1795628002389068).encode()) <= GCS_NAME_LIMIT
+    assert target_of("rejected", None, "short.jpg") == "rejected/short.jpg"  # short names stay verbatim
 
 
 @pytest.mark.parametrize("name", ["double//slash.jpg", "/leading-slash.jpg", "folder/"])
 def test_the_fallback_destination_keeps_the_name_verbatim(name: str) -> None:
-    from functions.processing import _with_generation
+    from functions.destinations import with_generation
 
     target = f"casual-shoes/{name}"
-    fallback = _with_generation(target, 7)
+    fallback = with_generation(target, 7)
     assert fallback.startswith(target.rsplit("/", 1)[0] + "/") and "7" in fallback.rsplit("/", 1)[-1]
 
 

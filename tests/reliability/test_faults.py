@@ -37,14 +37,15 @@ import pytest
 import requests
 
 import localcloud
-from functions import records as rec
 from functions.failpoints import CRASH_EXIT_CODE, FailPointError, FailPoints
+from shared import records as rec
 from shared.model_layout import MANIFEST_FILE, MODEL_FILE
 from shared.settings import Settings
 from tests.images import make_photo_like
 from tests.pipeline.conftest import publish_model
 from tests.reliability.faults import (
     LEASE_SECONDS,
+    SOURCE,
     FaultLab,
     Upload,
     check_invariants,
@@ -311,3 +312,76 @@ def test_the_sweep_finishes_a_record_stranded_after_the_delete(lab: FaultLab):
     assert counts["stranded"] == 1 and counts["processed"] == 1, counts
     record = check_invariants(lab, [upload])[upload.name]
     assert record["step"] == "done" and record["attempts"] == 2
+
+
+def test_a_sweep_stopped_by_a_dependency_error_ends_failed_and_the_next_run_and_health_say_so(lab: FaultLab):
+    """The sweep function (over HTTP, through the proxies) with Cloud Storage
+    cut: it answers 503 in the one error shape within the dependency
+    deadline, its run document ends ``failed`` with the reason (not
+    ``running``), ``fashionctl health`` names the failed run, and the next
+    run reports it as its ``previous_run``."""
+    from fashionctl import health
+
+    proc = localcloud.start_http_function(SOURCE, "sweep", localcloud.free_port(), lab.logs, lab.env, name="sweep-faulty")
+    try:
+        localcloud.wait_until(proc, localcloud.http_answers(proc.url or "", ok_only=False), 60)
+        lab.storage_proxy.cut()
+        try:
+            started = time.monotonic()
+            response = requests.post(proc.url or "", json={"min_age": 0, "budget": 30}, timeout=120)
+            took = time.monotonic() - started
+        finally:
+            lab.storage_proxy.restore()
+        assert response.status_code == 503, response.text
+        error = response.json()["error"]
+        assert set(response.json()) == {"error"} and set(error) == {"code", "message"}
+        assert error["code"] == "dependency_unavailable" and took < 30, (error, took)
+
+        db = lab.firestore()
+        failed = next(iter(db.collection(rec.RUNS).where(filter=_status_is("failed")).stream()), None)
+        assert failed is not None, "the stopped run's document is not marked failed"
+        document = failed.to_dict()
+        assert failed.id in error["message"]
+        assert document["error"]["reason"] == "dependency_unavailable" and document["error"]["message"]
+        assert document["finished_at"] >= document["started_at"]
+        assert not list(db.collection(rec.RUNS).where(filter=_status_is("running")).stream())
+
+        sick = health.check(lab.env, db, lab.storage(), health.Thresholds())
+        assert not sick.healthy and any(failed.id in problem and "failed" in problem for problem in sick.problems)
+        assert "failed" in health.render(sick)
+
+        response = requests.post(proc.url or "", json={"min_age": 0, "budget": 30}, timeout=120)
+        assert response.status_code == 200, response.text
+        after = response.json()
+        assert after["status"] == "finished" and after["error"] is None
+        assert after["previous_run"] == {"run_id": failed.id, "status": "failed", "error": document["error"]}
+        well = health.check(lab.env, db, lab.storage(), health.Thresholds())
+        assert not any("sweep" in problem for problem in well.problems), well.problems
+    finally:
+        localcloud.stop(proc)
+
+
+def _status_is(status: str) -> Any:
+    from google.cloud.firestore import FieldFilter
+
+    return FieldFilter("status", "==", status)
+
+
+def test_a_transient_failure_answers_500_in_the_one_error_shape(lab: FaultLab):
+    """The classify function with Firestore cut: 500 (the platform retries),
+    functions-framework's crash header, and the body in the one error shape
+    of every function; the redelivered event then finishes the object."""
+    assert lab.healthy is not None and lab.healthy.url
+    upload = lab.upload("shape-0.jpg", make_photo_like(seed=7))
+    event_id = new_event_id()
+    lab.firestore_proxy.cut()
+    try:
+        response = post_event(lab.healthy.url, upload, event_id)
+    finally:
+        lab.firestore_proxy.restore()
+    assert response.status_code == 500 and response.headers["X-Google-Status"] == "crash", response.text
+    assert response.headers["content-type"].startswith("application/json")
+    error = response.json()["error"]
+    assert set(response.json()) == {"error"} and set(error) == {"code", "message"} and error["code"] == "retry_later"
+    lab.redeliver(upload, event_id)
+    check_invariants(lab, [upload])

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 import localcloud
-from functions import records as rec
+from shared import records as rec
 from tests.images import make_photo_like
 from tests.pipeline.test_end_to_end import Stack, log_records, running_stack, wait_for
 from tests.reliability.faults import counted

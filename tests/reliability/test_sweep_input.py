@@ -55,9 +55,12 @@ def test_bad_sweep_bodies_are_json_400(sweep_url: str, body: bytes) -> None:
     assert response.status_code == 400, response.text[:300]
     assert response.headers["content-type"].startswith("application/json")
     assert set(response.json()) == {"error"} and "Traceback" not in response.text
+    error = response.json()["error"]  # the one error shape of every function
+    assert set(error) == {"code", "message"} and error["code"] == "bad_request" and error["message"]
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
 def test_other_methods_are_json_405(sweep_url: str, method: str) -> None:
     response = requests.request(method, sweep_url, timeout=30)
-    assert response.status_code == 405 and response.json() == {"error": "use POST"}
+    assert response.status_code == 405 and response.json() == {"error": {"code": "method_not_allowed", "message": "use POST"}}
+    assert response.headers["Allow"] == "POST"

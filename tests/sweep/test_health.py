@@ -52,3 +52,13 @@ def test_assess_names_each_problem() -> None:
     fine = health.Health("v1", 0, None, None, records_last_hour=10, failed_last_hour=1)
     assert health.assess(fine, health.Thresholds(max_error_rate=0.1)) == []
     assert "UNHEALTHY" in health.render(sick) and "healthy" in health.render(fine)
+
+
+def test_a_failed_last_sweep_is_a_problem() -> None:
+    failed = {"id": "run-1", "status": "failed", "error": {"reason": "dependency_unavailable", "message": "RetryError: x"}}
+    sick = health.Health("v1", 0, None, failed, records_last_hour=0, failed_last_hour=0)
+    assert health.assess(sick, health.Thresholds()) == ["the last sweep run run-1 failed: RetryError: x"]
+    finished = failed | {"status": "finished", "error": None, "previous_run": {"run_id": "run-0", "status": "failed"}}
+    fine = health.Health("v1", 0, None, finished, records_last_hour=0, failed_last_hour=0)
+    assert health.assess(fine, health.Thresholds()) == []
+    assert "the run before it, run-0, failed" in health.render(fine)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from functions.records import FINISHED
+from shared.records import FINISHED
 from tests.images import make_noise_image, make_photo_like
 from tests.pipeline.conftest import PROCESSED, require_transaction_isolation
 from tests.sweep.conftest import SweepStack

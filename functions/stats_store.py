@@ -1,0 +1,32 @@
+"""Reads the per-day counter shards (``stats/<day>/shards/*``, shared/records.py) for ``/stats``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from functions.dependencies import DEPENDENCY_ERRORS
+from functions.predict_api import ApiError
+from shared import records as rec
+
+log = logging.getLogger(__name__)
+#: seconds one read of a day's shards may take
+READ_TIMEOUT = 10.0
+
+
+def stats_reader(db: Any) -> Callable[[list[str]], dict[str, list[dict]]]:
+    """``read(days) -> {day: [shard documents]}`` (days as YYYY-MM-DD) over a
+    Firestore client. Raises ApiError 503 ``stats_unavailable`` when Firestore is."""
+
+    def read(days: list[str]) -> dict[str, list[dict]]:
+        try:
+            return {
+                day: [s.to_dict() or {} for s in db.collection(rec.STATS, day, rec.SHARDS).stream(timeout=READ_TIMEOUT)]
+                for day in days
+            }
+        except DEPENDENCY_ERRORS as exc:
+            log.warning("cannot read the statistics: %s", exc)
+            raise ApiError(503, "stats_unavailable", "the statistics store is unavailable; retry later") from None
+
+    return read

@@ -1,0 +1,125 @@
+"""The composition root: builds the cloud clients, the model cache and the
+:class:`~functions.processing.Processor` (every Storage and Firestore call
+bounded by ``DEPENDENCY_DEADLINE_SECONDS``), for the functions
+(``functions/main.py``), the local sweep (``fashionctl sweep``) and the tests.
+
+:func:`components` and :func:`api` are the deliberate per-instance cache of
+the deployed functions: built once per process, under a lock (requests
+arrive on several threads), from the settings read once from the environment.
+Nothing is built at import time.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from shared.logs import configure_logging
+from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from functions.model_cache import ModelCache
+    from functions.predict_api import PredictApi
+    from functions.processing import Processor
+    from functions.sweep import Sweeper
+
+
+@dataclass(frozen=True)
+class Components:
+    """What the entry points work with; ``storage`` and ``db`` are
+    google-cloud-storage and google-cloud-firestore clients."""
+
+    settings: Settings
+    storage: Any
+    db: Any
+    models: ModelCache
+    processor: Processor
+
+
+def model_cache(settings: Settings, storage: Any) -> ModelCache:
+    """The model cache, its Storage calls bounded like the core's."""
+    from functions.dependencies import CALL_TIMEOUT, storage_retry
+    from functions.model_cache import ModelCache
+
+    return ModelCache(
+        storage,
+        settings.models_bucket,
+        settings.model_cache_dir,
+        settings.model_refresh_seconds,
+        retry=storage_retry(settings.dependency_deadline_seconds),
+        timeout=CALL_TIMEOUT,
+    )
+
+
+def build(settings: Settings, *, storage: Any = None, db: Any = None) -> Components:
+    """Everything wired from ``settings``. ``storage`` / ``db``: clients to use
+    instead of the default ones (the local stack's emulator clients, a test's
+    clients); by default ``storage.Client`` and ``firestore.Client`` of the
+    settings' project (the emulators when ``STORAGE_EMULATOR_HOST`` /
+    ``FIRESTORE_EMULATOR_HOST`` are set)."""
+    from functions.processing import Processor
+
+    if storage is None:
+        from google.cloud import storage as gcs
+
+        storage = gcs.Client(project=settings.project)
+    if db is None:
+        from google.cloud import firestore
+
+        db = firestore.Client(project=settings.project, database=settings.firestore_database)
+    models = model_cache(settings, storage)
+    return Components(settings, storage, db, models, Processor(settings, storage, db, models))
+
+
+def sweeper(components: Components) -> Sweeper:
+    """The sweep core over the same clients and processor."""
+    from functions.sweep import Sweeper
+
+    return Sweeper(components.settings, components.storage, components.db, components.processor)
+
+
+def predict_api(components: Components) -> PredictApi:
+    """The prediction API: the current model, ``gcs_uri`` reads and ``/stats``."""
+    from functions.gcs_fetch import gcs_fetcher
+    from functions.predict_api import PredictApi
+    from functions.stats_store import stats_reader
+
+    config = components.settings
+    return PredictApi(config, components.models.get, gcs_fetcher(components.storage, config), stats_reader(components.db))
+
+
+# -- the per-process cache of the deployed functions ---------------------------------
+
+_lock = threading.Lock()
+
+
+@cache
+def settings() -> Settings:
+    """The settings, read once from the environment (and logging configured)."""
+    loaded = Settings.from_env()
+    configure_logging(loaded.log_level)
+    return loaded
+
+
+@cache
+def _components() -> Components:
+    return build(settings())
+
+
+@cache
+def _api() -> PredictApi:
+    return predict_api(_components())
+
+
+def components() -> Components:
+    """This instance's components, built on first use."""
+    with _lock:
+        return _components()
+
+
+def api() -> PredictApi:
+    """This instance's prediction API, built on first use."""
+    with _lock:
+        return _api()

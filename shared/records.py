@@ -1,0 +1,492 @@
+"""The classification record and the other Firestore documents: one definition.
+
+``classifications/<id>``: one document per uploaded object version; ``<id>``
+is derived from bucket, object name and generation, so a redelivered event
+finds its own document. ``stats/<day>/shards/<n>``: sharded per-day counters
+that do not contend. ``sweep_runs/<run_id>``: one document per sweep run
+(written by ``functions/sweep.py``).
+
+This module is the only non-test place that spells a field name of a
+classification record as a string: writers build their (partial) updates with
+the helpers below and readers go through :class:`Classification`. Every
+field, its meaning, type, unit and writer: ``docs/records.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+# -- collections ----------------------------------------------------------------
+
+COLLECTION = "classifications"
+STATS = "stats"
+SHARDS = "shards"  #: the sub-collection of ``stats/<day>`` holding the counter shards
+RUNS = "sweep_runs"
+#: Counter shards per day. Each finished object bumps one shard, chosen at
+#: random, inside its final transaction. With 10 shards, 4 concurrent
+#: deliveries collided often enough on the Firestore emulator's document locks
+#: to put 2-second waits in the 95th percentile (13 events/s); with 50 they
+#: rarely do (32 events/s, bench/pipeline.py). Cloud Firestore sustains about
+#: one write per second per document, so 50 shards also carry about 50
+#: finishes per second there.
+SHARD_COUNT = 50
+#: Cloud Storage's limit on an object name, in bytes of UTF-8
+GCS_NAME_LIMIT = 1024
+
+# -- statuses and steps ---------------------------------------------------------
+
+PROCESSING = "processing"
+CLASSIFIED = "classified"
+NEEDS_REVIEW = "needs_review"
+REJECTED = "rejected"
+FAILED = "failed"  # a transient failure; the platform retries
+SKIPPED = "skipped"  # the object version was gone (deleted or overwritten) before we got to it
+FINISHED = frozenset({CLASSIFIED, NEEDS_REVIEW, REJECTED, SKIPPED})
+STATUSES = (PROCESSING, CLASSIFIED, NEEDS_REVIEW, REJECTED, FAILED, SKIPPED)
+
+CLAIMED = "claimed"  #: step: the first delivery created the document
+DECIDED = "decided"  #: step: the decision (label or rejection) is recorded
+COPIED = "copied"  #: step: the copy in the processed bucket is recorded
+DONE = "done"  #: step: finished
+STEPS = (CLAIMED, DECIDED, COPIED, DONE)
+
+#: error reasons the core itself records (image problems: shared.errors.ImageError.REASONS)
+TRANSIENT = "transient"
+SOURCE_GONE = "source_gone"
+
+
+class Field:
+    """Top-level field names of a ``classifications`` document."""
+
+    SOURCE = "source"
+    STATUS = "status"
+    STEP = "step"
+    LABEL = "label"
+    CONFIDENCE = "confidence"
+    TOP_K = "top_k"
+    MODEL_VERSION = "model_version"
+    DESTINATION = "destination"
+    ERROR = "error"
+    TIMINGS_MS = "timings_ms"
+    DECISION = "decision"
+    TRIGGER = "trigger"
+    ATTEMPTS = "attempts"
+    EVENT_IDS = "event_ids"
+    LEASE_OWNER = "lease_owner"
+    LEASE_UNTIL = "lease_until"
+    CREATED_AT = "created_at"
+    UPDATED_AT = "updated_at"
+    FINISHED_AT = "finished_at"
+
+    ALL: tuple[str, ...] = ()  # filled below
+
+
+Field.ALL = tuple(value for key, value in vars(Field).items() if key.isupper() and key != "ALL")
+#: the key readers add for the document id (not a stored field)
+DOC_ID = "id"
+#: the processing core's bookkeeping, left out of exports
+INTERNAL_FIELDS = frozenset({Field.LEASE_OWNER, Field.LEASE_UNTIL, Field.DECISION})
+#: what a finished record always holds (the contract's fields)
+CONTRACT_FIELDS = frozenset(
+    {
+        Field.SOURCE,
+        Field.STATUS,
+        Field.LABEL,
+        Field.CONFIDENCE,
+        Field.TOP_K,
+        Field.MODEL_VERSION,
+        Field.DESTINATION,
+        Field.ERROR,
+        Field.TIMINGS_MS,
+        Field.CREATED_AT,
+        Field.UPDATED_AT,
+        Field.FINISHED_AT,
+        Field.TRIGGER,
+    }
+)
+#: keys of ``timings_ms``, milliseconds
+TIMING_STEPS = ("download", "classify", "copy", "delete", "total")
+TOTAL_MS = "total"
+_REASON, _MESSAGE, _TARGET, _BUCKET, _NAME = "reason", "message", "target", "bucket", "name"
+
+
+# -- parts of a record ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """One version of one uploaded object (a record's ``source``)."""
+
+    bucket: str
+    name: str
+    generation: int
+    size: int | None = None  # bytes
+    content_type: str | None = None
+
+    @property
+    def doc_id(self) -> str:
+        """Its ``classifications`` document id."""
+        return classification_id(self.bucket, self.name, self.generation)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``source`` map; ``generation`` as a decimal string (it exceeds 2**53)."""
+        return {
+            _BUCKET: self.bucket,
+            _NAME: self.name,
+            "generation": str(self.generation),
+            "size": self.size,
+            "content_type": self.content_type,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ObjectRef:
+        """The inverse of :meth:`to_dict`. Raises KeyError or ValueError on a malformed map."""
+        size = data.get("size")
+        return cls(data[_BUCKET], data[_NAME], int(data["generation"]), int(size) if size else None, data.get("content_type"))
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where the copy went in the processed bucket (a record's ``destination``)."""
+
+    bucket: str
+    name: str
+
+    @property
+    def uri(self) -> str:
+        return f"gs://{self.bucket}/{self.name}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {_BUCKET: self.bucket, _NAME: self.name}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Destination | None:
+        """None for a missing or malformed map."""
+        if not isinstance(data, Mapping) or data.get(_NAME) is None:
+            return None
+        return cls(str(data.get(_BUCKET) or ""), str(data[_NAME]))
+
+
+def top_k_entries(pairs: Iterable[tuple[str, float]]) -> list[dict[str, Any]]:
+    """``[(label, score), ...]`` -> the ``top_k`` list ``[{"label", "score"}, ...]`` (scores 0..1)."""
+    return [{Field.LABEL: label, "score": score} for label, score in pairs]
+
+
+def error_info(reason: str, message: str) -> dict[str, str]:
+    """A record's ``error`` map (the same shape as ``ImageError.to_dict()``)."""
+    return {_REASON: reason, _MESSAGE: message}
+
+
+def reason_of(error: Any) -> str | None:
+    """The ``reason`` of an ``error`` map, or None."""
+    return error.get(_REASON) if isinstance(error, Mapping) else None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What classifying the bytes decided (a record's ``decision``, kept until
+    the record is finished so that a repeated delivery does not decide again)."""
+
+    status: str  # CLASSIFIED, NEEDS_REVIEW, REJECTED (or SKIPPED, never stored as a decision)
+    label: str | None = None
+    confidence: float | None = None  # 0..1
+    top_k: list[dict[str, Any]] = field(default_factory=list)  # [{label, score}], best first
+    model_version: str | None = None
+    error: dict[str, str] | None = None  # error_info(); set for REJECTED and SKIPPED
+    target: str | None = None  # the object name in the processed bucket it files the object under
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {
+            Field.STATUS: self.status,
+            Field.LABEL: self.label,
+            Field.CONFIDENCE: self.confidence,
+            Field.TOP_K: list(self.top_k),
+            Field.MODEL_VERSION: self.model_version,
+            Field.ERROR: self.error,
+        }
+        if self.target is not None:
+            data[_TARGET] = self.target
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Decision:
+        return cls(
+            status=data[Field.STATUS],
+            label=data.get(Field.LABEL),
+            confidence=data.get(Field.CONFIDENCE),
+            top_k=list(data.get(Field.TOP_K) or []),
+            model_version=data.get(Field.MODEL_VERSION),
+            error=data.get(Field.ERROR),
+            target=data.get(_TARGET),
+        )
+
+
+# -- the record -------------------------------------------------------------------
+
+
+@dataclass
+class Classification:
+    """One ``classifications`` document, as readers see it. Every field is
+    optional: a record is written in steps (``docs/records.md``)."""
+
+    source: ObjectRef | None = None
+    status: str | None = None
+    step: str | None = None
+    label: str | None = None
+    confidence: float | None = None
+    top_k: list[dict[str, Any]] = field(default_factory=list)
+    model_version: str | None = None
+    destination: Destination | None = None
+    error: dict[str, str] | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    decision: Decision | None = None
+    trigger: str | None = None
+    attempts: int = 0
+    event_ids: list[str] = field(default_factory=list)
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    finished_at: datetime | None = None
+    id: str | None = None  # the document id (not stored as a field)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def reason(self) -> str | None:
+        return reason_of(self.error)
+
+    def to_firestore(self) -> dict[str, Any]:
+        """Every stored field (the document id is not one)."""
+        return {
+            Field.SOURCE: self.source.to_dict() if self.source else None,
+            Field.STATUS: self.status,
+            Field.STEP: self.step,
+            Field.LABEL: self.label,
+            Field.CONFIDENCE: self.confidence,
+            Field.TOP_K: list(self.top_k),
+            Field.MODEL_VERSION: self.model_version,
+            Field.DESTINATION: self.destination.to_dict() if self.destination else None,
+            Field.ERROR: self.error,
+            Field.TIMINGS_MS: dict(self.timings_ms),
+            Field.DECISION: self.decision.to_dict() if self.decision else None,
+            Field.TRIGGER: self.trigger,
+            Field.ATTEMPTS: self.attempts,
+            Field.EVENT_IDS: list(self.event_ids),
+            Field.LEASE_OWNER: self.lease_owner,
+            Field.LEASE_UNTIL: self.lease_until,
+            Field.CREATED_AT: self.created_at,
+            Field.UPDATED_AT: self.updated_at,
+            Field.FINISHED_AT: self.finished_at,
+        }
+
+    @classmethod
+    def from_firestore(cls, data: Mapping[str, Any] | None, doc_id: str | None = None) -> Classification:
+        """A stored document (or a reader's dict with an ``id`` key); missing
+        or malformed parts are None or empty, never an exception."""
+        data = data or {}
+        source = data.get(Field.SOURCE)
+        try:
+            ref = ObjectRef.from_dict(source) if isinstance(source, Mapping) else None
+        except (KeyError, TypeError, ValueError):
+            ref = None
+        decision = data.get(Field.DECISION)
+        error = data.get(Field.ERROR)
+        return cls(
+            source=ref,
+            status=data.get(Field.STATUS),
+            step=data.get(Field.STEP),
+            label=data.get(Field.LABEL),
+            confidence=data.get(Field.CONFIDENCE),
+            top_k=list(data.get(Field.TOP_K) or []),
+            model_version=data.get(Field.MODEL_VERSION),
+            destination=Destination.from_dict(data.get(Field.DESTINATION)),
+            error=error if isinstance(error, Mapping) else None,
+            timings_ms=dict(data.get(Field.TIMINGS_MS) or {}),
+            decision=Decision.from_dict(decision) if isinstance(decision, Mapping) and Field.STATUS in decision else None,
+            trigger=data.get(Field.TRIGGER),
+            attempts=int(data.get(Field.ATTEMPTS) or 0),
+            event_ids=list(data.get(Field.EVENT_IDS) or []),
+            lease_owner=data.get(Field.LEASE_OWNER),
+            lease_until=data.get(Field.LEASE_UNTIL),
+            created_at=data.get(Field.CREATED_AT),
+            updated_at=data.get(Field.UPDATED_AT),
+            finished_at=data.get(Field.FINISHED_AT),
+            id=doc_id if doc_id is not None else data.get(DOC_ID),
+        )
+
+
+def with_id(snapshot: Any) -> dict[str, Any]:
+    """A document snapshot as a dict with its id under ``id`` (what readers list)."""
+    return {DOC_ID: snapshot.id, **(snapshot.to_dict() or {})}
+
+
+# -- the writers' partial updates (each merged by top-level names) ----------------
+
+
+def claim_update(
+    data: Mapping[str, Any], ref: ObjectRef, owner: str, lease_until: datetime, trigger: str, event_id: str | None, now: datetime
+) -> dict[str, Any]:
+    """The fields a delivery sets when it takes the lease, from what it read
+    (``data``: the stored document, empty for the first claim). Computed from
+    what was read, not with field transforms (Increment, ArrayUnion): the npm
+    emulator fails on those."""
+    update = {
+        Field.SOURCE: ref.to_dict(),
+        Field.STATUS: PROCESSING,
+        Field.LEASE_OWNER: owner,
+        Field.LEASE_UNTIL: lease_until,
+        Field.ATTEMPTS: int(data.get(Field.ATTEMPTS) or 0) + 1,
+        Field.TRIGGER: data.get(Field.TRIGGER, trigger),
+        Field.UPDATED_AT: now,
+    }
+    if event_id:
+        update[Field.EVENT_IDS] = _appended(data.get(Field.EVENT_IDS), event_id)
+    if not data:  # the document's first write
+        update.update({Field.CREATED_AT: now, Field.STEP: CLAIMED, Field.ERROR: None})
+    return update
+
+
+def decided_update(decision: Decision, now: datetime) -> dict[str, Any]:
+    """The decision recorded (step ``decided``)."""
+    return {Field.DECISION: decision.to_dict(), Field.STEP: DECIDED, Field.UPDATED_AT: now}
+
+
+def copied_update(destination: Destination, now: datetime) -> dict[str, Any]:
+    """The copy in the processed bucket recorded (step ``copied``)."""
+    return {Field.DESTINATION: destination.to_dict(), Field.STEP: COPIED, Field.UPDATED_AT: now}
+
+
+def final_update(decision: Decision, destination: Destination | None, timings_ms: Mapping[str, float], now: datetime) -> dict:
+    """The finished state; the lease released."""
+    return {
+        Field.STATUS: decision.status,
+        Field.LABEL: decision.label,
+        Field.CONFIDENCE: decision.confidence,
+        Field.TOP_K: list(decision.top_k),
+        Field.MODEL_VERSION: decision.model_version,
+        Field.DESTINATION: destination.to_dict() if destination else None,
+        Field.ERROR: decision.error,
+        Field.TIMINGS_MS: dict(timings_ms),
+        Field.STEP: DONE,
+        Field.FINISHED_AT: now,
+        Field.UPDATED_AT: now,
+        Field.LEASE_UNTIL: None,
+        Field.LEASE_OWNER: None,
+    }
+
+
+def failure_update(message: str, now: datetime) -> dict[str, Any]:
+    """A transient failure recorded; the lease released (``message`` cut to 500 characters)."""
+    return {
+        Field.STATUS: FAILED,
+        Field.ERROR: error_info(TRANSIENT, message[:500]),
+        Field.LEASE_UNTIL: None,
+        Field.UPDATED_AT: now,
+    }
+
+
+def log_fields(status: str | None, label: str | None, confidence: float | None, timings_ms: Mapping[str, float]) -> dict:
+    """What a log line of a finished object carries (``bench/pipeline.py`` reads ``timings_ms``)."""
+    return {Field.STATUS: status, Field.LABEL: label, Field.CONFIDENCE: confidence, Field.TIMINGS_MS: dict(timings_ms)}
+
+
+def _appended(items: list | None, item: str) -> list:
+    """``items`` with ``item`` at the end, once."""
+    items = list(items or [])
+    return items if item in items else [*items, item]
+
+
+def leased(data: Mapping[str, Any], now: datetime) -> bool:
+    """A record another delivery holds an unexpired lease on."""
+    lease_until = data.get(Field.LEASE_UNTIL)
+    return data.get(Field.STATUS) == PROCESSING and bool(lease_until) and lease_until > now
+
+
+def is_finished(data: Mapping[str, Any] | None) -> bool:
+    """A stored document (or None) whose status is one of :data:`FINISHED`."""
+    return (data or {}).get(Field.STATUS) in FINISHED
+
+
+def classification_id(bucket: str, name: str, generation: int) -> str:
+    """Stable document id for one object version (names may hold '/', which
+    Firestore ids cannot)."""
+    return hashlib.sha256(f"gs://{bucket}/{name}#{generation}".encode()).hexdigest()[:40]
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware UTC (what every timestamp field holds)."""
+    return datetime.now(UTC)
+
+
+def day_of(moment: datetime) -> str:
+    """``YYYY-MM-DD`` of ``moment`` (the counters' day)."""
+    return moment.strftime("%Y-%m-%d")
+
+
+# -- counters: stats/<day>/shards/<n> ----------------------------------------------
+
+TOTAL = "total"  #: shard field: finished objects
+DAY = "day"  #: shard field: its day, YYYY-MM-DD
+COUNTER_GROUPS = ("status", "category", "rejection")  #: shard fields "<group>.<name>"
+STATUS_GROUP, CATEGORY_GROUP, REJECTION_GROUP = COUNTER_GROUPS
+
+
+def shard_path(moment: datetime, shard: int | None = None) -> tuple[str, str, str, str]:
+    """``("stats", day, "shards", n)``: the counter shard of ``moment``'s day, ``n`` at random when not given."""
+    shard = random.randrange(SHARD_COUNT) if shard is None else shard
+    return (STATS, day_of(moment), SHARDS, str(shard))
+
+
+def counter_fields(status: str, label: str | None, reason: str | None) -> dict[str, int]:
+    """Which counters one finished object increments."""
+    fields = {TOTAL: 1, f"{STATUS_GROUP}.{status}": 1}
+    if label and status in (CLASSIFIED, NEEDS_REVIEW):
+        fields[f"{CATEGORY_GROUP}.{label}"] = 1
+    if reason and status == REJECTED:
+        fields[f"{REJECTION_GROUP}.{reason}"] = 1
+    return fields
+
+
+def counted(counts: Mapping[str, Any], increments: Mapping[str, int], day: str) -> dict[str, Any]:
+    """A counter shard's whole new content: ``counts`` plus ``increments``.
+    Written whole inside the transaction that read it, rather than with
+    Increment transforms, which the npm Firestore emulator rejects (or
+    misnames) on field names holding dots or spaces ("category.Casual Shoes")."""
+    return {**counts, **{key: int(counts.get(key) or 0) + n for key, n in increments.items()}, DAY: day}
+
+
+def sum_shards(shards: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Counter shard documents (``total``, ``status.<s>``, ``category.<label>``,
+    ``rejection.<reason>``, as flat dotted names or nested maps) -> totals
+    ``{"total": n, "status": {...}, "category": {...}, "rejection": {...}}``."""
+    totals: dict[str, Any] = {TOTAL: 0} | {group: {} for group in COUNTER_GROUPS}
+    for shard in shards:
+        totals[TOTAL] += _count(shard.get(TOTAL))
+        for key, value in shard.items():
+            group, _, name = key.partition(".")
+            if group not in COUNTER_GROUPS:
+                continue
+            items = value.items() if isinstance(value, Mapping) and not name else [(name, value)]
+            for item, count in items:
+                totals[group][item] = totals[group].get(item, 0) + _count(count)
+    return totals
+
+
+def merge_totals(into: dict[str, Any], day: Mapping[str, Any]) -> None:
+    """Add one :func:`sum_shards` result to another, in place."""
+    into[TOTAL] += day[TOTAL]
+    for group in COUNTER_GROUPS:
+        for name, count in day[group].items():
+            into[group][name] = into[group].get(name, 0) + count
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
