@@ -13,11 +13,12 @@ from shared.errors import ModelError
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fashionctl", description=__doc__)
     commands = p.add_subparsers(dest="command", required=True)
-    classify = commands.add_parser("classify", help="classify local image files offline")
+    classify = commands.add_parser("classify", help="classify local image files (every file of a folder) offline")
     classify.add_argument(
         "--model-dir",
-        required=True,
-        help="a model version folder (model.tflite + manifest.json) or a model store holding models/current.json",
+        default="build/model-store",
+        help="a model version folder (model.tflite + manifest.json) or a model store holding models/current.json "
+        "(default: %(default)s, where `make train` puts it)",
     )
     classify.add_argument("--json", action="store_true", help="one JSON object per line")
     classify.add_argument("--top-k", type=int, default=3)
@@ -75,7 +76,7 @@ def _stack_parsers(commands: argparse._SubParsersAction) -> None:
     commands.add_parser("down", parents=[state], help="stop the processes the stack started")
     commands.add_parser("status", parents=[state], help="show the stack's components, ports, PIDs and logs")
 
-    upload = commands.add_parser("upload", parents=[state], help="upload image files to the incoming bucket")
+    upload = commands.add_parser("upload", parents=[state], help="upload image files (every file of a folder) to the incoming bucket")
     upload.add_argument("paths", nargs="+", metavar="FOLDER_OR_FILE")
     upload.add_argument("--prefix", default="", help="object name prefix")
     upload.add_argument("--bucket", help="default: INCOMING_BUCKET (from the environment or the stack's env file)")

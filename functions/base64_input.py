@@ -96,4 +96,3 @@ def _data_url_payload(text: str) -> str:
     if "base64" not in parameters:
         raise Base64InputError(f"the data URL is not base64-encoded (its header {header[:80]!r} lacks ';base64')")
     return payload
-

@@ -33,14 +33,27 @@ SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF", "AVIF"
 #: What people are told we accept (messages only).
 SUPPORTED_NAMES = "JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC/HEIF or AVIF"
 
-#: File signatures of the supported formats. Bytes that start with one but
-#: that Pillow cannot open are a damaged image ("corrupt"), not something that
-#: is not an image at all (a PNG with a bad IHDR CRC, a JPEG cut inside its
-#: headers). "BM" (BMP) is left out: two letters are too weak a signature.
-_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")
+#: ISO base media file major brands (bytes 8-12, after "ftyp") of HEIF and
+#: AVIF images -> (format, MIME type).
+_FTYP_BRANDS = {
+    **dict.fromkeys((b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"), ("HEIF", "image/heic")),
+    **dict.fromkeys((b"mif1", b"msf1"), ("HEIF", "image/heif")),
+    **dict.fromkeys((b"avif", b"avis"), ("AVIF", "image/avif")),
+}
 
-#: ISO base media file brands (bytes 8-12 after "ftyp") of HEIF and AVIF images.
-_HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis"})
+#: Leading bytes -> (format, MIME type), for :func:`sniff`.
+_MAGIC = (
+    (b"\xff\xd8\xff", ("JPEG", "image/jpeg")),
+    (b"\x89PNG\r\n\x1a\n", ("PNG", "image/png")),
+    (b"GIF87a", ("GIF", "image/gif")),
+    (b"GIF89a", ("GIF", "image/gif")),
+    (b"II*\x00", ("TIFF", "image/tiff")),
+    (b"MM\x00*", ("TIFF", "image/tiff")),
+    (b"BM", ("BMP", "image/bmp")),
+)
+
+#: How many leading bytes :func:`sniff` needs.
+SNIFF_BYTES = 16
 
 #: JPEG formats as Pillow names them: ``draft`` can decode these shrunk.
 _JPEG_FORMATS = ("JPEG", "MPO")
@@ -284,12 +297,24 @@ def _open(data: bytes, limits: DecodeLimits) -> Image.Image:
         raise ImageError(ImageError.CORRUPT, f"unreadable image header: {_describe(exc)}") from exc
 
 
+def sniff(head: bytes) -> tuple[str, str] | None:
+    """(format, MIME type) of a supported image from its first
+    :data:`SNIFF_BYTES` bytes, by their signature only (nothing is decoded,
+    and a file's name plays no part), or None. A match says what the file
+    claims to be, not that it decodes: :func:`load_image` decides that."""
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            return kind
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP", "image/webp"
+    if head[4:8] == b"ftyp":
+        return _FTYP_BRANDS.get(head[8:12])
+    return None
+
+
 def _has_image_signature(data: bytes) -> bool:
-    return (
-        data.startswith(_SIGNATURES)
-        or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
-        or (data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS)
-    )
+    # "BM" (BMP) is too weak a signature to call a file that fails to open a damaged image.
+    return sniff(data[:SNIFF_BYTES]) not in (None, ("BMP", "image/bmp"))
 
 
 def _without_png_metadata(data: bytes) -> bytes:

@@ -136,11 +136,14 @@ def test_uploaded_files_reach_the_function_as_cloudevents(running_stack, tmp_pat
     state_dir, _, _ = running_stack
     (tmp_path / "sub").mkdir()
     (tmp_path / "one.jpg").write_bytes(b"\xff\xd8\xff one")
-    (tmp_path / "sub" / "two.png").write_bytes(b"\x89PNG two")
+    (tmp_path / "sub" / "two.png").write_bytes(b"\x89PNG\r\n\x1a\n two")
     (tmp_path / "notes.txt").write_text("not an image: not uploaded")
     result = fashionctl("upload", str(tmp_path), "--prefix", "batch", "--state-dir", str(state_dir))
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "[2/2]" in result.stdout
+    # Every file of the folder is taken; the one that is not an image is
+    # reported, not uploaded, and makes the exit status 1 (issue 13, kind 8).
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"[2/3] NOT UPLOADED {tmp_path / 'notes.txt'}: not an image" in result.stdout
+    assert "[3/3]" in result.stdout and "uploaded 2 of 3 file(s)" in result.stdout and "1 not uploaded" in result.stdout
 
     function_log = Path(State.load(state_dir).components[3].log)
 
