@@ -11,6 +11,7 @@ from typing import TextIO
 from shared.classifier import Classifier
 from shared.errors import ImageError
 
+
 def folder_files(folder: Path) -> list[Path]:
     """Every file under ``folder``, at any depth, sorted; whatever its name or
     extension (the content decides what a file is, when it is read)."""

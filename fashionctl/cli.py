@@ -76,7 +76,9 @@ def _stack_parsers(commands: argparse._SubParsersAction) -> None:
     commands.add_parser("down", parents=[state], help="stop the processes the stack started")
     commands.add_parser("status", parents=[state], help="show the stack's components, ports, PIDs and logs")
 
-    upload = commands.add_parser("upload", parents=[state], help="upload image files (every file of a folder) to the incoming bucket")
+    upload = commands.add_parser(
+        "upload", parents=[state], help="upload image files (every file of a folder) to the incoming bucket"
+    )
     upload.add_argument("paths", nargs="+", metavar="FOLDER_OR_FILE")
     upload.add_argument("--prefix", default="", help="object name prefix")
     upload.add_argument("--bucket", help="default: INCOMING_BUCKET (from the environment or the stack's env file)")
