@@ -14,8 +14,10 @@ from shared.errors import ImageError
 
 def folder_files(folder: Path) -> list[Path]:
     """Every file under ``folder``, at any depth, sorted; whatever its name or
-    extension (the content decides what a file is, when it is read)."""
-    return sorted(p for p in folder.rglob("*") if p.is_file())
+    extension (the content decides what a file is, when it is read). A
+    symbolic link is listed even when it leads nowhere, so that it is
+    reported when read rather than skipped unseen."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() or p.is_symlink())
 
 
 def expand(paths: Iterable[str]) -> Iterator[Path]:
