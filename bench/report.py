@@ -155,11 +155,15 @@ def _decode_verdict(r: dict) -> str:
     if not c or not memory:
         return "No function memory setting was found in terraform/variables.tf to compare with."
     serving = r.get("serving_mib")
-    base = f"serving ({serving} MiB, peak PSS of the HTTP section) + " if serving else ""
-    rest = "" if serving else " (no HTTP section in this run: serving memory is not counted)"
+    held = (
+        f"serving {serving} MiB (peak PSS, HTTP section) + that decode = {c['held_mib']} MiB"
+        if serving
+        else (f"that decode alone (no HTTP section in this run: add serving's PSS) = {c['held_mib']} MiB")
+    )
     return (
         f"Costliest accepted input: {c['input']}, {c['peak_extra_mib']} MiB above the process's start. "
-        f"{base}that decode = {c['held_mib']} MiB of the functions' {memory} MiB: {c['margin_mib']} MiB to spare{rest}."
+        f"Held at once, with one such decode per instance: {held} of the functions' {memory} MiB "
+        f"(terraform/variables.tf), {c['margin_mib']} MiB to spare."
     )
 
 
