@@ -120,9 +120,9 @@ def open_checked(data: bytes, *, limits: DecodeLimits = DEFAULT_LIMITS, draft_si
     """Read the header of ``data`` and check it against ``limits``; no pixel
     is decoded yet.
 
-    With ``draft_size``, a JPEG is set to decode shrunk first (see
-    :func:`load_image`), so that ``limits.max_pixels`` bounds what the decode
-    will really hold (:func:`decode_cost`), not the declared size.
+    ``draft_size``: the one :func:`decode_rgb` will be given, so that
+    ``limits.max_pixels`` bounds what the decode will really hold
+    (:func:`decode_cost`: a JPEG's shrunk size), not the declared size.
     Raises :class:`ImageError` (``empty``, ``too_large``, ``not_an_image``,
     ``corrupt``, ``too_many_pixels``, ``too_small``).
     """
@@ -196,12 +196,6 @@ def _jpeg_coefficient_bytes(image: Image.Image) -> int:
     for _, h, v, _ in layers:
         blocks += math.ceil(math.ceil(width * h / h_max) / 8) * math.ceil(math.ceil(height * v / v_max) / 8)
     return blocks * 64 * 2
-
-
-def decodes_at_full_size(image: Image.Image, draft_size: int | None) -> bool:
-    """Whether decoding ``image`` (opened, not decoded) holds all its declared
-    pixels in memory: everything but a JPEG that ``draft`` may shrink."""
-    return not (draft_size and image.format in _JPEG_FORMATS)
 
 
 def decode_rgb(image: Image.Image, *, draft_size: int | None = None, data: bytes | None = None) -> Image.Image:
