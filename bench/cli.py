@@ -1,9 +1,9 @@
-"""``python -m bench [all|training|inference|http|pipeline]``: run the
+"""``python -m bench [all|training|inference|http|pipeline|decode]``: run the
 benchmarks, print tables, write ``results.json`` and ``results.md``.
 
 ``all`` trains first (the training benchmark) and runs the others on the
 model it made. A section run alone reuses the last trained model in
-``--out`` (or trains one). ``--quick`` is the smoke run: a few iterations,
+``--out`` (or trains one); ``decode`` needs no model. ``--quick`` is the smoke run: a few iterations,
 seconds per section.
 """
 
@@ -24,7 +24,9 @@ from bench.artifacts import Artifacts
 from bench.measure import usable_cores
 from shared.dev_paths import REPO_ROOT, default_data, default_weights
 
-SECTIONS = ("training", "inference", "http", "pipeline")
+SECTIONS = ("training", "inference", "http", "pipeline", "decode")
+#: the sections that run a model
+MODEL_SECTIONS = ("training", "inference", "http", "pipeline")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -42,6 +44,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=int, help="inference: measured calls per row (default 300, quick 20)")
     p.add_argument("--seconds", type=float, help="http: seconds per load run (default 10, quick 1)")
     p.add_argument("--concurrency", default="1,4,16", help="http: connection counts (default %(default)s)")
+    p.add_argument("--decode-repeats", type=int, help="decode: timed decodes per input (default 3, quick 1)")
     return p
 
 
@@ -108,8 +111,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench import samples
 
-    product, photo = samples.product_jpeg(args.data), samples.photo_jpeg(args.data)
-    if "training" in sections or not artifacts.complete():
+    needs_model = any(section in MODEL_SECTIONS for section in sections)
+    if needs_model:
+        product, photo = samples.product_jpeg(args.data), samples.photo_jpeg(args.data)
+    if "training" in sections or (needs_model and not artifacts.complete()):
         from bench import training_job
 
         report.heading("training job" + ("" if "training" in sections else " (no trained model yet)"))
@@ -118,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         results["training"]["measured_at"] = _now()
         report.training_table(results["training"])
-    results["model"] = {"version": artifacts.manifest.version, "work_dir": str(artifacts.work_dir)}
+    if needs_model or artifacts.complete():
+        results["model"] = {"version": artifacts.manifest.version, "work_dir": str(artifacts.work_dir)}
     if "inference" in sections:
         from bench import inference
 
@@ -146,6 +152,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         results["pipeline"]["measured_at"] = _now()
         report.pipeline_summary(results["pipeline"])
+    if "decode" in sections:
+        from bench import decode
+
+        report.heading("decode (one upload in a fresh process each, against the functions' memory)")
+        serving = results.get("http", {}).get("litert", {}).get("peak_pss_mb")
+        results["decode"] = decode.run(quick=quick, repeats=args.decode_repeats, serving_mib=serving)
+        results["decode"]["measured_at"] = _now()
+        report.decode_summary(results["decode"])
     results["bench_seconds"] = round(time.perf_counter() - started, 1)
     results["targets"] = report.targets(results)
     report.targets_table(results["targets"])

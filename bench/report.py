@@ -141,6 +141,37 @@ def pipeline_summary(r: dict) -> None:
 # -- targets --------------------------------------------------------------------
 
 
+_DECODE_HEADERS = ["input", "file MiB", "declared MP", "outcome", "decode ms", "peak above start MiB", "process peak MiB"]
+
+
+def _decode_rows(r: dict) -> list[list[Any]]:
+    keys = ("name", "file_mib", "declared_mp", "outcome", "decode_ms", "peak_extra_mib", "process_peak_mib")
+    return [[row[k] for k in keys] for row in r["rows"]]
+
+
+def _decode_verdict(r: dict) -> str:
+    c = r.get("costliest")
+    memory = r.get("function_memory_mib")
+    if not c or not memory:
+        return "No function memory setting was found in terraform/variables.tf to compare with."
+    serving = r.get("serving_mib")
+    held = (
+        f"serving {serving} MiB (peak PSS, HTTP section) + that decode = {c['held_mib']} MiB"
+        if serving
+        else (f"that decode alone (no HTTP section in this run: add serving's PSS) = {c['held_mib']} MiB")
+    )
+    return (
+        f"Costliest accepted input: {c['input']}, {c['peak_extra_mib']} MiB above the process's start. "
+        f"Held at once, with one such decode per instance: {held} of the functions' {memory} MiB "
+        f"(terraform/variables.tf), {c['margin_mib']} MiB to spare."
+    )
+
+
+def decode_summary(r: dict) -> None:
+    print(table(_DECODE_HEADERS, _decode_rows(r)))
+    print(_decode_verdict(r))
+
+
 def _run(r: dict, variant: str, image: str, connections: int) -> dict | None:
     return next((x for x in r[variant]["runs"] if x["image"] == image and x["connections"] == connections), None)
 
@@ -187,7 +218,7 @@ def markdown(results: dict) -> str:
     m = results["machine"]
     parts = [
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, {m['system']}. "
-        f"Model {results['model']['version']}{' (quick run)' if results['quick'] else ''}. Each section gives the time "
+        f"Model {results.get('model', {}).get('version', '-')}{' (quick run)' if results['quick'] else ''}. Each section gives the time "
         f"it was measured; the baselines of a section were measured in the same run as the section.",
     ]
     if "training" in results:
@@ -215,6 +246,13 @@ def markdown(results: dict) -> str:
             md_table(_CPU_HEADERS, _cpu_rows(r)),
             md_table(["function step", "mean ms"], list(r["function_step_ms"].items())),
             r["bound_by"],
+        ]
+    if "decode" in results:
+        r = results["decode"]
+        parts += [
+            f"### Decode (one upload, fresh process each)\n\nMeasured {r.get('measured_at', '-')}; median of {r['repeats']}.",
+            md_table(_DECODE_HEADERS, _decode_rows(r)),
+            _decode_verdict(r),
         ]
     if results.get("targets"):
         rows = [[r["target"], r["measured"], r["goal"], "yes" if r["met"] else "**no**"] for r in results["targets"]]

@@ -11,20 +11,29 @@ from typing import TextIO
 from shared.classifier import Classifier
 from shared.errors import ImageError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+
+def folder_files(folder: Path) -> list[Path]:
+    """Every file under ``folder``, at any depth, sorted; whatever its name or
+    extension (the content decides what a file is, when it is read). A
+    symbolic link is listed even when it leads nowhere, so that it is
+    reported when read rather than skipped unseen."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() or p.is_symlink())
 
 
 def expand(paths: Iterable[str]) -> Iterator[Path]:
-    """Files named directly, and image files found under named folders."""
+    """Files named directly, and every file found under named folders. A
+    path that does not exist is passed on, to be reported when read."""
     for text in paths:
         path = Path(text)
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            yield from folder_files(path)
         else:
             yield path
 
 
 def classify_files(classifier: Classifier, files: Iterable[Path], top_k: int = 3) -> Iterator[dict]:
+    """One result per file: the prediction, or ``error`` and ``reason`` (an
+    ImageError reason, or ``unreadable_file``) for a file that failed."""
     for path in files:
         try:
             prediction = classifier.classify(path.read_bytes(), top_k=top_k)
@@ -37,7 +46,9 @@ def classify_files(classifier: Classifier, files: Iterable[Path], top_k: int = 3
 
 
 def run(model_dir: str, paths: list[str], *, as_json: bool, top_k: int = 3, out: TextIO = sys.stdout) -> int:
-    """Print one result per file; returns 1 if any file failed, else 0."""
+    """Print one result per file (every file of a named folder, whatever its
+    extension), then, as text, how many failed; returns 1 if any file failed
+    or no file was found, else 0."""
     classifier = Classifier.load(model_dir)
     files = list(expand(paths))
     width = min(max([len(str(f)) for f in files] + [4]), 80)
@@ -53,6 +64,11 @@ def run(model_dir: str, paths: list[str], *, as_json: bool, top_k: int = 3, out:
             print(f"{_short(result['file'], width):<{width}}  {'ERROR':<14} {result['error']}", file=out)
         else:
             print(f"{_short(result['file'], width):<{width}}  {result['label']:<14} {result['confidence']:>10.1%}", file=out)
+    if not files:
+        print("no files found", file=sys.stderr)
+        return 1
+    if failed:
+        print(f"{failed} of {len(files)} file(s) could not be classified", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -4,7 +4,6 @@ the real one with default credentials otherwise)."""
 
 from __future__ import annotations
 
-import mimetypes
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -12,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from fashionctl.classify import IMAGE_SUFFIXES
+from fashionctl.classify import folder_files
+from shared.imaging import SNIFF_BYTES, SUPPORTED_NAMES, sniff
 
 
 @dataclass(frozen=True)
@@ -30,19 +30,27 @@ class UploadTarget:
 
 
 def find_files(paths: Iterable[str]) -> list[tuple[Path, str]]:
-    """(file, object name relative to its folder) for image files under
-    folders, and for files named directly (whatever their suffix)."""
+    """(file, object name relative to its folder) for every file under
+    folders, whatever its name, and for files named directly."""
     found = []
     for text in paths:
         path = Path(text)
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            found.extend((p, p.relative_to(path).as_posix()) for p in files)
+            found.extend((p, p.relative_to(path).as_posix()) for p in folder_files(path))
         elif path.is_file():
             found.append((path, path.name))
         else:
             raise FileNotFoundError(f"{path}: no such file or folder")
     return found
+
+
+def content_type(path: Path) -> str | None:
+    """The MIME type of ``path`` from its first bytes (a HEIC called
+    ``.jpg`` is ``image/heic``), or None when they are not those of a
+    supported image. Raises OSError when the file cannot be read."""
+    with path.open("rb") as file:
+        kind = sniff(file.read(SNIFF_BYTES))
+    return kind[1] if kind else None
 
 
 def client_for(target: UploadTarget) -> Any:
@@ -56,12 +64,14 @@ def client_for(target: UploadTarget) -> Any:
 
 
 def run(paths: list[str], target: UploadTarget, *, prefix: str = "", out: TextIO = sys.stdout) -> int:
-    """Upload; prints one line per file. Returns 1 if any upload failed."""
+    """Upload every file found; prints one line per file. A file whose
+    content is not an image (whatever its name) is reported and not
+    uploaded. Returns 1 if any file was not uploaded, else 0."""
     from google.api_core.exceptions import GoogleAPIError
 
     files = find_files(paths)
     if not files:
-        print("no image files found", file=out)
+        print("no files found", file=out)
         return 1
     bucket = client_for(target).bucket(target.bucket)
     prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
@@ -72,9 +82,13 @@ def run(paths: list[str], target: UploadTarget, *, prefix: str = "", out: TextIO
     started = time.monotonic()
     for index, (path, name) in enumerate(files, 1):
         key = prefix + name
-        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         try:
-            bucket.blob(key).upload_from_filename(str(path), content_type=content_type)
+            mime = content_type(path)
+            if mime is None:
+                failed += 1
+                print(f"[{index}/{len(files)}] NOT UPLOADED {path}: not an image ({SUPPORTED_NAMES})", file=out, flush=True)
+                continue
+            bucket.blob(key).upload_from_filename(str(path), content_type=mime)
         except (GoogleAPIError, OSError) as exc:
             failed += 1
             print(f"[{index}/{len(files)}] FAILED {path}: {exc}", file=out, flush=True)
@@ -83,5 +97,8 @@ def run(paths: list[str], target: UploadTarget, *, prefix: str = "", out: TextIO
         total += size
         print(f"[{index}/{len(files)}] {path} -> gs://{target.bucket}/{key} ({size / 1024:.1f} KiB)", file=out, flush=True)
     seconds = time.monotonic() - started
-    print(f"uploaded {len(files) - failed} file(s), {total / 1024:.1f} KiB in {seconds:.1f} s; {failed} failed", file=out)
+    print(
+        f"uploaded {len(files) - failed} of {len(files)} file(s), {total / 1024:.1f} KiB in {seconds:.1f} s; {failed} not uploaded",
+        file=out,
+    )
     return 1 if failed else 0

@@ -121,15 +121,20 @@ def _post(summary: str, result: str, multipart: dict[str, Any], json_body: dict[
     }
 
 
+_IMAGE_STRING = {
+    "type": "string",
+    "description": "the image file's bytes as base64: standard or URL-safe, padded or not, wrapped in lines or not, "
+    "or a data URL (data:image/jpeg;base64,...); anything else is a 400 saying what is wrong",
+}
 _PREDICT_JSON = {
     "type": "object",
     "description": "exactly one of image (base64) or gcs_uri (gs://bucket/object, bucket on the allow-list)",
-    "properties": {"image": {"type": "string", "format": "byte"}, "gcs_uri": {"type": "string"}} | _OPTIONS,
+    "properties": {"image": _IMAGE_STRING, "gcs_uri": {"type": "string"}} | _OPTIONS,
 }
 _BATCH_JSON = {
     "type": "object",
     "required": ["images"],
-    "properties": {"images": {"type": "array", "items": {"type": "string", "format": "byte"}}} | _OPTIONS,
+    "properties": {"images": {"type": "array", "items": _IMAGE_STRING}} | _OPTIONS,
 }
 
 

@@ -7,8 +7,6 @@ status (503 while no model is ready); bad input never yields a 500.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
 import json
 import logging
@@ -20,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from functions.base64_input import Base64InputError, decode_image_string, max_encoded_chars
 from functions.model_cache import ModelUnavailable
 from functions.openapi import openapi_document
 from shared.classifier import Classifier, Prediction
@@ -375,12 +374,12 @@ class PredictApi:
     def _decode_base64(self, value: Any) -> bytes:
         if not isinstance(value, str):
             raise ApiError(400, "bad_request", "'image' must be a base64 string")
-        if len(value) > self.settings.max_image_bytes * 4 // 3 + 8:
+        if len(value) > max_encoded_chars(self.settings.max_image_bytes):
             raise ApiError(413, ImageError.TOO_LARGE, f"the image is larger than {self.settings.max_image_bytes} bytes")
         try:
-            return base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise ApiError(400, "bad_request", f"'image' is not valid base64: {exc}") from exc
+            return decode_image_string(value)
+        except Base64InputError as exc:
+            raise ApiError(400, "bad_request", f"'image' is not base64 or a base64 data URL: {exc}") from exc
 
     def _from_gcs(self, uri: Any) -> bytes:
         if not isinstance(uri, str) or not uri.startswith("gs://") or "/" not in uri[5:]:

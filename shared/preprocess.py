@@ -15,7 +15,7 @@ import threading
 import numpy as np
 from PIL import Image
 
-from shared.imaging import DEFAULT_LIMITS, DecodeLimits, decode_rgb, decodes_at_full_size, open_checked
+from shared.imaging import DEFAULT_LIMITS, DecodeLimits, decode_cost, decode_rgb, open_checked
 
 #: Recorded in every manifest; the Classifier refuses a model made for another.
 PREPROCESSING = {
@@ -37,8 +37,10 @@ def to_model_input(image: Image.Image, size: int) -> np.ndarray:
     return np.asarray(image, dtype=np.uint8)
 
 
-#: Decodes that hold every pixel of a large image (all formats but JPEG, which
-#: ``draft`` shrinks while decoding) take turns, one at a time per process.
+#: Decodes that hold more than HEAVY_PIXELS (``decode_cost``: every pixel of a
+#: large image in all formats but JPEG, which ``draft`` shrinks while decoding,
+#: so only a JPEG over about 64 megapixels or a large progressive one) take
+#: turns, one at a time per process.
 #: One costs up to about 15 bytes a declared pixel at its peak (RGBA PNG;
 #: tests/reliability/test_decode_memory.py), so a function instance serving
 #: several requests at once holds at most one of them: at the default
@@ -49,7 +51,7 @@ _heavy_decode = threading.Lock()
 
 def prepare_image(data: bytes, size: int, *, limits: DecodeLimits = DEFAULT_LIMITS) -> np.ndarray:
     """Image bytes -> model input, raising ImageError for unusable input."""
-    image = open_checked(data, limits=limits)
-    heavy = image.width * image.height > HEAVY_PIXELS and decodes_at_full_size(image, size)
+    image = open_checked(data, limits=limits, draft_size=size)
+    heavy = decode_cost(image, size) > HEAVY_PIXELS
     with _heavy_decode if heavy else contextlib.nullcontext():
-        return to_model_input(decode_rgb(image, draft_size=size), size)
+        return to_model_input(decode_rgb(image, draft_size=size, data=data), size)

@@ -168,6 +168,24 @@ def make_large_jpeg(size: tuple[int, int] = (3000, 2000), seed: int = 0) -> byte
     return encode(Image.fromarray(pixels), "JPEG", quality=85)
 
 
+def make_heic(image: Image.Image, quality: int = 90) -> bytes:
+    """``image`` encoded as HEIC (HEVC in HEIF, what iPhones save) by
+    pillow-heif's encoder (x265, bundled in its wheels)."""
+    from shared.imaging import register_openers
+
+    register_openers()
+    return encode(image, "HEIF", quality=quality)
+
+
+def make_jpeg_header_only(width: int, height: int, *, progressive: bool = False) -> bytes:
+    """A small real JPEG whose SOF header claims ``width`` x ``height``: its
+    header is read as a camera file's would be, its scan data is a 16x16 one."""
+    jpeg = bytearray(encode(Image.new("RGB", (16, 16), (10, 20, 30)), "JPEG", progressive=progressive))
+    sof = jpeg.index(b"\xff\xc2" if progressive else b"\xff\xc0")
+    jpeg[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(jpeg)
+
+
 def patch_png_size(png: bytes, width: int, height: int) -> bytes:
     """Rewrite the IHDR width and height of a real PNG and fix the chunk's CRC,
     so the header is valid but declares a size the data does not hold."""
@@ -217,4 +235,7 @@ FORMAT_MAGICS = [
     b"BM",
     b"II*\x00",
     b"MM\x00*",
+    b"\x00\x00\x00\x18ftypheic",
+    b"\x00\x00\x00\x18ftypmif1",
+    b"\x00\x00\x00\x1cftypavif",
 ]

@@ -8,11 +8,13 @@ from fashionctl.errors import USAGE, CommandError
 from shared.errors import ModelError
 
 
-@click.command("classify", help="classify local image files offline")
+@click.command("classify", help="classify local image files (every file of a folder) offline")
 @click.option(
     "--model-dir",
-    required=True,
-    help="a model version folder (model.tflite + manifest.json) or a model store holding models/current.json",
+    default="build/model-store",
+    show_default=True,
+    help="a model version folder (model.tflite + manifest.json) or a model store holding models/current.json "
+    "(the default is where `make train` puts it)",
 )
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
 @click.option("--top-k", type=int, default=3, show_default=True)

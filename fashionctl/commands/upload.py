@@ -8,7 +8,7 @@ from fashionctl.context import Context, pass_context, state_dir_option
 from fashionctl.errors import USAGE, CommandError
 
 
-@click.command("upload", help="upload image files to the incoming bucket")
+@click.command("upload", help="upload image files (every file of a folder) to the incoming bucket")
 @state_dir_option
 @click.argument("paths", nargs=-1, required=True, metavar="FOLDER_OR_FILE...")
 @click.option("--prefix", default="", help="object name prefix")

@@ -136,11 +136,17 @@ def test_uploaded_files_reach_the_function_as_cloudevents(running_stack, tmp_pat
     state_dir, _, _ = running_stack
     (tmp_path / "sub").mkdir()
     (tmp_path / "one.jpg").write_bytes(b"\xff\xd8\xff one")
-    (tmp_path / "sub" / "two.png").write_bytes(b"\x89PNG two")
+    (tmp_path / "sub" / "two.png").write_bytes(b"\x89PNG\r\n\x1a\n two")
     (tmp_path / "notes.txt").write_text("not an image: not uploaded")
+    # Names that browsers and phones give: the content decides, not the extension.
+    (tmp_path / "sub" / "three.jfif").write_bytes(b"\xff\xd8\xff three")
+    (tmp_path / "sub" / "four.jpg").write_bytes(b"\x00\x00\x00\x18ftypheic four")  # a HEIC called .jpg
     result = fashionctl("upload", str(tmp_path), "--prefix", "batch", "--state-dir", str(state_dir))
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "[2/2]" in result.stdout
+    # Every file of the folder is taken; the one that is not an image is
+    # reported, not uploaded, and makes the exit status 1 (issue 13, kind 8).
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"[1/5] NOT UPLOADED {tmp_path / 'notes.txt'}: not an image" in result.stdout
+    assert "[5/5]" in result.stdout and "uploaded 4 of 5 file(s)" in result.stdout and "1 not uploaded" in result.stdout
 
     function_log = Path(State.load(state_dir).components[3].log)
 
@@ -148,9 +154,12 @@ def test_uploaded_files_reach_the_function_as_cloudevents(running_stack, tmp_pat
         lines = function_log.read_text().splitlines()
         return [json.loads(line)["received"] for line in lines if line.startswith('{"received"')]
 
-    wait_for(lambda: len(received()) >= 2, 20, "two events at the function")
+    wait_for(lambda: len(received()) >= 4, 20, "four events at the function")
     events = {e["data"]["name"]: e for e in received()}
-    assert set(events) == {"batch/one.jpg", "batch/sub/two.png"}
+    assert set(events) == {"batch/one.jpg", "batch/sub/two.png", "batch/sub/three.jfif", "batch/sub/four.jpg"}
+    assert events["batch/sub/three.jfif"]["data"]["contentType"] == "image/jpeg"
+    assert events["batch/sub/four.jpg"]["data"]["contentType"] == "image/heic"
+    assert events["batch/sub/two.png"]["data"]["contentType"] == "image/png"
     event = events["batch/one.jpg"]
     assert event["attributes"]["type"] == "google.cloud.storage.object.v1.finalized"
     assert event["attributes"]["source"] == "//storage.googleapis.com/projects/_/buckets/demo-fashion-incoming"
