@@ -16,6 +16,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make demo   get a model, start the local emulated cloud, upload sample images, show the results (KEEP=1 leaves it running)"
 	@echo "make test   lint and run the whole test suite"
+	@echo "make test-fast  the unit tests only: pure logic, no emulators, no training (about half a minute)"
 	@echo "make train  run the training job (DATA_DIR=, WEIGHTS=, OUT=)"
 	@echo "make bench  run the benchmarks (training, inference, HTTP, pipeline): tables, build/bench/results.json (BENCH_ARGS=--quick)"
 	@echo "make bundle build the functions source archive, reproducibly (BUNDLE=build/bundle/functions.zip)"
@@ -40,6 +41,16 @@ format: venv
 test: venv
 	$(VENV)/bin/ruff check .
 	FASHION_SHARED_DATA=$(DATA_DIR) $(PY) -m pytest $(PYTEST_ARGS)
+
+# The unit tests: pure logic, no emulator or function server started, no
+# model trained (the `training` marker is deselected; the tiny test model is
+# only converted). Folders mirror the packages (tests/README.md).
+TEST_FAST ?= tests/shared tests/functions tests/training tests/localcloud/test_bridge_unit.py \
+	tests/bench/test_cli.py tests/deploy/test_terraform.py tests/deploy/test_first_apply.py \
+	tests/pipeline/test_processing_failures.py tests/pipeline/test_demo.py
+.PHONY: test-fast
+test-fast: venv
+	$(PY) -m pytest -q -m "not training and not long" --ignore=tests/training/test_gcs.py $(TEST_FAST) $(PYTEST_ARGS)
 
 train: venv
 	$(PY) -m training run --data "$(DATA_DIR)" --weights "$(WEIGHTS)" --out "$(OUT)" $(TRAIN_ARGS)

@@ -447,9 +447,10 @@ def test_each_service_account_has_only_its_listed_roles(tf: Terraform):
 
 
 def test_readme_describes_the_role_table(tf: Terraform):
-    """The README's "Service accounts" table has one row per account of the
-    table, and names each bucket that account is granted."""
-    readme = (TERRAFORM.parent / "README.md").read_text(encoding="utf-8")
+    """The "Service accounts" table of docs/security.md (moved there from the
+    README) has one row per account of the table, and names each bucket that
+    account is granted."""
+    readme = (TERRAFORM.parent / "docs" / "security.md").read_text(encoding="utf-8")
     section = readme[readme.index("**Service accounts**") :]
     lines = section.splitlines()
     first = next(i for i, line in enumerate(lines) if line.startswith("|"))

@@ -16,7 +16,7 @@ import pytest
 from localcloud import ENV_FILE, STATE_FILE, State, alive, choose_firestore, find_tools, read_env_file, storage_client
 from shared.model_layout import POINTER
 from tests.emulators import firestore_kind, free_port, require, unavailable
-from tests.stack.conftest import wait_for
+from tests.localcloud.conftest import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 ECHO = Path(__file__).with_name("echo_function.py")

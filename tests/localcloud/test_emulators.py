@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from localcloud.bridge import Bridge, BridgeConfig, RetryPolicy
-from tests.stack.conftest import FunctionStub, wait_for
+from tests.localcloud.conftest import FunctionStub, wait_for
 
 
 def _upload(cloud, bucket: str, name: str, data: bytes = b"\xff\xd8\xff fake jpeg", content_type: str = "image/jpeg"):

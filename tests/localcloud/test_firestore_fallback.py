@@ -11,7 +11,7 @@ import pytest
 
 from localcloud import ENV_FILE, STATE_FILE, State, alive, read_env_file
 from tests.emulators import firestore_emulator, require, unavailable
-from tests.stack.test_cli import FREE_PORTS, fashionctl
+from tests.localcloud.test_cli import FREE_PORTS, fashionctl
 
 
 def _client(monkeypatch, host: str):
