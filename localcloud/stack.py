@@ -17,20 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from localcloud import components
 from localcloud.clients import create_buckets, create_topic_and_subscription, publish_model_store
-from localcloud.components import (
-    emulator_env,
-    firestore_ready,
-    install_npm_firestore,
-    settings_env,
-    start_bridge,
-    start_firestore,
-    start_firestore_npm,
-    start_function,
-    start_http_function,
-    start_pubsub,
-    start_storage,
-)
 from localcloud.defaults import DEFAULT_FUNCTION_SOURCE, DEFAULT_FUNCTION_TARGET, DEFAULT_MODEL_STORE, DEFAULT_STATE_DIR, PROJECT
 from localcloud.errors import AlreadyRunning, StackError, StartFailed, ToolsMissing
 from localcloud.processes import Proc, alive, http_answers, log_contains, stop, wait_until
@@ -55,7 +43,7 @@ def default_settings(project: str = PROJECT, **overrides: Any) -> Settings:
         "models_bucket": f"{project}-models",
     }
     settings = Settings(project=project, **{**names, **overrides})
-    return Settings.from_env(settings_env(settings))  # validates
+    return Settings.from_env(components.settings_env(settings))  # validates
 
 
 def parse_settings_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -173,7 +161,7 @@ def up(config: StackConfig, tools: Tools, progress: Progress | None = None) -> S
         if firestore_kind == "npm" and not tools.npm_firestore_installed:
             if progress is not None:
                 progress(f"installing {NPM_FIRESTORE}@{NPM_FIRESTORE_VERSION} into {tools.node_dir} with npm...")
-            install_npm_firestore(tools)
+            components.install_npm_firestore(tools)
         config = replace(config, firestore=firestore_kind, state_dir=state_dir)
         state = State(state_dir=str(state_dir), started_at=datetime.now(UTC).isoformat())
         started = time.monotonic()
@@ -200,7 +188,7 @@ def _start_all(config: StackConfig, tools: Tools, state: State) -> None:
     ports = config.ports.resolved()
     ports.check_free()
     settings = config.settings
-    hosts = emulator_env(ports)
+    hosts = components.emulator_env(ports)
     log_dir = config.state_dir
     state.env = {"GOOGLE_CLOUD_PROJECT": settings.project, **hosts}
     state.env.update(
@@ -210,17 +198,17 @@ def _start_all(config: StackConfig, tools: Tools, state: State) -> None:
     timings = state.info["timings"]
 
     # The two JVMs start in parallel: about 3 s each on 2 cores.
-    pubsub = state.add(start_pubsub(tools, ports.pubsub, log_dir))
+    pubsub = state.add(components.start_pubsub(tools, ports.pubsub, log_dir))
     if config.firestore == "npm":
-        firestore = state.add(start_firestore_npm(tools, ports.firestore, log_dir))
+        firestore = state.add(components.start_firestore_npm(tools, ports.firestore, log_dir))
     else:
-        firestore = state.add(start_firestore(tools, ports.firestore, log_dir, settings.project))
+        firestore = state.add(components.start_firestore(tools, ports.firestore, log_dir, settings.project))
     state.env["FASHION_FIRESTORE_EMULATOR"] = config.firestore
     state.info["firestore"] = choose_firestore(tools, config.firestore)[1]
     timings["pubsub"] = wait_until(pubsub, http_answers(pubsub.url), config.start_timeout)
     create_topic_and_subscription(hosts["PUBSUB_EMULATOR_HOST"], settings.project, config.topic, config.subscription)
     storage = state.add(
-        start_storage(
+        components.start_storage(
             tools,
             ports.storage,
             log_dir,
@@ -232,7 +220,7 @@ def _start_all(config: StackConfig, tools: Tools, state: State) -> None:
     )
     timings["storage"] = wait_until(storage, http_answers(f"{storage.url}/storage/v1/b"), config.start_timeout)
     create_buckets(storage.url, settings.project, [settings.incoming_bucket, settings.processed_bucket, settings.models_bucket])
-    timings["firestore"] = wait_until(firestore, firestore_ready(firestore), config.start_timeout)
+    timings["firestore"] = wait_until(firestore, components.firestore_ready(firestore), config.start_timeout)
 
     state.info["model"] = _publish_model(config, storage.url)
     state.save()
@@ -244,7 +232,9 @@ def _start_all(config: StackConfig, tools: Tools, state: State) -> None:
         if settings.model_cache_dir == Settings.model_cache_dir:  # the default: keep the cache with the stack
             cache = replace(settings, model_cache_dir=str(log_dir / "model-cache"))
         function = state.add(
-            start_function(source, config.function_target, ports.function, log_dir, {**settings_env(cache), **hosts})
+            components.start_function(
+                source, config.function_target, ports.function, log_dir, {**components.settings_env(cache), **hosts}
+            )
         )
         timings["function"] = wait_until(function, http_answers(function.url, ok_only=False), config.start_timeout)
         target = target or function.url
@@ -252,13 +242,17 @@ def _start_all(config: StackConfig, tools: Tools, state: State) -> None:
         state.info["function"] = f"{config.function_target} from {source} at {function.url}"
         if config.function_target == "classify_upload":  # the same source also serves the prediction API
             predict = state.add(
-                start_http_function(source, "predict", ports.predict, log_dir, {**settings_env(cache), **hosts}, name="predict")
+                components.start_http_function(
+                    source, "predict", ports.predict, log_dir, {**components.settings_env(cache), **hosts}, name="predict"
+                )
             )
             timings["predict"] = wait_until(predict, http_answers(f"{predict.url}/health"), config.start_timeout)
             state.env["PREDICT_URL"] = predict.url
             state.info["predict"] = f"predict from {source} at {predict.url}"
             sweep = state.add(
-                start_http_function(source, "sweep", ports.sweep, log_dir, {**settings_env(cache), **hosts}, name="sweep")
+                components.start_http_function(
+                    source, "sweep", ports.sweep, log_dir, {**components.settings_env(cache), **hosts}, name="sweep"
+                )
             )
             timings["sweep"] = wait_until(sweep, http_answers(sweep.url or "", ok_only=False), config.start_timeout)
             state.env["SWEEP_URL"] = sweep.url
@@ -267,7 +261,7 @@ def _start_all(config: StackConfig, tools: Tools, state: State) -> None:
         state.info["function"] = f"skipped: {source or 'no function source'} does not exist (yet)"
     if target:
         bridge = state.add(
-            start_bridge(
+            components.start_bridge(
                 hosts["PUBSUB_EMULATOR_HOST"], settings.project, config.subscription, target, log_dir, list(config.bridge_args)
             )
         )
