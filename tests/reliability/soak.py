@@ -131,7 +131,9 @@ def real_world_inputs() -> list[Path]:
 
 
 def _content_type(path: Path) -> str:
-    return mimetypes.guess_type(path.name)[0] or {".heic": "image/heic", ".jfif": "image/jpeg"}.get(path.suffix, "application/octet-stream")
+    return mimetypes.guess_type(path.name)[0] or {".heic": "image/heic", ".jfif": "image/jpeg"}.get(
+        path.suffix, "application/octet-stream"
+    )
 
 
 def _odd_name(case: Case, index: int, first: bool) -> str:
@@ -211,7 +213,9 @@ class SoakStack:
         return Path(next(p.log for p in state.components if p.name == "bridge"))
 
     def start_function(self) -> None:
-        self.function = localcloud.start_function(SOURCE, "classify_upload", self.function_port, self.state_dir, self.function_env)
+        self.function = localcloud.start_function(
+            SOURCE, "classify_upload", self.function_port, self.state_dir, self.function_env
+        )
         localcloud.wait_until(self.function, localcloud.http_answers(self.function.url or "", ok_only=False), 90)
 
     def kill_function(self) -> None:
