@@ -185,9 +185,9 @@ class SoakStack:
     state_dir: Path
     env: dict[str, str]  # the env file: the emulators themselves
     function_env: dict[str, str]  # the function's: through the proxies
-    function: localcloud.Proc
     function_port: int
     proxies: dict[str, TcpProxy]
+    function: localcloud.Proc | None = None  # the instance serving now
     kills: int = 0
 
     @property
@@ -213,13 +213,14 @@ class SoakStack:
         return Path(next(p.log for p in state.components if p.name == "bridge"))
 
     def start_function(self) -> None:
-        self.function = localcloud.start_function(
-            SOURCE, "classify_upload", self.function_port, self.state_dir, self.function_env
-        )
-        localcloud.wait_until(self.function, localcloud.http_answers(self.function.url or "", ok_only=False), 90)
+        """A new function instance on :attr:`function_port`; raises StackError when it does not come up."""
+        function = localcloud.start_function(SOURCE, "classify_upload", self.function_port, self.state_dir, self.function_env)
+        self.function = function
+        localcloud.wait_until(function, localcloud.http_answers(function.url or "", ok_only=False), 90)
 
     def kill_function(self) -> None:
         """SIGKILL the function's whole process group (no clean shutdown), then start a new one on the same port."""
+        assert self.function is not None
         os.killpg(self.function.pid, signal.SIGKILL)
         localcloud.stop(self.function, timeout=5)  # reaps it
         self.kills += 1
@@ -262,7 +263,7 @@ def soak_stack(root: Path, model_store: Path, firestore: str) -> Iterator[SoakSt
             "FIRESTORE_EMULATOR_HOST": proxies["firestore"].address,
             "PUBSUB_EMULATOR_HOST": env["PUBSUB_EMULATOR_HOST"],
         }
-        stack = SoakStack(state_dir.resolve(), env, function_env, None, function_port, proxies)  # type: ignore[arg-type]
+        stack = SoakStack(state_dir.resolve(), env, function_env, function_port, proxies)
         stack.start_function()
         yield stack
     finally:
