@@ -36,6 +36,7 @@ from localcloud.components import (
     start_function,
     start_functions_framework,
     start_http_function,
+    start_listing_bridge,
     start_pubsub,
     start_storage,
 )
@@ -52,6 +53,7 @@ from localcloud.defaults import (
 from localcloud.errors import AlreadyRunning, StackError, StartFailed, ToolsMissing
 from localcloud.processes import Proc, alive, free_port, http_answers, log_contains, log_tail, spawn, stop, wait_until
 from localcloud.stack import (
+    BRIDGE_SOURCES,
     COMPONENTS,
     INFO_KEYS,
     ProcessStop,
@@ -69,6 +71,7 @@ from localcloud.state import ENV_FILE, STATE_FILE, Ports, State, read_env_file, 
 from localcloud.tools import FIRESTORE_KINDS, NPM_FIRESTORE, NPM_FIRESTORE_VERSION, SDK_ROOTS, Tools, choose_firestore, find_tools
 
 __all__ = [
+    "BRIDGE_SOURCES",
     "COMPONENTS",
     "DEFAULT_FUNCTION_SOURCE",
     "DEFAULT_FUNCTION_TARGET",
@@ -124,6 +127,7 @@ __all__ = [
     "start_function",
     "start_functions_framework",
     "start_http_function",
+    "start_listing_bridge",
     "start_pubsub",
     "start_storage",
     "status",

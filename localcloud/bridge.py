@@ -7,8 +7,15 @@ exponential backoff, and acknowledges the notification only once the function
 accepted the event; after ``--max-attempts`` or ``--max-age`` the
 notification goes to a dead-letter file (JSON lines) and is acknowledged.
 
+Where no Pub/Sub emulator exists (``--source listing``, or ``auto`` without
+``--pubsub-host``), the notifications come from listing the incoming bucket
+instead (localcloud/listing.py): each new object version is delivered once,
+and what was delivered is remembered in ``--delivered-file``.
+
     python -m localcloud.bridge --pubsub-host 127.0.0.1:8085 --project demo-fashion \\
         --subscription storage-incoming-bridge --target http://127.0.0.1:8087/
+    python -m localcloud.bridge --source listing --storage-url http://127.0.0.1:9023 --bucket demo-fashion-incoming \\
+        --project demo-fashion --target http://127.0.0.1:8087/ --delivered-file build/stack/bridge-delivered.jsonl
 """
 
 from __future__ import annotations
@@ -173,15 +180,35 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True)
+class ListingConfig:
+    """Where the listing source looks: the storage emulator's URL, the bucket,
+    seconds between listings, and the file remembering what was delivered
+    (None: in memory only)."""
+
+    storage_url: str
+    bucket: str
+    interval: float = 1.0
+    delivered_file: Path | None = None
+
+
+@dataclass(frozen=True)
 class BridgeConfig:
-    pubsub_host: str
+    """``pubsub_host`` and ``subscription`` for the Pub/Sub source, or
+    ``listing`` for the listing source (then the Pub/Sub fields are unused)."""
+
+    pubsub_host: str | None
     project: str
-    subscription: str
+    subscription: str | None
     target: str
     dead_letter: Path | None = None
     retry: RetryPolicy = RetryPolicy()
     workers: int = 4
     timeout: float = 60.0
+    listing: ListingConfig | None = None
+
+    @property
+    def source(self) -> str:
+        return "listing" if self.listing is not None else "pubsub"
 
 
 @dataclass
@@ -216,6 +243,7 @@ class Bridge:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _future: Any = None
     _subscriber: Any = None
+    _listing: Any = None
 
     def handle(self, message: Any) -> None:
         """The streaming-pull callback: deliver, then ack (or nack when stopping)."""
@@ -296,7 +324,11 @@ class Bridge:
                 out.write(json.dumps(entry, ensure_ascii=False) + "\n")
 
     def start(self) -> None:
-        """Open the streaming pull; messages are handled on ``workers`` threads."""
+        """Open the streaming pull (or start listing the bucket); messages are
+        handled on ``workers`` threads."""
+        if self.config.listing is not None:
+            self._start_listing(self.config.listing)
+            return
         from google.cloud import pubsub_v1
         from google.cloud.pubsub_v1.subscriber.scheduler import ThreadScheduler
 
@@ -314,12 +346,34 @@ class Bridge:
         )
         log.info("bridge started", extra={"subscription": path, "target": self.config.target, "workers": workers})
 
+    def _start_listing(self, listing: ListingConfig) -> None:
+        from localcloud.listing import DeliveredLog, ListingSource, bucket_lister
+
+        delivered = DeliveredLog(listing.delivered_file, listing.bucket)
+        lister = bucket_lister(listing.storage_url, self.config.project, listing.bucket)
+        self._listing = ListingSource(lister, self.handle, delivered, interval=listing.interval, workers=self.config.workers)
+        self._listing.start()
+        log.info(
+            "bridge started",
+            extra={
+                "source": "listing",
+                "bucket": listing.bucket,
+                "poll_interval_s": listing.interval,
+                "remembered": len(delivered),
+                "target": self.config.target,
+                "workers": self._listing.workers,
+            },
+        )
+
     def request_stop(self) -> None:
         """Ask :meth:`wait` to return (safe in a signal handler)."""
         self._stop.set()
 
     def stop(self) -> None:
         self._stop.set()
+        if self._listing is not None:
+            self._listing.stop()
+            self._listing = None
         if self._future is not None:
             self._future.cancel()
             try:
@@ -354,9 +408,20 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m localcloud.bridge", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--pubsub-host", required=True, help="the Pub/Sub emulator, host:port")
+    p.add_argument(
+        "--source",
+        choices=("auto", "pubsub", "listing"),
+        default="auto",
+        help="where notifications come from: a Pub/Sub subscription, or listing the bucket; auto: pubsub when "
+        "--pubsub-host is given, else listing (default %(default)s)",
+    )
+    p.add_argument("--pubsub-host", help="the Pub/Sub emulator, host:port (pubsub source)")
     p.add_argument("--project", required=True)
-    p.add_argument("--subscription", required=True, help="subscription id on the storage notifications topic")
+    p.add_argument("--subscription", help="subscription id on the storage notifications topic (pubsub source)")
+    p.add_argument("--storage-url", help="the storage emulator, http://host:port (listing source)")
+    p.add_argument("--bucket", help="the bucket to list (listing source)")
+    p.add_argument("--poll-interval", type=float, default=1.0, help="s between listings (default %(default)s)")
+    p.add_argument("--delivered-file", type=Path, help="JSON-lines file remembering the delivered versions (listing source)")
     p.add_argument("--target", required=True, help="URL of the CloudEvent function")
     p.add_argument("--dead-letter", type=Path, help="JSON-lines file for notifications given up on")
     p.add_argument("--min-backoff", type=float, default=RetryPolicy.initial, help="first retry delay, s (default %(default)s)")
@@ -372,7 +437,19 @@ def parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> BridgeConfig:
+    """The configuration the arguments describe; raises ValueError naming
+    what the chosen source lacks."""
     retry = RetryPolicy(initial=args.min_backoff, maximum=args.max_backoff, max_attempts=args.max_attempts, max_age=args.max_age)
+    source = args.source if args.source != "auto" else ("pubsub" if args.pubsub_host else "listing")
+    listing = None
+    if source == "pubsub" and not (args.pubsub_host and args.subscription):
+        raise ValueError("the pubsub source needs --pubsub-host and --subscription")
+    if source == "listing":
+        if not (args.storage_url and args.bucket):
+            raise ValueError("the listing source needs --storage-url and --bucket")
+        if args.poll_interval <= 0:
+            raise ValueError("--poll-interval must be positive")
+        listing = ListingConfig(args.storage_url, args.bucket, args.poll_interval, args.delivered_file)
     return BridgeConfig(
         pubsub_host=args.pubsub_host,
         project=args.project,
@@ -382,16 +459,22 @@ def config_from_args(args: argparse.Namespace) -> BridgeConfig:
         retry=retry,
         workers=args.workers,
         timeout=args.timeout,
+        listing=listing,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     from shared.logs import configure_logging
 
-    args = parser().parse_args(argv)
+    cli = parser()
+    args = cli.parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        cli.error(str(exc))
     configure_logging(args.log_level, sys.stdout)
     logging.getLogger("google").setLevel(max(logging.WARNING, logging.getLogger().level))
-    bridge = Bridge(config_from_args(args))
+    bridge = Bridge(config)
     signal.signal(signal.SIGTERM, lambda *_: bridge.request_stop())
     signal.signal(signal.SIGINT, lambda *_: bridge.request_stop())
     code = 0

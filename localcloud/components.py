@@ -163,13 +163,32 @@ def start_http_function(
     return start_functions_framework(source, target, "http", port, log_dir, env, name, f"http://{HOST}:{port}")
 
 
+#: the listing bridge's memory of delivered object versions, in the state folder
+DELIVERED_FILE = "bridge-delivered.jsonl"
+
+
 def start_bridge(
     pubsub_host: str, project: str, subscription: str, target: str, log_dir: Path, extra_args: list[str] | None = None
 ) -> Proc:
     """The Eventarc stand-in (``python -m localcloud.bridge``): ``subscription`` in, CloudEvents POSTed to ``target``."""
-    argv = [sys.executable, "-m", "localcloud.bridge", "--pubsub-host", pubsub_host, "--project", project]
+    argv = [sys.executable, "-m", "localcloud.bridge", "--source", "pubsub", "--pubsub-host", pubsub_host, "--project", project]
     argv += ["--subscription", subscription, "--target", target, "--dead-letter", str(log_dir / "dead-letter.jsonl")]
-    argv += extra_args or []
+    return _spawn_bridge(argv + (extra_args or []), log_dir, target)
+
+
+def start_listing_bridge(
+    storage_url: str, project: str, bucket: str, target: str, log_dir: Path, extra_args: list[str] | None = None
+) -> Proc:
+    """The Eventarc stand-in without Pub/Sub: it lists ``bucket`` every second
+    and POSTs a CloudEvent to ``target`` for each new object version,
+    remembering what it delivered in ``log_dir``/:data:`DELIVERED_FILE`."""
+    argv = [sys.executable, "-m", "localcloud.bridge", "--source", "listing", "--storage-url", storage_url]
+    argv += ["--bucket", bucket, "--project", project, "--target", target]
+    argv += ["--dead-letter", str(log_dir / "dead-letter.jsonl"), "--delivered-file", str(log_dir / DELIVERED_FILE)]
+    return _spawn_bridge(argv + (extra_args or []), log_dir, target)
+
+
+def _spawn_bridge(argv: list[str], log_dir: Path, target: str) -> Proc:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
     return spawn("bridge", argv, log_dir / "bridge.log", env=env, cwd=REPO_ROOT, url=target)

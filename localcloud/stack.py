@@ -28,6 +28,8 @@ from shared.settings import Settings
 
 #: start order; ``down`` stops in the reverse order
 COMPONENTS = ("pubsub", "firestore", "storage", "function", "predict", "sweep", "bridge")
+#: values of StackConfig.bridge_source
+BRIDGE_SOURCES = ("auto", "pubsub", "listing")
 #: the ``state.info`` keys that describe the stack, in the order to show them
 INFO_KEYS = ("firestore", "model", "function", "predict", "sweep", "bridge")
 
@@ -77,6 +79,10 @@ class StackConfig:
     bridge_args: tuple[str, ...] = ()
     start_timeout: float = 90.0
     firestore: str = "auto"  # one of FIRESTORE_KINDS
+    #: where the bridge finds new uploads (one of BRIDGE_SOURCES): storage
+    #: notifications through the Pub/Sub emulator, or listing the incoming
+    #: bucket; auto: pubsub when its emulator can run, else listing
+    bridge_source: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -152,17 +158,25 @@ def up(config: StackConfig, tools: Tools, progress: Progress | None = None) -> S
         if existing:  # all dead: stale
             _stop_all(existing)
             (state_dir / STATE_FILE).unlink(missing_ok=True)
-        missing = {c: reason for c in ("storage", "pubsub") if (reason := tools.missing(c))}
+        if config.bridge_source not in BRIDGE_SOURCES:
+            raise StackError(f"bridge source {config.bridge_source!r}: expected one of {', '.join(BRIDGE_SOURCES)}")
+        use_pubsub = config.bridge_source == "pubsub" or (config.bridge_source == "auto" and not tools.missing("pubsub"))
+        needed = ("storage", "pubsub") if use_pubsub else ("storage",)
+        missing = {c: reason for c in needed if (reason := tools.missing(c))}
         firestore_kind, firestore_why = choose_firestore(tools, config.firestore)
         if firestore_kind is None:
             missing["firestore"] = firestore_why
+        if missing and not use_pubsub and (reason := tools.missing("pubsub")):
+            missing = {"pubsub": reason, **missing}  # nothing starts anyway: name every absent program
         if missing:
             raise ToolsMissing(missing)
         if firestore_kind == "npm" and not tools.npm_firestore_installed:
             if progress is not None:
                 progress(f"installing {NPM_FIRESTORE}@{NPM_FIRESTORE_VERSION} into {tools.node_dir} with npm...")
             components.install_npm_firestore(tools)
-        config = replace(config, firestore=firestore_kind, state_dir=state_dir)
+        config = replace(
+            config, firestore=firestore_kind, state_dir=state_dir, bridge_source="pubsub" if use_pubsub else "listing"
+        )
         state = State(state_dir=str(state_dir), started_at=datetime.now(UTC).isoformat())
         started = time.monotonic()
         try:
@@ -188,36 +202,44 @@ def _start_all(config: StackConfig, tools: Tools, state: State) -> None:
     ports = config.ports.resolved()
     ports.check_free()
     settings = config.settings
+    use_pubsub = config.bridge_source == "pubsub"
     hosts = components.emulator_env(ports)
+    if not use_pubsub:
+        del hosts["PUBSUB_EMULATOR_HOST"]
     log_dir = config.state_dir
     state.env = {"GOOGLE_CLOUD_PROJECT": settings.project, **hosts}
     state.env.update(
         INCOMING_BUCKET=settings.incoming_bucket, PROCESSED_BUCKET=settings.processed_bucket, MODELS_BUCKET=settings.models_bucket
     )
-    state.info = {"topic": config.topic, "subscription": config.subscription, "timings": {}}
+    state.info = {"bridge_source": config.bridge_source, "timings": {}}
+    if use_pubsub:
+        state.info.update(topic=config.topic, subscription=config.subscription)
     timings = state.info["timings"]
 
     # The two JVMs start in parallel: about 3 s each on 2 cores.
-    pubsub = state.add(components.start_pubsub(tools, ports.pubsub, log_dir))
+    pubsub = state.add(components.start_pubsub(tools, ports.pubsub, log_dir)) if use_pubsub else None
     if config.firestore == "npm":
         firestore = state.add(components.start_firestore_npm(tools, ports.firestore, log_dir))
     else:
         firestore = state.add(components.start_firestore(tools, ports.firestore, log_dir, settings.project))
     state.env["FASHION_FIRESTORE_EMULATOR"] = config.firestore
     state.info["firestore"] = choose_firestore(tools, config.firestore)[1]
-    timings["pubsub"] = wait_until(pubsub, http_answers(pubsub.url), config.start_timeout)
-    create_topic_and_subscription(hosts["PUBSUB_EMULATOR_HOST"], settings.project, config.topic, config.subscription)
-    storage = state.add(
-        components.start_storage(
-            tools,
-            ports.storage,
-            log_dir,
-            pubsub_host=hosts["PUBSUB_EMULATOR_HOST"],
-            project=settings.project,
-            topic=config.topic,
-            event_bucket=settings.incoming_bucket,
+    if pubsub is not None:
+        timings["pubsub"] = wait_until(pubsub, http_answers(pubsub.url), config.start_timeout)
+        create_topic_and_subscription(hosts["PUBSUB_EMULATOR_HOST"], settings.project, config.topic, config.subscription)
+        storage = state.add(
+            components.start_storage(
+                tools,
+                ports.storage,
+                log_dir,
+                pubsub_host=hosts["PUBSUB_EMULATOR_HOST"],
+                project=settings.project,
+                topic=config.topic,
+                event_bucket=settings.incoming_bucket,
+            )
         )
-    )
+    else:  # no notifications: the bridge lists the incoming bucket
+        storage = state.add(components.start_storage(tools, ports.storage, log_dir, project=settings.project))
     timings["storage"] = wait_until(storage, http_answers(f"{storage.url}/storage/v1/b"), config.start_timeout)
     create_buckets(storage.url, settings.project, [settings.incoming_bucket, settings.processed_bucket, settings.models_bucket])
     timings["firestore"] = wait_until(firestore, components.firestore_ready(firestore), config.start_timeout)
@@ -259,16 +281,26 @@ def _start_all(config: StackConfig, tools: Tools, state: State) -> None:
             state.info["sweep"] = f"sweep from {source} at {sweep.url} (Cloud Scheduler's part: `fashionctl sweep`)"
     else:
         state.info["function"] = f"skipped: {source or 'no function source'} does not exist (yet)"
-    if target:
+    if target and use_pubsub:
         bridge = state.add(
             components.start_bridge(
                 hosts["PUBSUB_EMULATOR_HOST"], settings.project, config.subscription, target, log_dir, list(config.bridge_args)
             )
         )
-        timings["bridge"] = wait_until(bridge, log_contains(bridge.log, "bridge started", bridge.name), config.start_timeout)
         state.info["bridge"] = f"{config.subscription} -> {target}"
+    elif target:
+        bridge = state.add(
+            components.start_listing_bridge(
+                storage.url or "", settings.project, settings.incoming_bucket, target, log_dir, list(config.bridge_args)
+            )
+        )
+        state.info["bridge"] = f"listing gs://{settings.incoming_bucket} (no Pub/Sub emulator) -> {target}"
     else:
-        state.info["bridge"] = f"skipped: no function to deliver to; notifications wait in subscription {config.subscription}"
+        bridge = None
+        waiting = f"notifications wait in subscription {config.subscription}" if use_pubsub else "uploads wait in incoming"
+        state.info["bridge"] = f"skipped: no function to deliver to; {waiting}"
+    if bridge is not None:
+        timings["bridge"] = wait_until(bridge, log_contains(bridge.log, "bridge started", bridge.name), config.start_timeout)
     state.save()
     write_env_file(config.state_dir / ENV_FILE, state.env)
 

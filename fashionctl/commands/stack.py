@@ -70,6 +70,14 @@ def _port_options(command: F) -> F:
     metavar="VAR=VALUE",
     help="a function setting (shared/settings.py Settings.ENV), repeatable",
 )
+@click.option(
+    "--bridge-source",
+    type=click.Choice(localcloud.BRIDGE_SOURCES),
+    default="auto",
+    show_default=True,
+    help="where the bridge finds uploads: storage notifications through the Pub/Sub emulator, or listing the "
+    "incoming bucket; auto: pubsub when its emulator can run",
+)
 @click.option("--bridge-arg", multiple=True, metavar="ARG", help="extra argument for the bridge, repeatable")
 @click.option("--start-timeout", type=float, default=90.0, show_default=True, help="seconds per component")
 @click.option(
@@ -105,6 +113,7 @@ def up(
     no_function: bool,
     bridge_target: str | None,
     overrides: tuple[str, ...],
+    bridge_source: str,
     bridge_arg: tuple[str, ...],
     start_timeout: float,
     sdk_root: Path | None,
@@ -131,6 +140,7 @@ def up(
         function_target=function_target,
         bridge_target=bridge_target,
         bridge_args=bridge_arg,
+        bridge_source=bridge_source,
         start_timeout=start_timeout,
         firestore=firestore,
     )
