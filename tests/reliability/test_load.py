@@ -16,7 +16,6 @@ throughput are printed (``-s`` shows them).
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from shared import records as rec
 from tests.images import make_photo_like
 from tests.pipeline.test_end_to_end import Stack, log_records, running_stack, wait_for
 from tests.reliability.faults import counted
+from tests.reliability.soak import notify_again
 
 DEFAULT_UPLOADS = 200
 LONG_UPLOADS = 1000
@@ -44,21 +44,6 @@ def load_stack(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Any) ->
     bridge_args = ("--min-backoff=0.2", "--max-backoff=1", f"--workers={BRIDGE_WORKERS}")
     with running_stack(tmp_path_factory.mktemp("load"), tiny_model_dir, bridge_args) as running:
         yield running
-
-
-def _notify_again(publisher: Any, topic: str, blob: Any) -> None:
-    """Publish the storage notification fake-gcs-server published for
-    ``blob`` once more (same attributes and JSON_API_V1 payload)."""
-    attributes = {
-        "bucketId": blob.bucket.name,
-        "objectId": blob.name,
-        "objectGeneration": str(blob.generation),
-        "eventType": "OBJECT_FINALIZE",
-        "eventTime": blob.updated.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "payloadFormat": "JSON_API_V1",
-    }
-    payload = {**blob._properties, "size": str(blob.size)}
-    publisher.publish(topic, json.dumps(payload).encode(), **attributes).result(timeout=30)
 
 
 def test_uploads_with_duplicated_events_are_processed_exactly_once(load_stack: Stack, long_run: bool):
@@ -81,7 +66,7 @@ def test_uploads_with_duplicated_events_are_processed_exactly_once(load_stack: S
         blob.upload_from_string(photos[name], content_type="image/jpeg")
         if index in duplicated:
             for _ in range(COPIES - 1):
-                _notify_again(publisher, topic, blob)
+                notify_again(publisher, topic, blob)
         return name, int(blob.generation)
 
     started = time.monotonic()
