@@ -47,7 +47,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import localcloud
-from functions import records as rec
+from shared import records as rec
 from tests.pipeline.conftest import REPO
 from tests.reliability.corpus import CORPUS, LONG_NAME_BYTES, Case
 from tests.reliability.proxy import TcpProxy
