@@ -327,20 +327,21 @@ class Processor:
                 return False
             return True
 
+        precondition = 0  # the common case first: nothing there yet
         for _ in range(_STORE_ATTEMPTS):
-            existing = bucket.get_blob(target, **calls)
-            if existing is None:
-                precondition = 0
-            else:
-                held = source_generation(existing, ref)
-                if existing.md5_hash == digest and held in (ref.generation, None):
-                    break  # this version's copy from an earlier attempt, or an identical file
-                if held is None or held >= ref.generation:
-                    target = destinations.with_generation(target, ref.generation)  # never replace it
-                    return self._store_create_only(bucket, target, write, digest, start, timings)
-                precondition = int(existing.generation)  # an older version's copy: replace it
             if write(target, precondition):
                 break
+            existing = bucket.get_blob(target, **calls)  # the precondition failed: what is there?
+            if existing is None:
+                precondition = 0
+                continue
+            held = source_generation(existing, ref)
+            if existing.md5_hash == digest and held in (ref.generation, None):
+                break  # this version's copy from an earlier attempt, or an identical file
+            if held is None or held >= ref.generation:
+                target = destinations.with_generation(target, ref.generation)  # never replace it
+                return self._store_create_only(bucket, target, write, digest, start, timings)
+            precondition = int(existing.generation)  # an older version's copy: replace it
         else:
             raise TransientError(f"lost the race for {target} {_STORE_ATTEMPTS} times; retry later")
         timings["copy"] = _ms(start)
