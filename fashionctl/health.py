@@ -71,8 +71,10 @@ def assess(health: Health, thresholds: Thresholds) -> list[str]:
 
 
 def backlog(storage: Any, bucket: str, now: datetime) -> tuple[int, float | None]:
-    """How many objects wait in ``bucket`` and the age in seconds of the oldest."""
-    created = [b.time_created for b in storage.list_blobs(bucket, timeout=QUERY_TIMEOUT) if not b.name.endswith("/")]
+    """How many objects wait in ``bucket`` and the age in seconds of the oldest.
+    Zero-byte objects do not wait: folder placeholders and ``empty`` records
+    stay in place (docs/records.md)."""
+    created = [b.time_created for b in storage.list_blobs(bucket, timeout=QUERY_TIMEOUT) if b.size]
     oldest = min((t for t in created if t is not None), default=None)
     return len(created), (now - oldest).total_seconds() if oldest else None
 

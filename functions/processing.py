@@ -3,8 +3,15 @@
 Knows nothing of HTTP or CloudEvents. Every step can be repeated after a
 crash at any point: the Firestore document records how far an object got,
 a lease stops concurrent deliveries from working on it at once, the copy only
-creates (``if_generation_match=0``) and the delete is pinned to the
+creates or replaces an older version's copy of the same name (each write
+pinned with ``if_generation_match``), and the delete is pinned to the
 generation, so a newer upload under the same name is never deleted.
+
+Objects that are not uploads' content: a folder placeholder (a zero-byte
+object whose name ends in ``/``) is acknowledged with no record; a zero-byte
+object version is never classified, copied or deleted (``empty``, or
+``skipped``/``superseded`` when a newer version already replaced it), so a
+tool that writes an empty object and then the content leaves one result.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from functions import destinations
+from functions.copy_metadata import Attached, source_generation
 from functions.dependencies import CALL_TIMEOUT, TRANSIENT_ERRORS, bounded_retry, storage_retry, transient_cause
 from functions.failpoints import FailPoints
 from functions.model_cache import ModelCache, ModelUnavailable
@@ -49,6 +57,10 @@ class LeaseLost(Busy):
 
 #: where _claim hands process() the update time of its claim (the fence)
 _FENCE = "__fence__"
+#: Outcome.status of a folder placeholder: acknowledged, no record (not a record status)
+IGNORED = "ignored"
+#: how many times _store re-reads the destination after losing a write race
+_STORE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -89,6 +101,13 @@ class Processor:
         """Bring one object version to a finished state. Raises TransientError
         when the caller should retry; permanent problems end as records."""
         started = time.perf_counter()
+        if is_placeholder(ref):
+            log.info(
+                "%s: a folder placeholder, ignored",
+                ref.name,
+                extra={"object": ref.name, "generation": str(ref.generation), "status": IGNORED},
+            )
+            return Outcome(doc_id=ref.doc_id, status=IGNORED)
         doc = self.db.collection(rec.COLLECTION).document(ref.doc_id)
         owner = uuid.uuid4().hex
         claimed = False  # only the delivery holding the lease may record a failure
@@ -103,23 +122,29 @@ class Processor:
                 return self._outcome(ref, state, duplicate=True)
             claimed = True
             timings: dict[str, float] = dict(state.timings_ms)
-            data: bytes | None = None
+            fetched: tuple[bytes, Attached] | None = None
             decision = state.decision
             if decision is None:
-                data = self._download(ref, timings)
-                if data is None:
+                fetched = self._download(ref, timings)
+                if fetched is None:
                     return self._finish(doc, ref, _gone(ref), None, timings, started, owner)
+                if not fetched[0]:  # zero bytes: never classified, copied or deleted
+                    return self._finish(doc, ref, self._zero_bytes(ref, fetched[1]), None, timings, started, owner)
                 self.failpoints.hit("after_download")
-                decision = self._decide(data, timings)
-                decision = replace(decision, target=destinations.target(decision.status, decision.label, ref.name))
+                decision = self._decide(fetched[0], timings)
+                decision = replace(
+                    decision,
+                    target=destinations.target(decision.status, decision.label, ref.name),
+                    sku=fetched[1].sku(self.settings.sku_metadata_key),
+                )
                 fence = self._update(doc, rec.decided_update(decision, self.now()), fence, ref)
                 self.failpoints.hit("after_decision")
             destination = state.destination
             if destination is None:
-                data = data if data is not None else self._download(ref, timings)
-                if data is None:
+                fetched = fetched if fetched is not None else self._download(ref, timings)
+                if fetched is None:
                     return self._finish(doc, ref, _gone(ref), None, timings, started, owner)
-                destination = self._store(ref, decision.target or "", data, timings)
+                destination = self._store(ref, decision, *fetched, timings)
                 self.failpoints.hit("after_copy")
                 fence = self._update(doc, rec.copied_update(destination, self.now()), fence, ref)
             self.failpoints.hit("before_delete")
@@ -211,16 +236,42 @@ class Processor:
             raise LeaseLost(f"object {ref.name}#{ref.generation} was taken over by another delivery") from exc
         return getattr(result, "update_time", None)
 
-    def _download(self, ref: rec.ObjectRef, timings: dict[str, float]) -> bytes | None:
-        """This exact generation's bytes, or None when it is gone."""
+    def _download(self, ref: rec.ObjectRef, timings: dict[str, float]) -> tuple[bytes, Attached] | None:
+        """This exact generation's bytes and what the uploader attached to it
+        (its metadata, read first), or None when it is gone."""
         start = time.perf_counter()
-        blob = self.storage.bucket(ref.bucket).blob(ref.name, generation=ref.generation)
+        calls = {"timeout": CALL_TIMEOUT, "retry": self._storage_retry}
         try:
-            data = blob.download_as_bytes(timeout=CALL_TIMEOUT, retry=self._storage_retry)
+            bucket = self.storage.bucket(ref.bucket)
+            found = bucket.get_blob(ref.name, generation=ref.generation, **calls)
+            if found is None:
+                return None
+            attached = Attached.from_blob(found)
+            # A fresh blob pinned to the generation, not ``found``: fake-gcs-server's
+            # mediaLink names no generation, so ``found`` would read the live version.
+            data = bucket.blob(ref.name, generation=ref.generation).download_as_bytes(**calls)
         except gexc.NotFound:
             return None
         timings["download"] = _ms(start)
-        return data
+        return data, attached
+
+    def _zero_bytes(self, ref: rec.ObjectRef, attached: Attached) -> rec.Decision:
+        """The decision on a zero-byte object version: ``skipped`` (superseded)
+        when a newer version of the name is already live, else ``empty``.
+        Neither copies nor deletes anything: a tool that writes an empty
+        object and then the content leaves one result, whatever the timing,
+        and an empty upload stays where it was uploaded."""
+        live = self.storage.bucket(ref.bucket).get_blob(ref.name, timeout=CALL_TIMEOUT, retry=self._storage_retry)
+        sku = attached.sku(self.settings.sku_metadata_key)
+        if live is None:
+            return replace(_gone(ref), sku=sku)
+        if live.generation != ref.generation:
+            message = (
+                f"zero-byte version {ref.generation} of gs://{ref.bucket}/{ref.name} was replaced by version {live.generation}"
+            )
+            return rec.Decision(status=rec.SKIPPED, error=rec.error_info(rec.SUPERSEDED, message), sku=sku)
+        message = "the object holds no bytes (left in place: its content may follow as a newer version)"
+        return rec.Decision(status=rec.EMPTY, error=rec.error_info(rec.ZERO_BYTES, message), sku=sku)
 
     def _decide(self, data: bytes, timings: dict[str, float]) -> rec.Decision:
         """Classify the bytes: a confident label, a label for review, or a rejection."""
@@ -241,37 +292,72 @@ class Processor:
             model_version=classifier.version,
         )
 
-    def _store(self, ref: rec.ObjectRef, target: str, data: bytes, timings: dict[str, float]) -> rec.Destination:
-        """Write the bytes to the processed bucket, only ever creating: an
-        identical file already there counts as done (an earlier attempt); a
-        different one is never overwritten, and the copy goes to a name
-        carrying the generation instead."""
+    def _store(
+        self, ref: rec.ObjectRef, decision: rec.Decision, data: bytes, attached: Attached, timings: dict[str, float]
+    ) -> rec.Destination:
+        """Write the bytes, with what the uploader attached and the result
+        (``functions/copy_metadata.py``), to the decision's target in the
+        processed bucket. The newest upload of a name owns the target:
+
+        - nothing there: create it (``if_generation_match=0``);
+        - this version's own copy (an earlier attempt), or an identical file
+          that is no copy of another version of this object: done;
+        - a copy of an OLDER version of the same incoming object: replace it,
+          pinned to that copy's generation (the versioned processed bucket
+          keeps it as a noncurrent version);
+        - anything else (a copy of a NEWER version: this is a late delivery;
+          another upload's file; a file without our metadata): never
+          overwritten; the copy goes to the name carrying the generation,
+          create-only (an identical file there counts as done).
+
+        A lost race (a precondition failure) re-reads the target and decides
+        again. Raises TransientError when no name can be written."""
         bucket = self.storage.bucket(self.settings.processed_bucket)
         digest = base64.b64encode(hashlib.md5(data).digest()).decode()
+        target = decision.target or ""
+        calls = {"timeout": CALL_TIMEOUT, "retry": self._storage_retry}
         start = time.perf_counter()
-        for name in (target, destinations.with_generation(target, ref.generation)):
+
+        def write(name: str, precondition: int) -> bool:
             blob = bucket.blob(name)
-            blob.metadata = {
-                "source-bucket": ref.bucket,
-                "source-name": ref.name,
-                "source-generation": str(ref.generation),
-                "classification-id": ref.doc_id,
-            }
-            try:
-                blob.upload_from_string(
-                    data,
-                    content_type=ref.content_type or "application/octet-stream",
-                    if_generation_match=0,
-                    timeout=CALL_TIMEOUT,
-                    retry=self._storage_retry,  # create-only, so repeating it is safe
-                )
+            attached.apply_to(blob, ref, decision)
+            try:  # pinned to a generation, so repeating it is safe
+                blob.upload_from_string(data, content_type=blob.content_type, if_generation_match=precondition, **calls)
             except gexc.PreconditionFailed:
-                existing = bucket.get_blob(name, timeout=CALL_TIMEOUT, retry=self._storage_retry)
-                if existing is None or existing.md5_hash != digest:
-                    continue  # a different file: never overwrite it
-            timings["copy"] = _ms(start)
-            return rec.Destination(bucket.name, name)
-        raise TransientError(f"both destinations for {ref.name}#{ref.generation} hold other files")
+                return False
+            return True
+
+        precondition = 0  # the common case first: nothing there yet
+        for _ in range(_STORE_ATTEMPTS):
+            if write(target, precondition):
+                break
+            existing = bucket.get_blob(target, **calls)  # the precondition failed: what is there?
+            if existing is None:
+                precondition = 0
+                continue
+            held = source_generation(existing, ref)
+            if existing.md5_hash == digest and held in (ref.generation, None):
+                break  # this version's copy from an earlier attempt, or an identical file
+            if held is None or held >= ref.generation:
+                target = destinations.with_generation(target, ref.generation)  # never replace it
+                return self._store_create_only(bucket, target, write, digest, start, timings)
+            precondition = int(existing.generation)  # an older version's copy: replace it
+        else:
+            raise TransientError(f"lost the race for {target} {_STORE_ATTEMPTS} times; retry later")
+        timings["copy"] = _ms(start)
+        return rec.Destination(bucket.name, target)
+
+    def _store_create_only(
+        self, bucket: Any, name: str, write: Callable[[str, int], bool], digest: str, start: float, timings: dict[str, float]
+    ) -> rec.Destination:
+        """The fallback: create ``name`` only; an identical file there counts
+        as done, a different one is never overwritten (TransientError)."""
+        if not write(name, 0):
+            existing = bucket.get_blob(name, timeout=CALL_TIMEOUT, retry=self._storage_retry)
+            if existing is None or existing.md5_hash != digest:
+                raise TransientError(f"both destinations for {name} hold other files")
+        timings["copy"] = _ms(start)
+        return rec.Destination(bucket.name, name)
 
     def _delete_source(self, ref: rec.ObjectRef, timings: dict[str, float]) -> None:
         """Delete exactly this generation; a newer upload under the name stays."""
@@ -372,6 +458,12 @@ class Processor:
             duplicate=duplicate,
             reason=record.reason,
         )
+
+
+def is_placeholder(ref: rec.ObjectRef) -> bool:
+    """A folder placeholder (the Cloud Console's "Create folder", gcsfuse
+    directories): a zero-byte object whose name ends in ``/``."""
+    return ref.name.endswith("/") and ref.size == 0
 
 
 def _ms(start: float) -> float:

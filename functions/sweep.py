@@ -129,6 +129,7 @@ COUNT_KEYS = (
     "classified",
     "needs_review",
     "rejected",
+    "empty",
     "failed",
 )
 

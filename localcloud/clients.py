@@ -56,14 +56,18 @@ def create_topic_and_subscription(pubsub_host: str, project: str, topic: str, su
     subscriber.close()
 
 
-def create_buckets(storage_url: str, project: str, names: list[str]) -> None:
-    """Create each bucket on fake-gcs-server (existing ones are kept); raises GoogleAPIError."""
+def create_buckets(storage_url: str, project: str, names: list[str], versioned: tuple[str, ...] = ()) -> None:
+    """Create each bucket on fake-gcs-server (existing ones are kept), with
+    object versioning on for those in ``versioned`` (as Terraform makes the
+    processed bucket); raises GoogleAPIError."""
     from google.api_core.exceptions import Conflict
 
     client = storage_client(storage_url, project)
     for name in names:
+        bucket = client.bucket(name)
+        bucket.versioning_enabled = name in versioned
         with contextlib.suppress(Conflict):
-            client.create_bucket(name)
+            client.create_bucket(bucket)
 
 
 def publish_model_store(storage_url: str, project: str, bucket: str, store: Path) -> str:

@@ -241,7 +241,12 @@ def _start_all(config: StackConfig, tools: Tools, state: State) -> None:
     else:  # no notifications: the bridge lists the incoming bucket
         storage = state.add(components.start_storage(tools, ports.storage, log_dir, project=settings.project))
     timings["storage"] = wait_until(storage, http_answers(f"{storage.url}/storage/v1/b"), config.start_timeout)
-    create_buckets(storage.url, settings.project, [settings.incoming_bucket, settings.processed_bucket, settings.models_bucket])
+    create_buckets(
+        storage.url,
+        settings.project,
+        [settings.incoming_bucket, settings.processed_bucket, settings.models_bucket],
+        versioned=(settings.processed_bucket,),
+    )
     timings["firestore"] = wait_until(firestore, components.firestore_ready(firestore), config.start_timeout)
 
     state.info["model"] = _publish_model(config, storage.url)

@@ -46,8 +46,12 @@ NEEDS_REVIEW = "needs_review"
 REJECTED = "rejected"
 FAILED = "failed"  # a transient failure; the platform retries
 SKIPPED = "skipped"  # the object version was gone (deleted or overwritten) before we got to it
-FINISHED = frozenset({CLASSIFIED, NEEDS_REVIEW, REJECTED, SKIPPED})
-STATUSES = (PROCESSING, CLASSIFIED, NEEDS_REVIEW, REJECTED, FAILED, SKIPPED)
+#: a zero-byte object version that is still the live one: not an upload's
+#: content yet (tools write an empty object first and the content as a newer
+#: version); no copy, the object stays where it is, not a rejection
+EMPTY = "empty"
+FINISHED = frozenset({CLASSIFIED, NEEDS_REVIEW, REJECTED, SKIPPED, EMPTY})
+STATUSES = (PROCESSING, CLASSIFIED, NEEDS_REVIEW, REJECTED, FAILED, SKIPPED, EMPTY)
 
 CLAIMED = "claimed"  #: step: the first delivery created the document
 DECIDED = "decided"  #: step: the decision (label or rejection) is recorded
@@ -58,6 +62,8 @@ STEPS = (CLAIMED, DECIDED, COPIED, DONE)
 #: error reasons the core itself records (image problems: shared.errors.ImageError.REASONS)
 TRANSIENT = "transient"
 SOURCE_GONE = "source_gone"
+SUPERSEDED = "superseded"  #: skipped: a zero-byte version a newer version of the name replaced
+ZERO_BYTES = "zero_bytes"  #: empty: the object version holds no bytes
 
 
 class Field:
@@ -82,6 +88,7 @@ class Field:
     CREATED_AT = "created_at"
     UPDATED_AT = "updated_at"
     FINISHED_AT = "finished_at"
+    SKU = "sku"
 
     ALL: tuple[str, ...] = ()  # filled below
 
@@ -107,12 +114,13 @@ CONTRACT_FIELDS = frozenset(
         Field.UPDATED_AT,
         Field.FINISHED_AT,
         Field.TRIGGER,
+        Field.SKU,
     }
 )
 #: keys of ``timings_ms``, milliseconds
 TIMING_STEPS = ("download", "classify", "copy", "delete", "total")
 TOTAL_MS = "total"
-_REASON, _MESSAGE, _TARGET, _BUCKET, _NAME = "reason", "message", "target", "bucket", "name"
+_REASON, _MESSAGE, _TARGET, _BUCKET, _NAME, _GENERATION = "reason", "message", "target", "bucket", "name", "generation"
 
 
 # -- parts of a record ----------------------------------------------------------
@@ -138,7 +146,7 @@ class ObjectRef:
         return {
             _BUCKET: self.bucket,
             _NAME: self.name,
-            "generation": str(self.generation),
+            _GENERATION: str(self.generation),
             "size": self.size,
             "content_type": self.content_type,
         }
@@ -147,7 +155,7 @@ class ObjectRef:
     def from_dict(cls, data: Mapping[str, Any]) -> ObjectRef:
         """The inverse of :meth:`to_dict`. Raises KeyError or ValueError on a malformed map."""
         size = data.get("size")
-        return cls(data[_BUCKET], data[_NAME], int(data["generation"]), int(size) if size else None, data.get("content_type"))
+        return cls(data[_BUCKET], data[_NAME], int(data[_GENERATION]), int(size) if size else None, data.get("content_type"))
 
 
 @dataclass(frozen=True)
@@ -199,6 +207,7 @@ class Decision:
     model_version: str | None = None
     error: dict[str, str] | None = None  # error_info(); set for REJECTED and SKIPPED
     target: str | None = None  # the object name in the processed bucket it files the object under
+    sku: str | None = None  # the uploader's SKU (custom metadata ``SKU_METADATA_KEY``), read with the bytes
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -211,6 +220,8 @@ class Decision:
         }
         if self.target is not None:
             data[_TARGET] = self.target
+        if self.sku is not None:
+            data[Field.SKU] = self.sku
         return data
 
     @classmethod
@@ -223,6 +234,7 @@ class Decision:
             model_version=data.get(Field.MODEL_VERSION),
             error=data.get(Field.ERROR),
             target=data.get(_TARGET),
+            sku=data.get(Field.SKU),
         )
 
 
@@ -253,6 +265,7 @@ class Classification:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     finished_at: datetime | None = None
+    sku: str | None = None
     id: str | None = None  # the document id (not stored as a field)
 
     @property
@@ -285,6 +298,7 @@ class Classification:
             Field.CREATED_AT: self.created_at,
             Field.UPDATED_AT: self.updated_at,
             Field.FINISHED_AT: self.finished_at,
+            Field.SKU: self.sku,
         }
 
     @classmethod
@@ -319,6 +333,7 @@ class Classification:
             created_at=data.get(Field.CREATED_AT),
             updated_at=data.get(Field.UPDATED_AT),
             finished_at=data.get(Field.FINISHED_AT),
+            sku=data.get(Field.SKU) if isinstance(data.get(Field.SKU), str) else None,
             id=doc_id if doc_id is not None else data.get(DOC_ID),
         )
 
@@ -374,6 +389,7 @@ def final_update(decision: Decision, destination: Destination | None, timings_ms
         Field.MODEL_VERSION: decision.model_version,
         Field.DESTINATION: destination.to_dict() if destination else None,
         Field.ERROR: decision.error,
+        Field.SKU: decision.sku,
         Field.TIMINGS_MS: dict(timings_ms),
         Field.STEP: DONE,
         Field.FINISHED_AT: now,

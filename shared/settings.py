@@ -45,6 +45,7 @@ class Settings:
     # processing core
     lease_seconds: float = 120.0  # how long one delivery holds an object version; a crashed one blocks others this long
     dependency_deadline_seconds: float = 15.0  # total retry time of one Firestore or Storage call before "retry later"
+    sku_metadata_key: str = "sku"  # the uploader's custom metadata key holding a SKU, stored in the record's ``sku``
     # TEST-ONLY: failpoints in the processing core (functions/failpoints.py), e.g.
     # "after_copy=crash"; empty (the default, and what Terraform deploys): off
     failpoints: str = ""
@@ -73,6 +74,7 @@ class Settings:
         "SWEEP_MAX_OBJECTS": "sweep_max_objects",
         "LEASE_SECONDS": "lease_seconds",
         "DEPENDENCY_DEADLINE_SECONDS": "dependency_deadline_seconds",
+        "SKU_METADATA_KEY": "sku_metadata_key",
         "FAILPOINTS": "failpoints",
     }
     REQUIRED: ClassVar[tuple[str, ...]] = ("GOOGLE_CLOUD_PROJECT", "INCOMING_BUCKET", "PROCESSED_BUCKET", "MODELS_BUCKET")

@@ -21,10 +21,11 @@ locals {
 
   # What classify and the sweep both do to the buckets: take uploads out of
   # incoming ("incoming_consumer" is the custom role below), file them in
-  # processed, read the model.
+  # processed (objectUser: a re-upload replaces the older copy of its name,
+  # which needs delete as well as create), read the model.
   sorter_bucket_roles = {
     incoming  = ["incoming_consumer"]
-    processed = ["roles/storage.objectViewer", "roles/storage.objectCreator"]
+    processed = ["roles/storage.objectUser"]
     models    = ["roles/storage.objectViewer"]
   }
 

@@ -108,7 +108,6 @@ resource "google_storage_bucket" "incoming" {
 
 resource "google_storage_bucket" "processed" {
   #checkov:skip=CKV_GCP_62:Every object here has its Firestore record (who, when, what); bucket access logs would duplicate it
-  #checkov:skip=CKV_GCP_78:Objects are only ever created, never overwritten (a different file gets a new name), so versioning adds nothing
   name                        = local.bucket_names.processed
   project                     = var.project_id
   location                    = var.region
@@ -116,6 +115,23 @@ resource "google_storage_bucket" "processed" {
   public_access_prevention    = "enforced"
   force_destroy               = false
   labels                      = local.labels
+
+  # A re-upload of a name replaces its copy (the newest upload owns the
+  # name); the older copy stays as a noncurrent version for
+  # processed_noncurrent_days (README, "The event pipeline").
+  versioning {
+    enabled = true
+  }
+
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = var.processed_noncurrent_days
+      with_state                 = "ARCHIVED"
+    }
+    action {
+      type = "Delete"
+    }
+  }
 
   dynamic "lifecycle_rule" {
     for_each = local.expiry_rules.processed

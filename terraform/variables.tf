@@ -216,6 +216,16 @@ variable "rejected_retention_days" {
   }
 }
 
+variable "processed_noncurrent_days" {
+  type        = number
+  description = "Days a replaced copy in the processed bucket (an older upload of a name that was uploaded again) is kept as a noncurrent version before it is deleted."
+  default     = 30
+  validation {
+    condition     = var.processed_noncurrent_days >= 1 && var.processed_noncurrent_days <= 3650
+    error_message = "processed_noncurrent_days must be between 1 and 3650."
+  }
+}
+
 variable "reports_retention_days" {
   type        = number
   description = "Days after which objects under reports/ (sweep and training reports) are deleted; 0 keeps them."

@@ -349,8 +349,7 @@ INCOMING_CONSUMER = "${google_project_iam_custom_role.incoming_consumer.id}"
 EXPECTED_ROLES = {
     "classify": {
         ("bucket:incoming", INCOMING_CONSUMER),
-        ("bucket:processed", "roles/storage.objectViewer"),
-        ("bucket:processed", "roles/storage.objectCreator"),
+        ("bucket:processed", "roles/storage.objectUser"),  # a re-upload replaces the older copy
         ("bucket:models", "roles/storage.objectViewer"),
         ("project", "roles/datastore.user"),
         ("project", "roles/eventarc.eventReceiver"),
@@ -358,8 +357,7 @@ EXPECTED_ROLES = {
     },
     "sweep": {
         ("bucket:incoming", INCOMING_CONSUMER),
-        ("bucket:processed", "roles/storage.objectViewer"),
-        ("bucket:processed", "roles/storage.objectCreator"),
+        ("bucket:processed", "roles/storage.objectUser"),  # a re-upload replaces the older copy
         ("bucket:models", "roles/storage.objectViewer"),
         ("project", "roles/datastore.user"),
     },

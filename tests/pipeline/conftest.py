@@ -144,8 +144,7 @@ def emulated_cloud(logs: Path, model_dir: Path) -> Iterator[tuple[str, str]]:
     ):
         mp.setenv("FIRESTORE_EMULATOR_HOST", firestore_host)
         client = localcloud.storage_client(storage_url, PROJECT)
-        for name in (INCOMING, PROCESSED, MODELS):
-            client.create_bucket(name)
+        localcloud.create_buckets(storage_url, PROJECT, [INCOMING, PROCESSED, MODELS], versioned=(PROCESSED,))
         publish_model(client, model_dir)
         yield storage_url, firestore_host
 

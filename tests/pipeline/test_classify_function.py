@@ -89,7 +89,6 @@ def test_bad_files_are_rejected_with_reasons_and_kept(pipeline: Pipeline):
     cases = {
         "bad/corrupt.jpg": (good[:200] + b"\x00" * 50, "image/jpeg"),
         "bad/notes.jpg": (b"shopping list: socks, more socks\n", "image/jpeg"),
-        "bad/empty.jpg": (b"", "image/jpeg"),
     }
     for name, (data, content_type) in cases.items():
         response = pipeline.post_event(pipeline.upload(name, data, content_type))
@@ -103,7 +102,15 @@ def test_bad_files_are_rejected_with_reasons_and_kept(pipeline: Pipeline):
         kept = pipeline.storage().bucket(PROCESSED).blob(f"rejected/{name}").download_as_bytes()
         assert kept == data
     reasons = {name: _doc_for(pipeline, name)[0]["error"]["reason"] for name in cases}
-    assert reasons["bad/empty.jpg"] == "empty" and reasons["bad/notes.jpg"] == "not_an_image"
+    assert reasons["bad/notes.jpg"] == "not_an_image"
+    # A zero-byte object is no upload's content yet (issue 13.4): recorded
+    # ``empty``, not copied, and kept where it was uploaded.
+    empty = pipeline.upload("bad/empty.jpg", b"")
+    assert pipeline.post_event(empty).status_code == 200
+    (doc,) = _doc_for(pipeline, "bad/empty.jpg")
+    assert doc["status"] == "empty" and doc["error"]["reason"] == "zero_bytes" and doc["destination"] is None
+    assert pipeline.storage().bucket(INCOMING).blob("bad/empty.jpg").download_as_bytes() == b""
+    assert pipeline.storage().bucket(PROCESSED).get_blob("rejected/bad/empty.jpg") is None
 
 
 def test_an_event_for_a_deleted_object_is_recorded_and_acknowledged(pipeline: Pipeline):
@@ -131,13 +138,15 @@ def test_overwrite_keeps_both_versions_and_the_newer_upload(pipeline: Pipeline):
     assert "over/top.jpg" not in pipeline.incoming()
 
 
-def test_a_different_file_at_the_destination_is_never_overwritten(pipeline: Pipeline):
+def test_a_reupload_replaces_the_older_copy_at_its_destination(pipeline: Pipeline):
     first = pipeline.upload("clash/kurta.jpg", synthetic_product(0, 21, size=64))
     assert pipeline.post_event(first).status_code == 200
     (doc,) = _doc_for(pipeline, "clash/kurta.jpg")
     target = doc["destination"]["name"]
-    original = pipeline.storage().bucket(PROCESSED).blob(target).download_as_bytes()
-    # The same name uploaded again with other bytes, that the model files in the same place.
+    processed = pipeline.storage().bucket(PROCESSED)
+    original = processed.get_blob(target)
+    original_bytes = processed.blob(target).download_as_bytes()
+    # The same name uploaded again with other bytes, that the model may file in the same place.
     image = Image.open(io.BytesIO(synthetic_product(0, 21, size=64)))
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=60)
@@ -145,10 +154,12 @@ def test_a_different_file_at_the_destination_is_never_overwritten(pipeline: Pipe
     assert pipeline.post_event(second).status_code == 200
     docs = {d["source"]["generation"]: d for d in _doc_for(pipeline, "clash/kurta.jpg")}
     newer = docs[str(second.generation)]
-    assert pipeline.storage().bucket(PROCESSED).blob(target).download_as_bytes() == original
-    same_class = newer["destination"]["name"].rsplit("/", 2)[0] == target.rsplit("/", 2)[0]
-    if (newer["label"] == doc["label"] and newer["status"] == doc["status"]) or same_class:
-        # the model filed it in the same place: the copy went to a name carrying its generation
-        assert newer["destination"]["name"] == target.replace(".jpg", f".{second.generation}.jpg")
+    # the older copy is never lost: the processed bucket is versioned
+    assert processed.blob(target, generation=original.generation).download_as_bytes() == original_bytes
+    if newer["destination"]["name"] == target:
+        # the model filed it in the same place: the newest upload owns the name (issue 13.6)
+        assert processed.blob(target).download_as_bytes() == buffer.getvalue()
+        assert processed.get_blob(target).metadata["source-generation"] == str(second.generation)
     else:
-        assert newer["destination"]["name"] != target
+        assert (newer["label"], newer["status"]) != (doc["label"], doc["status"])
+        assert processed.blob(target).download_as_bytes() == original_bytes

@@ -4,7 +4,8 @@ HTTP, fake-gcs-server, Firestore emulator) ends with exactly one finished
 record of the expected status and reason, its original bytes kept under the
 expected processed-bucket name (``<slug>/``, ``review/<slug>/`` or
 ``rejected/`` + the name as uploaded, whatever characters it holds), nothing
-left in the incoming bucket; metadata-only changes and event redeliveries do
+left in the incoming bucket (a zero-byte object: an ``empty`` record, no copy,
+the object left in place); metadata-only changes and event redeliveries do
 not add records or copies."""
 
 from __future__ import annotations
@@ -55,6 +56,14 @@ def check_finished(pipeline: Pipeline, case: Case, blob: Any) -> dict:
     the expected name; nothing left behind in the incoming bucket."""
     (record,) = records_for(pipeline, case.name)
     assert record["source"]["generation"] == str(blob.generation)
+    if not case.data:
+        # Zero bytes are no upload's content yet (issue 13.4: tools write an
+        # empty object, then the content): recorded ``empty``, never a
+        # rejection or a copy, and the object stays where it was uploaded.
+        assert record["status"] == "empty" and record["error"]["reason"] == "zero_bytes", record
+        assert record["destination"] is None and copies_of(pipeline, case.name) == []
+        assert pipeline.storage().bucket(INCOMING).blob(case.name).download_as_bytes() == b""
+        return record
     if case.outcome == "sorted":
         assert record["status"] in ("classified", "needs_review"), record
         assert record["label"] in pipeline.labels and record["error"] is None
@@ -83,7 +92,7 @@ def test_each_corpus_case_ends_with_its_expected_record_and_file(pipeline: Pipel
     check_finished(pipeline, case, blob)
     # A redelivery of the same event changes nothing.
     assert post_event(pipeline, blob).status_code == 200
-    assert len(records_for(pipeline, case.name)) == 1 and len(copies_of(pipeline, case.name)) == 1
+    assert len(records_for(pipeline, case.name)) == 1 and len(copies_of(pipeline, case.name)) == (1 if case.data else 0)
 
 
 def test_corpus_destinations_stay_inside_their_prefix_and_fit_gcs_names() -> None:

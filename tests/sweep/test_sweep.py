@@ -143,3 +143,19 @@ def test_a_sweep_can_publish_the_operations_report(swept: SweepStack) -> None:
     rows = swept.storage().bucket(PROCESSED).blob(f"reports/{result['run_id']}/records.csv").download_as_text()
     assert sum("reported-" in line for line in rows.splitlines()) == 2
     assert "report" not in swept.sweep(dry_run=True, report_days=7)  # a dry run writes nothing
+
+
+def test_zero_byte_objects_and_folders_are_no_backlog(swept: SweepStack) -> None:
+    """Issue 13.4 through the sweep: a folder placeholder is not listed; a
+    zero-byte object whose event was lost is recorded ``empty`` once (not
+    rejected, not copied) and stays in incoming; the next run skips it."""
+    swept.upload("zero-folder/", b"")
+    swept.upload("zero-folder/pending.jpg", b"")
+    first = swept.sweep()["counts"]
+    assert first["scanned"] == 1 and first["processed"] == 1 and first["empty"] == 1 and first["rejected"] == 0
+    (doc,) = swept.documents("zero-folder/")
+    assert doc["status"] == "empty" and doc["destination"] is None and doc["source"]["name"] == "zero-folder/pending.jpg"
+    assert not [b.name for b in swept.storage().list_blobs(PROCESSED) if "zero-folder/" in b.name]
+    assert sorted(swept.incoming()) == ["zero-folder/", "zero-folder/pending.jpg"]
+    again = swept.sweep()["counts"]
+    assert again["skipped_finished"] == 1 and again["processed"] == 0

@@ -1,0 +1,62 @@
+"""What travels with a file to its processed copy (functions/copy_metadata.py): pure logic."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from functions.copy_metadata import Attached, result_metadata, source_generation
+from shared import records as rec
+from shared.settings import Settings
+
+REF = rec.ObjectRef("in", "fix/sku-W77.jpg", 17, 1234, "image/jpeg")
+REQUIRED = {"GOOGLE_CLOUD_PROJECT": "p", "INCOMING_BUCKET": "a", "PROCESSED_BUCKET": "b", "MODELS_BUCKET": "c"}
+
+
+def blob(**properties) -> SimpleNamespace:
+    base = {"content_type": None, "cache_control": None, "content_disposition": None, "content_language": None, "metadata": None}
+    return SimpleNamespace(**(base | properties))
+
+
+def test_the_uploaders_properties_and_metadata_are_kept_and_the_result_wins_on_a_clash():
+    attached = Attached.from_blob(
+        blob(content_type="image/png", cache_control="no-cache", content_language="de", metadata={"sku": " W77 ", "status": "x"})
+    )
+    decision = rec.Decision(rec.CLASSIFIED, "Watches", 0.9123456, [], "v9")
+    copy = blob()
+    attached.apply_to(copy, REF, decision)
+    assert (copy.content_type, copy.cache_control, copy.content_language) == ("image/png", "no-cache", "de")
+    assert copy.metadata["sku"] == " W77 " and copy.metadata["status"] == "classified"
+    assert copy.metadata["category"] == "Watches" and copy.metadata["confidence"] == "0.912346"
+    assert copy.metadata["model-version"] == "v9" and copy.metadata["classification-id"] == REF.doc_id
+    assert attached.sku("sku") == "W77" and attached.sku("other") is None and attached.sku("") is None
+
+
+def test_a_rejection_names_its_reason_and_no_category():
+    decision = rec.Decision(rec.REJECTED, error=rec.error_info("corrupt", "bad"), model_version="v9")
+    data = result_metadata(REF, decision)
+    assert data["rejection-reason"] == "corrupt" and "category" not in data and "confidence" not in data
+    copy = blob()
+    Attached().apply_to(copy, REF, decision)
+    assert copy.content_type == "image/jpeg"  # the event's, when the object had none
+
+
+def test_only_a_copy_of_the_same_upload_name_says_which_version_it_holds():
+    own = blob(metadata={"source-bucket": "in", "source-name": REF.name, "source-generation": "12"})
+    assert source_generation(own, REF) == 12
+    assert source_generation(blob(metadata={**own.metadata, "source-name": "other.jpg"}), REF) is None
+    assert source_generation(blob(metadata={**own.metadata, "source-generation": "x"}), REF) is None
+    assert source_generation(blob(), REF) is None
+
+
+def test_the_sku_key_is_read_from_the_environment():
+    assert Settings.from_env(REQUIRED).sku_metadata_key == "sku"
+    assert Settings.from_env(REQUIRED | {"SKU_METADATA_KEY": "article-no"}).sku_metadata_key == "article-no"
+
+
+def test_the_sku_round_trips_through_the_decision_and_the_final_update():
+    decision = rec.Decision(rec.EMPTY, error=rec.error_info(rec.ZERO_BYTES, "none"), sku="W77")
+    assert rec.Decision.from_dict(decision.to_dict()) == decision
+    final = rec.final_update(decision, None, {}, rec.utcnow())
+    record = rec.Classification.from_firestore(final)
+    assert record.sku == "W77" and record.finished and record.status == "empty"
+    assert rec.counter_fields(rec.EMPTY, None, rec.ZERO_BYTES) == {"total": 1, "status.empty": 1}
