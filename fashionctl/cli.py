@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from shared.dev_paths import default_model_store
 from shared.errors import ModelError
 
 
@@ -16,8 +17,8 @@ def parser() -> argparse.ArgumentParser:
     classify = commands.add_parser("classify", help="classify local image files offline")
     classify.add_argument(
         "--model-dir",
-        required=True,
-        help="a model version folder (model.tflite + manifest.json) or a model store holding models/current.json",
+        help="a model version folder (model.tflite + manifest.json) or a model store holding models/current.json "
+        "(default: build/model-store once `make train` has published a model there, else the embedded default-model/)",
     )
     classify.add_argument("--json", action="store_true", help="one JSON object per line")
     classify.add_argument("--top-k", type=int, default=3)
@@ -48,7 +49,10 @@ def _stack_parsers(commands: argparse._SubParsersAction) -> None:
         )
     up.add_argument("--project", default=PROJECT, help="a demo- project id (default %(default)s)")
     up.add_argument(
-        "--model-store", type=Path, default=DEFAULT_MODEL_STORE, help="local model store to publish (default %(default)s)"
+        "--model-store",
+        type=Path,
+        help=f"local model store to publish (default: {DEFAULT_MODEL_STORE} once it has a current model, "
+        "else the embedded default-model/)",
     )
     up.add_argument("--function-source", type=Path, default=DEFAULT_FUNCTION_SOURCE, help="default %(default)s")
     up.add_argument("--function-target", default="classify_upload", help="default %(default)s")
@@ -128,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         from fashionctl import classify
 
         try:
-            return classify.run(args.model_dir, args.paths, as_json=args.json, top_k=args.top_k)
+            return classify.run(str(args.model_dir or default_model_store()), args.paths, as_json=args.json, top_k=args.top_k)
         except ModelError as exc:
             print(f"fashionctl: {exc}", file=sys.stderr)
             return 2
@@ -170,7 +174,7 @@ def _stack_command(args: argparse.Namespace) -> int:
             sweep=args.sweep_port,
         ),
         settings=stack.default_settings(args.project, **overrides),
-        model_store=args.model_store,
+        model_store=args.model_store or default_model_store(stack.DEFAULT_MODEL_STORE),
         function_source=None if args.no_function else args.function_source,
         function_target=args.function_target,
         bridge_target=args.bridge_target,

@@ -80,6 +80,7 @@ def run_prepare(config: JobConfig) -> data_stage.Dataset:
         seed=config.seed,
         val=config.val_fraction,
         test=config.test_fraction,
+        small_images=config.small_images,
     )
     (config.work_dir / SPLIT_FILE).write_text(dataset.split.to_json())
     return dataset
