@@ -22,8 +22,8 @@ class TrainConfig:
     """The training recipe. These defaults are the only ones: the command
     line (training/cli.py) derives its options and help from these fields."""
 
-    head_epochs: int = field(default=3, metadata={"help": "epochs with the base frozen"})
-    fine_tune_epochs: int = field(default=10, metadata={"help": "at most this many epochs fine-tuning the base"})
+    head_epochs: int = field(default=1, metadata={"help": "epochs with the base frozen"})
+    fine_tune_epochs: int = field(default=8, metadata={"help": "at most this many epochs fine-tuning the base"})
     fine_tune_fraction: float = field(default=1.0, metadata={"help": "share of base layers to fine-tune"})
     batch_size: int = field(default=32, metadata={"help": "images per training step"})
     head_lr: float = field(default=1e-3, metadata={"help": "Adam learning rate, frozen-base phase"})
@@ -39,16 +39,16 @@ class TrainConfig:
         },
     )
     cache_after: str = field(
-        default="block_5_add",
+        default="block_12_add",
         metadata={
             "help": "freeze the base up to this layer, run it once per image and view, and train the layers above it "
             "on those cached features (much cheaper per epoch); '' fine-tunes the whole base on pixels every epoch"
         },
     )
     views: int = field(
-        default=2, metadata={"help": "with cache_after: each training image as it is plus views-1 augmented copies"}
+        default=1, metadata={"help": "with cache_after: each training image as it is plus views-1 augmented copies"}
     )
-    patience: int = field(default=4, metadata={"help": "early stopping: epochs without a better val accuracy"})
+    patience: int = field(default=3, metadata={"help": "early stopping: epochs without a better val accuracy"})
     seed: int = field(default=42, metadata={"help": "seeds the split, initialisation, shuffling and augmentation"})
 
 
@@ -81,7 +81,10 @@ class JobConfig:
         default=True,
         metadata={"help": "train on images smaller than the input size too (the 60x80 thumbnails); never held out"},
     )
-    int8_max_loss: float = field(default=0.01, metadata={"help": "keep int8 unless it loses more than this test accuracy"})
+    max_accuracy_loss: float = field(
+        default=0.005,
+        metadata={"help": "serve the fastest exported variant whose test accuracy is within this of the best variant's"},
+    )
     representative_count: int = field(default=1500, metadata={"help": "int8 calibration images from the training split"})
     version: str | None = field(default=None, metadata={"help": "version name (default: UTC timestamp)"})
     force_publish: bool = field(default=False, metadata={"help": "move the pointer even when the gate refuses"})
