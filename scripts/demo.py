@@ -97,9 +97,7 @@ def embedded_model(out: TextIO = sys.stdout, store: Path = EMBEDDED_MODEL_STORE)
 
 
 def train(args: argparse.Namespace, out: TextIO = sys.stdout) -> None:
-    print(
-        f"No model in {args.out}: running the training job on {args.data} (about 7 minutes on 2 cores)...", file=out, flush=True
-    )
+    print(f"Training a model into {args.out} on {args.data} (--train; the job logs its progress)...", file=out, flush=True)
     command = [sys.executable, "-m", "training", "run", "--data", str(args.data), "--weights", str(args.weights)]
     code = subprocess.call([*command, "--out", str(args.out)])
     if code not in (0, 3):
