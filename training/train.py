@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -17,7 +18,7 @@ from training.model import ModelSpec, build_model, head_on, split_base, unfreeze
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AUGMENTATIONS", "TrainConfig", "augmenter", "class_weights", "train"]
+__all__ = ["AUGMENTATIONS", "Features", "TrainConfig", "augmenter", "class_weights", "compute_features", "train"]
 
 
 class ProgressLog(keras.callbacks.Callback):
@@ -219,7 +220,38 @@ def class_weights(targets: np.ndarray, num_classes: int) -> dict[int, float]:
     return {k: float(w) for k, w in enumerate(weights)}
 
 
-def train(data: Dataset, spec: ModelSpec, config: TrainConfig) -> tuple[keras.Model, dict[str, list[float]]]:
+@dataclass(frozen=True)
+class Features:
+    """Cached outputs of the frozen layers (:func:`compute_features`):
+    ``train`` (views x N, h, w, c) float16 with ``train_targets`` (views x N,)
+    class indices, ``val`` (M, h, w, c) float16 in split order."""
+
+    cache_after: str
+    train: np.ndarray
+    train_targets: np.ndarray
+    val: np.ndarray
+
+
+def compute_features(data: Dataset, spec: ModelSpec, config: TrainConfig) -> Features:
+    """Run the frozen layers (pretrained, never trained: the same for every
+    seed) once over the training views and the val split."""
+    _, base = build_model(spec)
+    bottom, _ = split_base(base, config.cache_after)
+    views = config.views if config.augment != "none" else 1
+    aug = augmenter(config.seed, config.augment) if config.augment != "none" else None
+    parts = [cached_features(bottom, data.pixels["train"], augment=None, what="train")]
+    parts += [cached_features(bottom, data.pixels["train"], augment=aug, what=f"train, view {v + 1}") for v in range(1, views)]
+    return Features(
+        cache_after=config.cache_after,
+        train=np.concatenate(parts) if len(parts) > 1 else parts[0],
+        train_targets=np.tile(data.targets["train"], views),
+        val=cached_features(bottom, data.pixels["val"], augment=None, what="val"),
+    )
+
+
+def train(
+    data: Dataset, spec: ModelSpec, config: TrainConfig, features: Features | None = None
+) -> tuple[keras.Model, dict[str, list[float]]]:
     """Fit the model; returns it (pixels in, scores out) with the merged
     per-epoch history.
 
@@ -230,15 +262,19 @@ def train(data: Dataset, spec: ModelSpec, config: TrainConfig) -> tuple[keras.Mo
     the whole base is fine-tuned on pixels. Either way: a frozen-base phase,
     then fine-tuning (BatchNorm frozen) with a cosine-decaying learning rate,
     early stopping on validation accuracy restoring the best epoch's weights.
+    ``features``: computed before by :func:`compute_features` with the same
+    ``cache_after`` and pretrained weights (several seeds share them).
     """
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()  # the same data, seed and machine give the same model
     model, base = build_model(spec)
     if config.cache_after:
-        bottom, top = split_base(base, config.cache_after)
+        _, top = split_base(base, config.cache_after)
         trainee = head_on(top, spec)
-        train_ds, val_ds, count = _feature_datasets(data, bottom, config, spec.num_classes)
-        targets = np.tile(data.targets["train"], count // max(1, len(data.targets["train"])))
+        if features is None or features.cache_after != config.cache_after:
+            features = compute_features(data, spec, config)
+        train_ds, val_ds = _feature_datasets(features, data.targets["val"], config, spec.num_classes)
+        count, targets = len(features.train_targets), features.train_targets
     else:
         trainee = model
         train_ds, val_ds = _datasets(data, config, spec.num_classes)
@@ -302,27 +338,19 @@ def cached_features(bottom: keras.Model, pixels: np.ndarray, *, augment: keras.S
 
 
 def _feature_datasets(
-    data: Dataset, bottom: keras.Model, config: TrainConfig, num_classes: int
-) -> tuple[tf.data.Dataset, tf.data.Dataset, int]:
-    """Cached-feature datasets: each training image once as it is and
-    ``views - 1`` times augmented; val as it is. Returns (train, val,
-    number of training examples)."""
-    views = config.views if config.augment != "none" else 1
-    aug = augmenter(config.seed, config.augment) if config.augment != "none" else None
-    parts = [cached_features(bottom, data.pixels["train"], augment=None, what="train")]
-    parts += [cached_features(bottom, data.pixels["train"], augment=aug, what=f"train, view {v + 1}") for v in range(1, views)]
-    features = np.concatenate(parts) if len(parts) > 1 else parts[0]
-    targets = np.tile(data.targets["train"], views)
-    val_features = cached_features(bottom, data.pixels["val"], augment=None, what="val")
+    features: Features, val_targets: np.ndarray, config: TrainConfig, num_classes: int
+) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    """tf.data pipelines over cached features: training shuffled, batched and
+    flipped left-right at random (in feature space) unless augment is none."""
     flip = keras.layers.RandomFlip("horizontal", seed=config.seed) if config.augment != "none" else None
 
     def prepare(x, y):
         x = tf.cast(x, tf.float32)
         return (flip(x, training=True) if flip is not None else x), tf.one_hot(y, num_classes)
 
-    train = tf.data.Dataset.from_tensor_slices((features, targets))
-    train = train.shuffle(len(targets), seed=config.seed, reshuffle_each_iteration=True).batch(config.batch_size)
-    train = train.map(prepare)
-    val = tf.data.Dataset.from_tensor_slices((val_features, data.targets["val"])).batch(256)
+    train = tf.data.Dataset.from_tensor_slices((features.train, features.train_targets))
+    train = train.shuffle(len(features.train_targets), seed=config.seed, reshuffle_each_iteration=True)
+    train = train.batch(config.batch_size).map(prepare)
+    val = tf.data.Dataset.from_tensor_slices((features.val, val_targets)).batch(256)
     val = val.map(lambda x, y: (tf.cast(x, tf.float32), tf.one_hot(y, num_classes)))
-    return train.prefetch(tf.data.AUTOTUNE), val.cache().prefetch(tf.data.AUTOTUNE), len(targets)
+    return train.prefetch(tf.data.AUTOTUNE), val.cache().prefetch(tf.data.AUTOTUNE)
