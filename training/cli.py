@@ -42,6 +42,7 @@ def _add_field(group: argparse._ActionsContainer, owner: type, f: dataclasses.Fi
     else:
         args = [a for a in typing.get_args(kind) if a is not type(None)]
         kwargs["type"] = args[0] if args else kind
+        kwargs["metavar"] = f.name.upper()
         if "choices" in meta:
             kwargs["choices"] = meta["choices"]
     group.add_argument(_option(f.name), dest=f.name if owner is JobConfig else f"{_section(owner)}.{f.name}", **kwargs)

@@ -23,7 +23,7 @@ class TrainConfig:
     line (training/cli.py) derives its options and help from these fields."""
 
     head_epochs: int = field(default=1, metadata={"help": "epochs with the base frozen"})
-    fine_tune_epochs: int = field(default=8, metadata={"help": "at most this many epochs fine-tuning the base"})
+    fine_tune_epochs: int = field(default=6, metadata={"help": "at most this many epochs fine-tuning the base"})
     fine_tune_fraction: float = field(default=1.0, metadata={"help": "share of base layers to fine-tune"})
     batch_size: int = field(default=32, metadata={"help": "images per training step"})
     head_lr: float = field(default=1e-3, metadata={"help": "Adam learning rate, frozen-base phase"})
@@ -39,7 +39,7 @@ class TrainConfig:
         },
     )
     cache_after: str = field(
-        default="block_12_add",
+        default="block_9_add",
         metadata={
             "help": "freeze the base up to this layer, run it once per image and view, and train the layers above it "
             "on those cached features (much cheaper per epoch); '' fine-tunes the whole base on pixels every epoch"
