@@ -48,7 +48,7 @@ class ProgressLog(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         now = time.perf_counter()
-        if now - self._last < self.every:
+        if batch == 0 or now - self._last < self.every:  # the first step also traces the graph: no rate from it alone
             return
         self._last = now
         rate, eta = self._rate_eta(batch + 1)
