@@ -6,18 +6,21 @@ PY := $(VENV)/bin/python
 SHARED := $(abspath ..)/shared
 
 DATA_DIR ?= $(SHARED)/data/fashion-product-images-small
+TRAIN_DATA ?= $(SHARED)/data/fashion-product-images-12k
 WEIGHTS ?= $(if $(wildcard $(SHARED)/weights/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5),$(SHARED)/weights/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5,imagenet)
 OUT ?= build/model-store
 TRAIN_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help venv test lint format train demo bench bundle clean
+.PHONY: help venv venv-serve test lint format train train-small embed-model demo bench bundle clean
 
 help:
 	@echo "make demo   get a model, start the local emulated cloud, upload sample images, show the results (KEEP=1 leaves it running)"
 	@echo "make test   lint and run the whole test suite"
 	@echo "make test-fast  the unit tests only: pure logic, no emulators, no training (about half a minute)"
-	@echo "make train  run the training job (DATA_DIR=, WEIGHTS=, OUT=)"
+	@echo "make train  run the training job on the 12k set (TRAIN_DATA=, WEIGHTS=, OUT=, TRAIN_ARGS=)"
+	@echo "make train-small  a quick training run on the 2,010-image set (DATA_DIR=)"
+	@echo "make embed-model  make OUT's current model the embedded default (default-model/)"
 	@echo "make bench  run the benchmarks (training, inference, HTTP, pipeline): tables, build/bench/results.json (BENCH_ARGS=--quick)"
 	@echo "make bundle build the functions source archive, reproducibly (BUNDLE=build/bundle/functions.zip)"
 
@@ -29,6 +32,16 @@ $(VENV)/.installed: requirements.txt training/requirements.txt requirements-dev.
 	@touch $@
 
 venv: $(VENV)/.installed
+
+# Serving and the local emulated cloud only (no TensorFlow): what `make demo` runs.
+$(VENV)/.serve-installed: requirements.txt requirements-local.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-local.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+venv-serve: $(if $(wildcard $(VENV)/.installed),$(VENV)/.installed,$(VENV)/.serve-installed)
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -53,11 +66,20 @@ test-fast: venv
 	$(PY) -m pytest -q -m "not training and not long" --ignore=tests/training/test_gcs.py $(TEST_FAST) $(PYTEST_ARGS)
 
 train: venv
-	$(PY) -m training run --data "$(DATA_DIR)" --weights "$(WEIGHTS)" --out "$(OUT)" $(TRAIN_ARGS)
+	$(PY) -m training run --data "$(TRAIN_DATA)" --weights "$(WEIGHTS)" --out "$(OUT)" $(TRAIN_ARGS)
 
-# KEEP=1 leaves the local stack running afterwards; DEMO_ARGS= e.g. --per-class 5
-demo: venv
-	$(PY) -m scripts.demo --data "$(DATA_DIR)" --weights "$(WEIGHTS)" --out "$(OUT)" $(if $(MODEL_DIR),--model-dir "$(MODEL_DIR)") $(if $(filter-out 0 no false,$(KEEP)),--keep) $(DEMO_ARGS)
+# The 2,010-image set, fewer epochs: a few minutes.
+train-small: venv
+	$(PY) -m training run --data "$(DATA_DIR)" --weights "$(WEIGHTS)" --out "$(OUT)" --head-epochs 2 --fine-tune-epochs 4 $(TRAIN_ARGS)
+
+embed-model: venv
+	$(PY) -m scripts.embed_model --store "$(OUT)"
+
+# The embedded model and samples/ unless MODEL_DIR= or DEMO_DATA= (a dataset: images of the model's test split);
+# TRAIN=1 trains a model on DATA_DIR first. KEEP=1 leaves the local stack running afterwards; DEMO_ARGS= e.g. --per-class 5
+DEMO_DATA ?= $(if $(filter-out 0 no false,$(TRAIN)),$(DATA_DIR))
+demo: $(if $(filter-out 0 no false,$(TRAIN)),venv,venv-serve)
+	$(PY) -m scripts.demo --out "$(OUT)" $(if $(DEMO_DATA),--data "$(DEMO_DATA)") $(if $(filter-out 0 no false,$(TRAIN)),--train --weights "$(WEIGHTS)") $(if $(MODEL_DIR),--model-dir "$(MODEL_DIR)") $(if $(filter-out 0 no false,$(KEEP)),--keep) $(DEMO_ARGS)
 
 # Benchmarks (docs/benchmarks.md). wrk, the HTTP load generator, comes from Debian.
 BENCH_ARGS ?=

@@ -14,8 +14,15 @@ from shared.manifest import Manifest, read_manifest, sha256_bytes
 from shared.model_layout import MANIFEST_FILE, POINTER
 
 KERAS_FILE = "model.keras"
-VARIANT_FILES = {"int8": "model_int8.tflite", "float32": "model_float32.tflite"}
-REQUIRED = (KERAS_FILE, MANIFEST_FILE, *VARIANT_FILES.values())
+#: The training job's exported variants (training/pipeline.py VARIANTS); a
+#: work folder holds int8 and float32 at least.
+VARIANT_FILES = {
+    "int8": "model_int8.tflite",
+    "float16": "model_float16.tflite",
+    "float32": "model_float32.tflite",
+    "float16-single": "model_float16-single.tflite",
+}
+REQUIRED = (KERAS_FILE, MANIFEST_FILE, VARIANT_FILES["int8"], VARIANT_FILES["float32"])
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,18 @@ class Artifacts:
 
     def complete(self) -> bool:
         return all((self.work_dir / name).is_file() for name in REQUIRED) and (self.store / POINTER).is_file()
+
+    def variants(self) -> list[str]:
+        """The exported variants present in the work folder, in VARIANT_FILES order."""
+        return [name for name, file in VARIANT_FILES.items() if (self.work_dir / file).is_file()]
+
+    def served_variant(self) -> tuple[str | None, str]:
+        """The variant the training job chose to serve and its reason (metrics.json)."""
+        import json
+
+        path = self.work_dir / "metrics.json"
+        metrics = json.loads(path.read_text()) if path.is_file() else {}
+        return metrics.get("served_variant"), metrics.get("served_because", "")
 
     @property
     def manifest(self) -> Manifest:
@@ -44,6 +63,10 @@ class Artifacts:
             model_sha256=sha256_bytes(model_bytes),
             input_dtype=details["input"]["dtype"],
             quantization={"type": name, "input": details["input"], "output": details["output"]},
+            base_network={
+                **self.manifest.base_network,
+                "test_time_augmentation": "none" if name.endswith("-single") else "horizontal-flip average",
+            },
         )
         return model_bytes, manifest
 

@@ -1,7 +1,9 @@
 """Inference benchmark, one process pinned to one core (as a function
 instance with one vCPU): the shared Classifier against the bare LiteRT
 interpreter (our overhead) and against Keras ``model.predict`` (the
-prototype's way), for the int8 and float32 models, in the same run."""
+prototype's way), for every exported variant (int8, float16, float32, and
+float16 without the mirror-image average), in the same run; says which
+variant is served and whether it is the fastest."""
 
 from __future__ import annotations
 
@@ -82,7 +84,8 @@ def _run(
     size = artifacts.manifest.input_size
     measure("preprocess product JPEG", lambda: prepare_image(product.data, size))
     measure("preprocess 2-MP photo", lambda: prepare_image(photo.data, size))
-    for variant in ("int8", "float32"):
+    variants = artifacts.variants()
+    for variant in variants:
         model_bytes, manifest = artifacts.variant(variant)
         classifier = Classifier(model_bytes, manifest)
         bare = measure(f"{variant} bare invoke()", _bare_invoke(_bare_interpreter(model_bytes), pixels))
@@ -90,6 +93,12 @@ def _run(
         measure(f"{variant} Classifier.classify (JPEG bytes)", lambda c=classifier: c.classify(product.data))
         results[f"{variant}_overhead_ratio"] = round(wrapped.p50 / bare.p50, 3)
 
+    bare = {variant: rows[f"{variant} bare invoke()"]["p50_ms"] for variant in variants}
+    served, why = artifacts.served_variant()
+    fastest = min(bare, key=bare.__getitem__)
+    results.update(variants=variants, served_variant=served, served_because=why, fastest_variant=fastest)
+    results["served_is_fastest"] = served in bare and bare[served] <= min(bare.values()) * 1.02  # within timing noise
+    print(f"  served: {served} ({why}); fastest bare invoke() here: {fastest}", flush=True)
     started = time.perf_counter()
     model = load_keras_served(artifacts.work_dir, artifacts.flip_average)
     results["keras_load_s"] = round(time.perf_counter() - started, 2)
@@ -97,6 +106,6 @@ def _run(
     # slow: fewer calls (a quarter) for the same precision of its percentiles
     keras = measure("Keras model.predict", lambda: model.predict(batch, verbose=0), max(5, iterations // 4), max(3, warmup // 4))
     results["speedup_vs_keras_predict"] = {
-        variant: round(keras.p50 / rows[f"{variant} Classifier.predict_arrays"]["p50_ms"], 1) for variant in ("int8", "float32")
+        variant: round(keras.p50 / rows[f"{variant} Classifier.predict_arrays"]["p50_ms"], 1) for variant in variants
     }
     return results

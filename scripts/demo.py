@@ -1,9 +1,11 @@
 """``make demo``: the event pipeline on the local emulated cloud, end to end.
 
-Gets a model (``--model-dir``, else the store's current model, else trains
-one on the shared data), starts the stack (``localcloud.up``, what
+Gets a model (``--model-dir``, else the ``--out`` store's current model,
+else the embedded default model in ``default-model/``; it trains one only
+when asked with ``--train``), starts the stack (``localcloud.up``, what
 ``fashionctl up`` runs) with it,
-uploads real held-out images and one file that is not an image to the
+uploads real held-out images (the committed ``samples/``, or with
+``--data`` images of the model's test split) and one file that is not an image to the
 incoming bucket through google-cloud-storage, waits until every upload has a
 finished record in Firestore and the incoming bucket is empty, prints the
 results and the processed bucket's layout, and stops the stack (``--keep``
@@ -14,6 +16,7 @@ script started is stopped.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import mimetypes
 import os
@@ -31,6 +34,7 @@ from typing import Any, TextIO
 
 import localcloud
 from fashionctl import results
+from shared.dev_paths import EMBEDDED_MODEL_STORE, SAMPLES_DIR
 from shared.errors import ModelError
 from shared.model_layout import MANIFEST_FILE, MODELS_PREFIX, POINTER, pointer_payload, resolve_model_dir
 from shared.records import Field, classification_id, is_finished
@@ -66,11 +70,15 @@ class Sample:
 
 def get_model(args: argparse.Namespace, out: TextIO = sys.stdout) -> Path:
     """A model store (holding models/current.json) to publish: ``--model-dir``
-    (a store or a version folder), else the ``--out`` store when it has a
-    current model, else a new one trained into ``--out``."""
+    (a store or a version folder), else a new one trained into ``--out``
+    when ``--train`` asks, else the ``--out`` store when it has a current
+    model, else the embedded default model."""
     if args.model_dir:
         return store_for(Path(args.model_dir), Path(args.state_dir) / "demo-model-store")
     store = Path(args.out)
+    if getattr(args, "train", False):
+        train(args, out)
+        return store
     if (store / POINTER).is_file():
         try:
             print(f"Using the current model of {store} (delete {store} to train a new one).", file=out)
@@ -78,14 +86,19 @@ def get_model(args: argparse.Namespace, out: TextIO = sys.stdout) -> Path:
             return store
         except ModelError as exc:
             raise DemoError(f"{store} holds a broken model ({exc}); delete it or pass MODEL_DIR=") from exc
-    train(args, out)
+    return embedded_model(out)
+
+
+def embedded_model(out: TextIO = sys.stdout, store: Path = EMBEDDED_MODEL_STORE) -> Path:
+    """The default model committed with the repository (a model store)."""
+    if not (store / POINTER).is_file():
+        raise DemoError(f"no embedded model in {store}: pass MODEL_DIR=, or TRAIN=1 to train one")
+    print(f"Using the embedded default model in {store} (`make train` or MODEL_DIR= for another).", file=out)
     return store
 
 
 def train(args: argparse.Namespace, out: TextIO = sys.stdout) -> None:
-    print(
-        f"No model in {args.out}: running the training job on {args.data} (about 7 minutes on 2 cores)...", file=out, flush=True
-    )
+    print(f"Training a model into {args.out} on {args.data} (--train; the job logs its progress)...", file=out, flush=True)
     command = [sys.executable, "-m", "training", "run", "--data", str(args.data), "--weights", str(args.weights)]
     code = subprocess.call([*command, "--out", str(args.out)])
     if code not in (0, 3):
@@ -139,6 +152,22 @@ def sample(version_dir: Path, data: Path, per_class: int) -> list[Sample]:
             taken[label] += 1
             chosen.append(Sample(name=path.name, truth=label, path=path))
     return sorted(chosen, key=lambda s: (s.truth or "", s.name))
+
+
+def committed_samples(folder: Path = SAMPLES_DIR) -> list[Sample]:
+    """The sample files committed in ``folder``, as ``labels.csv`` lists them
+    (columns file, label, source; an empty label for the file that is not a
+    photo), in class order with unlabelled files last."""
+    listing = folder / "labels.csv"
+    if not listing.is_file():
+        raise DemoError(f"no sample list at {listing}: pass DATA_DIR= to take images from a dataset instead")
+    with listing.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    chosen = [Sample(name=row["file"], truth=row["label"] or None, path=folder / row["file"]) for row in rows]
+    missing = [s.name for s in chosen if not (s.path and s.path.is_file())]
+    if missing:
+        raise DemoError(f"{listing} names files that are not there: {', '.join(missing)}")
+    return sorted(chosen, key=lambda s: (s.truth is None, s.truth or "", s.name))
 
 
 def unusable_file() -> Sample:
@@ -371,9 +400,13 @@ def print_keep_instructions(state: localcloud.State, out: TextIO = sys.stdout) -
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m scripts.demo", description=__doc__)
-    p.add_argument("--data", required=True, help="the dataset folder (styles.csv + images/)")
-    p.add_argument("--weights", default="imagenet", help="for training, when there is no model")
-    p.add_argument("--out", required=True, help="the model store: reused when it has a current model, else trained into")
+    p.add_argument(
+        "--data", help="a dataset folder (styles.csv + images/): upload images of the model's test split from it, not samples/"
+    )
+    p.add_argument("--train", action="store_true", help="train a model into --out first (needs --data and TensorFlow)")
+    p.add_argument("--samples", type=Path, default=SAMPLES_DIR, help="the sample files and labels.csv (default %(default)s)")
+    p.add_argument("--weights", default="imagenet", help="for training")
+    p.add_argument("--out", required=True, help="the model store: used when it has a current model; --train trains into it")
     p.add_argument("--model-dir", help="use this model (a version folder or a store) instead")
     p.add_argument("--per-class", type=int, default=3, help="images per class to upload (default %(default)s)")
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the pipeline (default %(default)s)")
@@ -386,7 +419,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     started = time.monotonic()
-    if not (Path(args.data) / "styles.csv").is_file():
+    if (args.data or args.train) and not (Path(args.data or "") / "styles.csv").is_file():
         raise DemoError(
             f"no dataset at {args.data} (expected styles.csv and images/, the Kaggle layout): the demo uploads its images. "
             "Pass DATA_DIR=/path/to/fashion-product-images-small (from "
@@ -395,9 +428,12 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     store = get_model(args, out)
     version_dir = resolve_model_dir(store)
     print(f"Model: {describe_model(version_dir)}", file=out)
-    samples = [*sample(version_dir, Path(args.data), args.per_class), unusable_file()]
-    if len(samples) == 1:
-        raise DemoError(f"no images found under {args.data}/images")
+    if args.data:
+        samples = [*sample(version_dir, Path(args.data), args.per_class), unusable_file()]
+        if len(samples) == 1:
+            raise DemoError(f"no images found under {args.data}/images")
+    else:
+        samples = committed_samples(Path(args.samples))
     state = start_stack(Path(args.state_dir), store, choose_ports(args.free_ports, out), args.firestore, out)
     with stack_running(Path(state.state_dir), args.keep):
         storage_client, db = clients(state.env)

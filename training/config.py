@@ -1,4 +1,8 @@
-"""Job settings, read once from the command line and passed down."""
+"""Job settings, read once from the command line and passed down.
+
+The dataclasses here and GateConfig in training/publish.py hold
+the only defaults of the job; training/cli.py derives every option, its type,
+default and help text from their fields (``metadata["help"]``)."""
 
 from __future__ import annotations
 
@@ -7,27 +11,85 @@ from pathlib import Path
 
 from shared.dev_paths import REPO_ROOT, default_data, default_weights
 from training.publish import GateConfig
-from training.train import TrainConfig
 
-__all__ = ["REPO_ROOT", "JobConfig", "default_data", "default_weights"]
+__all__ = ["AUGMENTATIONS", "REPO_ROOT", "JobConfig", "TrainConfig", "default_data", "default_weights"]
+
+AUGMENTATIONS = ("none", "product", "photo")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training recipe. These defaults are the only ones: the command
+    line (training/cli.py) derives its options and help from these fields."""
+
+    head_epochs: int = field(default=1, metadata={"help": "epochs with the base frozen"})
+    fine_tune_epochs: int = field(default=6, metadata={"help": "at most this many epochs fine-tuning the base"})
+    fine_tune_fraction: float = field(default=1.0, metadata={"help": "share of base layers to fine-tune"})
+    batch_size: int = field(default=32, metadata={"help": "images per training step"})
+    head_lr: float = field(default=1e-3, metadata={"help": "Adam learning rate, frozen-base phase"})
+    fine_tune_lr: float = field(default=3e-4, metadata={"help": "peak Adam learning rate while fine-tuning (cosine decay)"})
+    label_smoothing: float = field(default=0.1, metadata={"help": "label smoothing of the cross-entropy loss"})
+    class_weighting: bool = field(default=True, metadata={"help": "weight classes by inverse frequency"})
+    augment: str = field(
+        default="photo",
+        metadata={
+            "help": "training augmentation: none; product (flip, rotation, zoom, shift, brightness); "
+            "photo (product plus background, colour, blur and crops for photos taken outside a studio)",
+            "choices": AUGMENTATIONS,
+        },
+    )
+    cache_after: str = field(
+        default="block_9_add",
+        metadata={
+            "help": "freeze the base up to this layer, run it once per image and view, and train the layers above it "
+            "on those cached features (much cheaper per epoch); '' fine-tunes the whole base on pixels every epoch"
+        },
+    )
+    views: int = field(
+        default=1, metadata={"help": "with cache_after: each training image as it is plus views-1 augmented copies"}
+    )
+    patience: int = field(default=3, metadata={"help": "early stopping: epochs without a better val accuracy"})
+    seed: int = field(default=42, metadata={"help": "seeds the split, initialisation, shuffling and augmentation"})
 
 
 @dataclass(frozen=True)
 class JobConfig:
-    data: str | None = None  # local folder or gs://bucket/prefix in the Kaggle layout
-    out: str = str(REPO_ROOT / "build" / "model-store")  # model store: folder or gs://bucket
-    work_dir: Path = REPO_ROOT / "build" / "train-work"
-    weights: str = "imagenet"
-    alpha: float = 0.35
-    size: int = 224
-    top_n: int = 10
-    seed: int = 42
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
-    int8_max_loss: float = 0.01  # keep int8 unless it loses more than this accuracy
-    representative_count: int = 1500  # int8 calibration images (all of the training split here)
-    version: str | None = None
-    force_publish: bool = False
-    flip_average: bool = True  # serve the average of the image's and its mirror's scores
+    data: str | None = field(
+        default_factory=default_data,
+        metadata={
+            "help": "dataset folder or gs:// URI in the Kaggle layout (styles.csv + images/, optionally "
+            "duplicate_groups.csv); default: ../shared/data/fashion-product-images-small beside the checkout, when present"
+        },
+    )
+    out: str = field(
+        default=str(REPO_ROOT / "build" / "model-store"), metadata={"help": "model store: a folder or gs://bucket[/prefix]"}
+    )
+    work_dir: Path = field(default=REPO_ROOT / "build" / "train-work", metadata={"help": "where stages keep their files"})
+    weights: str = field(
+        default_factory=default_weights,
+        metadata={
+            "help": "'imagenet' (downloaded by Keras), a local Keras weights file (no top), or 'none' (random init, for tests)"
+        },
+    )
+    alpha: float = field(default=0.35, metadata={"help": "MobileNetV2 width multiplier"})
+    size: int = field(default=224, metadata={"help": "input size in pixels"})
+    top_n: int = field(default=10, metadata={"help": "keep the N most frequent articleTypes"})
+    seed: int = field(default=42, metadata={"help": "seeds the split and the training"})
+    val_fraction: float = field(default=0.15, metadata={"help": "share of each class's full-size images for validation"})
+    test_fraction: float = field(default=0.15, metadata={"help": "share of each class's full-size images for the test"})
+    small_images: bool = field(
+        default=True,
+        metadata={"help": "train on images smaller than the input size too (the 60x80 thumbnails); never held out"},
+    )
+    max_accuracy_loss: float = field(
+        default=0.005,
+        metadata={"help": "serve the fastest exported variant whose test accuracy is within this of the best variant's"},
+    )
+    representative_count: int = field(default=1500, metadata={"help": "int8 calibration images from the training split"})
+    version: str | None = field(default=None, metadata={"help": "version name (default: UTC timestamp)"})
+    force_publish: bool = field(default=False, metadata={"help": "move the pointer even when the gate refuses"})
+    flip_average: bool = field(
+        default=True, metadata={"help": "export a model that averages the scores of the image and its mirror image"}
+    )
     train: TrainConfig = field(default_factory=TrainConfig)
     gate: GateConfig = field(default_factory=GateConfig)

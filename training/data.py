@@ -1,8 +1,20 @@
-"""Prepare stage: Kaggle layout (``styles.csv`` + ``images/<id>.jpg``) ->
-a reproducible, stratified train/val/test split and the decoded pixels.
+"""Prepare stage: Kaggle layout (``styles.csv`` + ``images/<id>.jpg``, and
+optionally ``duplicate_groups.csv``) -> a reproducible train/val/test split
+that cannot leak, and the decoded pixels.
 
-The split is saved as ``split.json`` (ids, labels, seed, data fingerprint, what
-was skipped and why), so a later run can load exactly the same split.
+Rules of the split (all in :func:`grouped_split`):
+
+- stratified by class, seeded;
+- pictures of one duplicate group (``duplicate_groups.csv``: ids whose
+  pictures are the same photo) always land on one side;
+- val and test hold only *full-size* images: both sides at least the model's
+  input size (224x224 and 225x300 at 224 px), so no held-out image is an
+  upscaled thumbnail; smaller images (the 60x80 thumbnails) go to training,
+  or nowhere when ``small_images`` is off.
+
+The split is saved as ``split.json`` (ids, labels, seed, rules, data
+fingerprint, what was skipped and why) and published beside the model, so a
+later run or a test can load exactly the same split.
 """
 
 from __future__ import annotations
@@ -12,11 +24,13 @@ import hashlib
 import io
 import json
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from shared.errors import ImageError
 from shared.preprocess import prepare_image
@@ -25,6 +39,7 @@ from training.storage import Store
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
+GROUPS_FILE = "duplicate_groups.csv"
 
 
 @dataclass
@@ -38,6 +53,7 @@ class Split:
     skipped: dict[str, int] = field(default_factory=dict)
     fingerprint: str = ""
     source: str = ""
+    rules: dict[str, Any] = field(default_factory=dict)  # how held-out images were chosen
 
     def to_json(self) -> str:
         return json.dumps(
@@ -47,6 +63,7 @@ class Split:
                 "fractions": self.fractions,
                 "source": self.source,
                 "fingerprint": self.fingerprint,
+                "rules": self.rules,
                 "skipped": self.skipped,
                 "counts": {name: len(rows) for name, rows in self.items.items()},
                 "items": {name: [list(row) for row in rows] for name, rows in self.items.items()},
@@ -65,6 +82,7 @@ class Split:
             skipped=data.get("skipped", {}),
             fingerprint=data.get("fingerprint", ""),
             source=data.get("source", ""),
+            rules=data.get("rules", {}),
         )
 
 
@@ -101,6 +119,14 @@ def read_styles(data: bytes) -> tuple[list[tuple[str, str]], int]:
     return rows, malformed
 
 
+def read_groups(data: bytes) -> dict[str, str]:
+    """``duplicate_groups.csv`` bytes (columns ``group`` and ``id``) -> {id: group}."""
+    reader = csv.DictReader(io.StringIO(data.decode("utf-8-sig", errors="replace")))
+    if not reader.fieldnames or not {"group", "id"} <= set(reader.fieldnames):
+        raise ValueError(f"{GROUPS_FILE} needs 'group' and 'id' columns")
+    return {row["id"].strip(): row["group"].strip() for row in reader if row.get("id") and row.get("group")}
+
+
 def top_classes(rows: list[tuple[str, str]], n: int) -> list[str]:
     """The ``n`` most frequent labels, ties broken by name; returned sorted by name."""
     counts = Counter(label for _, label in rows)
@@ -108,26 +134,87 @@ def top_classes(rows: list[tuple[str, str]], n: int) -> list[str]:
     return sorted(label for label, _ in ranked[:n])
 
 
+def grouped_split(
+    rows: list[tuple[str, str]],
+    labels: list[str],
+    *,
+    seed: int,
+    val: float,
+    test: float,
+    groups: dict[str, str] | None = None,
+    held_out_ok: set[str] | None = None,
+) -> dict[str, list[tuple[str, str]]]:
+    """Cut ``rows`` ([(id, label)]) into train/val/test.
+
+    Per class, the units are duplicate groups (``groups``: id -> group name;
+    an id in no group is a unit of its own). Units whose every image is in
+    ``held_out_ok`` (default: all) are shuffled with a seeded RNG and cut:
+    ``round(n * test)`` units to test, ``round(n * val)`` to val, the rest to
+    train; other units go to train. A group whose images carry different
+    labels never goes to val or test. With no groups and every image allowed,
+    this is a plain per-class stratified split.
+    """
+    groups = groups or {}
+    rng = np.random.default_rng(seed)
+    label_of = dict(rows)
+    units: dict[str, list[str]] = {}
+    for image_id, _ in rows:
+        units.setdefault(groups.get(image_id, f"id:{image_id}"), []).append(image_id)
+    mixed = {key for key, ids in units.items() if len({label_of[i] for i in ids}) > 1}
+    out: dict[str, list[tuple[str, str]]] = {name: [] for name in SPLITS}
+    for label in labels:
+        mine = [sorted(ids, key=_id_sort_key) for key, ids in units.items() if label_of[ids[0]] == label and key not in mixed]
+        mine.sort(key=lambda ids: _id_sort_key(ids[0]))
+        eligible = [ids for ids in mine if held_out_ok is None or all(i in held_out_ok for i in ids)]
+        rest = [ids for ids in mine if not (held_out_ok is None or all(i in held_out_ok for i in ids))]
+        order = rng.permutation(len(eligible))
+        n_test, n_val = round(len(eligible) * test), round(len(eligible) * val)
+        picked = [eligible[k] for k in order]
+        out["test"] += [(i, label) for ids in picked[:n_test] for i in ids]
+        out["val"] += [(i, label) for ids in picked[n_test : n_test + n_val] for i in ids]
+        out["train"] += [(i, label) for ids in picked[n_test + n_val :] + rest for i in ids]
+    for key in sorted(mixed):
+        out["train"] += [(i, label_of[i]) for i in sorted(units[key], key=_id_sort_key) if label_of[i] in labels]
+    return out
+
+
 def stratified_split(
     rows: list[tuple[str, str]], labels: list[str], *, seed: int, val: float, test: float
 ) -> dict[str, list[tuple[str, str]]]:
-    """Shuffle each class with a seeded RNG and cut it into train/val/test."""
-    rng = np.random.default_rng(seed)
-    out: dict[str, list[tuple[str, str]]] = {name: [] for name in SPLITS}
-    for label in labels:
-        ids = sorted((i for i, lab in rows if lab == label), key=_id_sort_key)
-        order = rng.permutation(len(ids))
-        n_test = round(len(ids) * test)
-        n_val = round(len(ids) * val)
-        picked = [ids[k] for k in order]
-        out["test"] += [(i, label) for i in picked[:n_test]]
-        out["val"] += [(i, label) for i in picked[n_test : n_test + n_val]]
-        out["train"] += [(i, label) for i in picked[n_test + n_val :]]
-    return out
+    """Shuffle each class with a seeded RNG and cut it into train/val/test
+    (:func:`grouped_split` with no groups and every image allowed)."""
+    return grouped_split(rows, labels, seed=seed, val=val, test=test)
 
 
 def _id_sort_key(image_id: str) -> tuple[int, str]:
     return (int(image_id), image_id) if image_id.isdigit() else (1 << 62, image_id)
+
+
+class Progress:
+    """Structured progress lines: done/total, items per second and ETA."""
+
+    def __init__(self, stage: str, what: str, total: int, every: float = 10.0) -> None:
+        self.stage, self.what, self.total, self.every = stage, what, total, every
+        self.start = self._last = time.perf_counter()
+
+    def update(self, done: int, *, force: bool = False) -> None:
+        now = time.perf_counter()
+        if not force and now - self._last < self.every and done != self.total:
+            return
+        self._last = now
+        elapsed = max(now - self.start, 1e-9)
+        rate = done / elapsed
+        eta = (self.total - done) / rate if rate > 0 else 0.0
+        log.info(
+            "%s: %d/%d %s, %.0f/s, ETA %.0f s",
+            self.stage,
+            done,
+            self.total,
+            self.what,
+            rate,
+            eta,
+            extra={"stage": self.stage, "done": done, "total": self.total, "per_second": round(rate, 1), "eta_s": round(eta)},
+        )
 
 
 def prepare(
@@ -138,15 +225,30 @@ def prepare(
     seed: int = 42,
     val: float = 0.15,
     test: float = 0.15,
+    small_images: bool = True,
 ) -> Dataset:
-    """Read, filter, decode and split the data under ``store``."""
+    """Read, filter, decode and split the data under ``store``.
+
+    ``size``: model input in pixels; an image smaller than ``size`` on either
+    side is never held out (val/test), and with ``small_images`` off it is
+    left out of training too (counted in ``skipped`` as ``small_image``;
+    val and test stay the same).
+    """
     rows, malformed = read_styles(store.read_bytes("styles.csv"))
     labels = top_classes(rows, top_n)
     wanted = [(i, lab) for i, lab in rows if lab in set(labels)]
     available = {key.removeprefix("images/") for key in store.list("images/")}
+    groups = read_groups(store.read_bytes(GROUPS_FILE)) if store.exists(GROUPS_FILE) else {}
     log.info(
         "prepare: reading images",
-        extra={"stage": "prepare", "rows": len(rows), "classes": labels, "candidates": len(wanted), "source": store.uri},
+        extra={
+            "stage": "prepare",
+            "rows": len(rows),
+            "classes": labels,
+            "candidates": len(wanted),
+            "duplicate_groups": len(set(groups.values())),
+            "source": store.uri,
+        },
     )
 
     skipped: Counter[str] = Counter()
@@ -155,6 +257,8 @@ def prepare(
     pixels: dict[str, np.ndarray] = {}
     digest = hashlib.sha256()
     kept: list[tuple[str, str]] = []
+    full_size: set[str] = set()
+    progress = Progress("prepare", "images", len(wanted))
     for n, (image_id, label) in enumerate(wanted, 1):
         name = f"{image_id}.jpg"
         if name not in available:
@@ -162,16 +266,22 @@ def prepare(
             continue
         data = store.read_bytes(f"images/{name}")
         try:
-            pixels[image_id] = prepare_image(data, size)
+            decoded = prepare_image(data, size)
         except ImageError as exc:
             skipped[f"unreadable_image:{exc.reason}"] += 1
             continue
+        pixels[image_id] = decoded
         kept.append((image_id, label))
+        if min(_image_size(data)) >= size:
+            full_size.add(image_id)
         digest.update(f"{image_id}\t{label}\t{hashlib.sha256(data).hexdigest()}\n".encode())
-        if n % 250 == 0 or n == len(wanted):
-            log.info("prepare: %d/%d images", n, len(wanted), extra={"stage": "prepare", "done": n, "total": len(wanted)})
+        progress.update(n)
+    progress.update(len(wanted), force=True)
 
-    items = stratified_split(kept, labels, seed=seed, val=val, test=test)
+    items = grouped_split(kept, labels, seed=seed, val=val, test=test, groups=groups, held_out_ok=full_size)
+    if not small_images:  # the same val and test splits either way; only training loses them
+        skipped["small_image"] = sum(i not in full_size for i, _ in items["train"])
+        items["train"] = [(i, label) for i, label in items["train"] if i in full_size]
     split = Split(
         labels=labels,
         seed=seed,
@@ -180,12 +290,29 @@ def prepare(
         skipped=dict(skipped),
         fingerprint=digest.hexdigest(),
         source=store.uri,
+        rules={
+            "held_out": f"only images at least {size}x{size} px (both sides >= the input size)",
+            "held_out_min_side": size,
+            "fractions_of": "each class's units (duplicate groups or single images) that may be held out",
+            "duplicate_groups": len(set(groups.values())),
+            "groups_file": GROUPS_FILE if groups else None,
+            "small_images_in_train": small_images,
+            "full_size_images": len(full_size),
+            "small_images": len(kept) - len(full_size),
+        },
     )
     log.info(
         "prepare: done",
         extra={"stage": "prepare", "kept": len(kept), "skipped": dict(skipped), "counts": {k: len(v) for k, v in items.items()}},
     )
     return materialize(split, pixels)
+
+
+def _image_size(data: bytes) -> tuple[int, int]:
+    """(width, height) in pixels from the header of an image that
+    ``prepare_image`` already decoded."""
+    with Image.open(io.BytesIO(data)) as image:
+        return image.size
 
 
 def materialize(split: Split, pixels_by_id: dict[str, np.ndarray]) -> Dataset:
@@ -198,14 +325,18 @@ def materialize(split: Split, pixels_by_id: dict[str, np.ndarray]) -> Dataset:
     return Dataset(split=split, pixels=pixels, targets=targets)
 
 
-def load_split(store: Store, split: Split, *, size: int) -> Dataset:
-    """Decode exactly the images a saved split names (to reproduce a run)."""
+def load_split(store: Store, split: Split, *, size: int, names: tuple[str, ...] = SPLITS) -> Dataset:
+    """Decode exactly the images a saved split names (to reproduce a run);
+    ``names`` limits it to some splits (the others come back empty)."""
     pixels = {
         image_id: prepare_image(store.read_bytes(f"images/{image_id}.jpg"), size)
-        for rows in split.items.values()
-        for image_id, _ in rows
+        for name in names
+        for image_id, _ in split.items[name]
     }
-    return materialize(split, pixels)
+    wanted = Split(**{**split.__dict__, "items": {n: (split.items[n] if n in names else []) for n in SPLITS}})
+    dataset = materialize(wanted, pixels)
+    dataset.split = split
+    return dataset
 
 
 def summary(split: Split) -> dict[str, Any]:

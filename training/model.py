@@ -68,3 +68,28 @@ def with_flip_averaging(model: keras.Model) -> keras.Model:
     mirrored = HorizontalFlip(name="mirror")(inputs)
     outputs = keras.layers.Average(name="flip_average")([model(inputs), model(mirrored)])
     return keras.Model(inputs, outputs, name=f"{model.name}_flip_avg")
+
+
+def split_base(base: keras.Model, cut: str) -> tuple[keras.Model, keras.Model]:
+    """``(bottom, top)`` of the base network, cut after layer ``cut`` (a
+    layer whose output is the only tensor crossing the cut, such as
+    ``block_5_add``): ``top(bottom(x)) == base(x)``. The two share the base's
+    layers, so training ``top`` trains the base. ValueError for an unknown
+    layer name."""
+    try:
+        tensor = base.get_layer(cut).output
+    except ValueError as exc:
+        raise ValueError(f"no layer {cut!r} in {base.name}: {exc}") from exc
+    return keras.Model(base.input, tensor, name="bottom"), keras.Model(tensor, base.output, name="top")
+
+
+def head_on(top: keras.Model, spec: ModelSpec) -> keras.Model:
+    """The classifier on cached features: ``top`` (BatchNorm in inference
+    mode), then the same pooling, dropout and dense layers as ``build_model``
+    names them, so their weights transfer by name."""
+    inputs = keras.Input(shape=top.input_shape[1:], name="features")
+    x = top(inputs, training=False)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    x = keras.layers.Dropout(spec.dropout, name="dropout")(x)
+    outputs = keras.layers.Dense(spec.num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="fashion_top")

@@ -29,7 +29,29 @@ log = logging.getLogger(__name__)
 SPLIT_FILE = "split.json"
 KERAS_FILE = "model.keras"
 HISTORY_FILE = "history.json"
-VARIANT_FILES = {"int8": "model_int8.tflite", "float32": "model_float32.tflite"}
+#: The exported TFLite variants: name -> (file, quantization, flip averaging).
+#: ``float16-single`` is the one network pass without the mirror-image average.
+VARIANTS = {
+    "int8": ("model_int8.tflite", "int8", True),
+    "float16": ("model_float16.tflite", "float16", True),
+    "float32": ("model_float32.tflite", "float32", True),
+    "float16-single": ("model_float16-single.tflite", "float16", False),
+}
+VARIANT_FILES = {name: spec[0] for name, spec in VARIANTS.items()}
+
+
+def variant_names(config: JobConfig) -> list[str]:
+    """The variants this job exports: all four with flip averaging on; the
+    single-pass ones only (int8, float16, float32) with it off."""
+    if config.flip_average:
+        return list(VARIANTS)
+    return ["int8", "float16", "float32"]
+
+
+def _flips(config: JobConfig, variant: str) -> bool:
+    return config.flip_average and VARIANTS[variant][2]
+
+
 REPORT_FILE = "report.html"
 
 
@@ -80,6 +102,7 @@ def run_prepare(config: JobConfig) -> data_stage.Dataset:
         seed=config.seed,
         val=config.val_fraction,
         test=config.test_fraction,
+        small_images=config.small_images,
     )
     (config.work_dir / SPLIT_FILE).write_text(dataset.split.to_json())
     return dataset
@@ -104,9 +127,9 @@ def run_train(config: JobConfig, dataset: data_stage.Dataset):
     return model
 
 
-def served_model(config: JobConfig, model):
+def served_model(config: JobConfig, model, flip: bool | None = None):
     """The trained model as it will be served (with flip averaging, if on)."""
-    if not config.flip_average:
+    if not (config.flip_average if flip is None else flip):
         return model
     from training.model import with_flip_averaging
 
@@ -121,15 +144,14 @@ def load_keras(config: JobConfig):
 
 @_timed("export")
 def run_export(config: JobConfig, model, dataset: data_stage.Dataset) -> dict[str, Path]:
-    from training.export import representative_sample, to_float32, to_int8
-
-    model = served_model(config, model)
+    from training.export import representative_sample, to_float16, to_float32, to_int8
 
     sample = representative_sample(dataset.pixels["train"], dataset.targets["train"], config.representative_count, config.seed)
+    builders = {"int8": lambda m: to_int8(m, sample), "float16": to_float16, "float32": to_float32}
     paths = {}
-    for variant, build in (("float32", lambda: to_float32(model)), ("int8", lambda: to_int8(model, sample))):
+    for variant in variant_names(config):
         path = config.work_dir / VARIANT_FILES[variant]
-        path.write_bytes(build())
+        path.write_bytes(builders[VARIANTS[variant][1]](served_model(config, model, _flips(config, variant))))
         paths[variant] = path
         log.info(
             "exported %s model: %.2f MB",
@@ -149,6 +171,7 @@ def build_manifest(
     variant: str,
     split: data_stage.Split,
     metrics: dict[str, Any] | None = None,
+    flip: bool | None = None,
 ) -> Manifest:
     details = inspect_model(model_bytes)
     return Manifest(
@@ -156,19 +179,26 @@ def build_manifest(
         labels=list(labels),
         input_size=config.size,
         input_dtype=details["input"]["dtype"],
-        quantization={"type": variant, "input": details["input"], "output": details["output"]},
+        quantization={
+            "type": VARIANTS[variant][1] if variant in VARIANTS else variant,
+            "variant": variant,
+            "input": details["input"],
+            "output": details["output"],
+        },
         model_sha256=sha256_bytes(model_bytes),
         base_network={
             "name": "MobileNetV2",
             "alpha": config.alpha,
             "weights": "imagenet" if config.weights == "imagenet" else Path(config.weights).name,
-            "test_time_augmentation": "horizontal-flip average" if config.flip_average else "none",
+            "test_time_augmentation": "horizontal-flip average" if (config.flip_average if flip is None else flip) else "none",
         },
         training_data={
             "fingerprint": split.fingerprint,
             "source": split.source,
             "seed": split.seed,
             "counts": {k: len(v) for k, v in split.items.items()},
+            "split_file": SPLIT_FILE,
+            "rules": split.rules,
         },
         metrics=metrics or {},
         preprocessing=dict(PREPROCESSING),
@@ -178,38 +208,55 @@ def build_manifest(
 
 @_timed("evaluate")
 def run_evaluate(config: JobConfig, model, dataset: data_stage.Dataset) -> dict[str, Any]:
-    """Score Keras and every exported variant on the test split; pick the
-    served variant (int8 unless it loses more than ``int8_max_loss``)."""
-    model = served_model(config, model)
+    """Score Keras and every exported variant (through the shared Classifier,
+    the serving path) on the test split, time each variant's bare invoke()
+    on one thread, and pick the served variant: the fastest of those whose
+    accuracy is within ``max_accuracy_loss`` of the best variant's."""
+    from training.export import invoke_ms
+
     labels = dataset.split.labels
     pixels, truth = dataset.pixels["test"], dataset.targets["test"]
-    keras_pred = ev.predict_keras(model, pixels).argmax(axis=1)
-    results: dict[str, Any] = {"keras": ev.classification_metrics(truth, keras_pred, labels), "variants": {}}
+    single = ev.predict_keras(model, pixels)
+    keras_scores = {False: single, True: (single + ev.predict_keras(model, pixels[:, :, ::-1])) / 2}
+    keras_pred = {flip: scores.argmax(axis=1) for flip, scores in keras_scores.items()}
+    served_flip = config.flip_average
+    results: dict[str, Any] = {
+        "keras": ev.classification_metrics(truth, keras_pred[served_flip], labels),
+        "keras_single_pass": ev.classification_metrics(truth, keras_pred[False], labels),
+        "variants": {},
+    }
     version = config.version or new_version()
-    for variant, filename in VARIANT_FILES.items():
-        model_bytes = (config.work_dir / filename).read_bytes()
+    for variant in variant_names(config):
+        flip = _flips(config, variant)
+        model_bytes = (config.work_dir / VARIANT_FILES[variant]).read_bytes()
         manifest = build_manifest(
-            model_bytes, version=version, labels=labels, config=config, variant=variant, split=dataset.split
+            model_bytes, version=version, labels=labels, config=config, variant=variant, split=dataset.split, flip=flip
         )
         predicted = ev.predict_classifier(Classifier(model_bytes, manifest), pixels).argmax(axis=1)
         metrics = ev.classification_metrics(truth, predicted, labels)
-        metrics.update(agreement=ev.agreement(predicted, keras_pred), model_bytes=len(model_bytes))
+        metrics.update(
+            agreement=ev.agreement(predicted, keras_pred[flip]),
+            model_bytes=len(model_bytes),
+            invoke_ms=invoke_ms(model_bytes),
+            flip_average=flip,
+        )
         results["variants"][variant] = metrics
         log.info(
-            "evaluate %s: accuracy %.4f, macro-F1 %.4f, agreement with Keras %.4f",
+            "evaluate %s: accuracy %.4f, macro-F1 %.4f, agreement with Keras %.4f, invoke %.2f ms",
             variant,
             metrics["accuracy"],
             metrics["macro_f1"],
             metrics["agreement"],
-            extra={"stage": "evaluate", "variant": variant, "accuracy": metrics["accuracy"]},
+            metrics["invoke_ms"],
+            extra={"stage": "evaluate", "variant": variant, "accuracy": metrics["accuracy"], "invoke_ms": metrics["invoke_ms"]},
         )
-    int8, fp32 = results["variants"]["int8"], results["variants"]["float32"]
-    served = "int8" if int8["accuracy"] >= fp32["accuracy"] - config.int8_max_loss else "float32"
+    served, why = choose_served(results["variants"], config.max_accuracy_loss)
     chosen = results["variants"][served]
     results.update(
         version=version,
         labels=labels,
         served_variant=served,
+        served_because=why,
         served=chosen,
         test_accuracy=chosen["accuracy"],
         agreement=chosen["agreement"],
@@ -227,24 +274,44 @@ def run_evaluate(config: JobConfig, model, dataset: data_stage.Dataset) -> dict[
         config=config,
         variant=served,
         split=dataset.split,
+        flip=_flips(config, served),
         metrics={
             "test_accuracy": round(chosen["accuracy"], 4),
             "macro_f1": round(chosen["macro_f1"], 4),
             "keras_agreement": round(chosen["agreement"], 4),
             "test_images": chosen["images"],
-            "keras_test_accuracy": round(results["keras"]["accuracy"], 4),
+            "keras_test_accuracy": round(
+                ev.classification_metrics(truth, keras_pred[_flips(config, served)], labels)["accuracy"], 4
+            ),
+            "invoke_ms": chosen["invoke_ms"],
         },
     )
     (config.work_dir / MODEL_FILE).write_bytes(model_bytes)
     write_manifest(manifest, config.work_dir / MANIFEST_FILE)
     _write_metrics(config, results)
     log.info(
-        "serving the %s model: test accuracy %.2f%%",
+        "serving the %s model: test accuracy %.2f%% (%s)",
         served,
         100 * chosen["accuracy"],
+        why,
         extra={"stage": "evaluate", "served_variant": served, "test_accuracy": chosen["accuracy"]},
     )
     return results
+
+
+def choose_served(variants: dict[str, dict[str, Any]], max_loss: float) -> tuple[str, str]:
+    """The fastest variant (``invoke_ms``) among those whose ``accuracy`` is
+    within ``max_loss`` of the best; ties go to the smaller file. Returns
+    (name, the reason in words)."""
+    best = max(v["accuracy"] for v in variants.values())
+    eligible = {name: v for name, v in variants.items() if v["accuracy"] >= best - max_loss - 1e-12}
+    served = min(eligible, key=lambda name: (eligible[name]["invoke_ms"], eligible[name]["model_bytes"]))
+    others = ", ".join(f"{name} {v['invoke_ms']:.2f} ms" for name, v in variants.items() if name != served)
+    why = (
+        f"fastest bare invoke() on one thread ({variants[served]['invoke_ms']:.2f} ms; {others}) of the variants "
+        f"within {100 * max_loss:.1f} points of the best test accuracy ({100 * best:.2f}%)"
+    )
+    return served, why
 
 
 def _write_metrics(config: JobConfig, metrics: dict[str, Any]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.errors import ModelError
@@ -18,8 +18,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class GateConfig:
-    min_accuracy: float = 0.90  # absolute floor on test accuracy of the served model
-    max_regression: float = 0.01  # how far below the current model's accuracy we accept
+    min_accuracy: float = field(default=0.90, metadata={"help": "quality gate: floor on test accuracy"})
+    max_regression: float = field(
+        default=0.01, metadata={"help": "quality gate: how far below the current model's accuracy a new one may be"}
+    )
 
 
 @dataclass(frozen=True)

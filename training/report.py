@@ -125,7 +125,11 @@ def render_html(out: Path, metrics: dict[str, Any], manifest: dict[str, Any]) ->
     )
     variants = "".join(
         f"<tr><td>{esc(name)}</td><td>{_pct(v['accuracy'])}</td><td>{_pct(v['macro_f1'])}</td>"
-        f"<td>{_pct(v.get('agreement'))}</td><td>{v.get('model_bytes', 0) / 1e6:.2f} MB</td></tr>"
+        f"<td>{_pct(v.get('agreement'))}</td><td>{v.get('model_bytes', 0) / 1e6:.2f} MB</td>"
+        f"<td>{v['invoke_ms']:.2f} ms</td><td>{'served' if name == metrics.get('served_variant') else ''}</td></tr>"
+        if "invoke_ms" in v
+        else f"<tr><td>{esc(name)}</td><td>{_pct(v['accuracy'])}</td><td>{_pct(v['macro_f1'])}</td>"
+        f"<td>{_pct(v.get('agreement'))}</td><td>{v.get('model_bytes', 0) / 1e6:.2f} MB</td><td>–</td><td></td></tr>"
         for name, v in metrics["variants"].items()
     )
     charts = "".join(
@@ -156,8 +160,10 @@ served as {esc(manifest["quantization"].get("type", ""))} · {len(manifest["labe
 {gate_html}
 <div class="cards">{"".join(f'<div class="card"><b>{v}</b><span>{esc(k)}</span></div>' for k, v in cards)}</div>
 <h2>Exported variants (test split, through the serving Classifier)</h2>
-<table><tr><th>variant</th><th>accuracy</th><th>macro F1</th><th>agreement with Keras</th><th>size</th></tr>{variants}
-<tr><td>Keras (reference)</td><td>{_pct(metrics["keras"]["accuracy"])}</td><td>{_pct(metrics["keras"]["macro_f1"])}</td><td>–</td><td>–</td></tr></table>
+<table><tr><th>variant</th><th>accuracy</th><th>macro F1</th><th>agreement with Keras</th><th>size</th>
+<th>bare invoke() (1 thread, fastest of 40)</th><th></th></tr>{variants}
+<tr><td>Keras (reference)</td><td>{_pct(metrics["keras"]["accuracy"])}</td><td>{_pct(metrics["keras"]["macro_f1"])}</td><td>–</td><td>–</td><td>–</td><td></td></tr></table>
+<p class="meta">Served: {esc(str(metrics.get("served_variant", "")))}, {esc(str(metrics.get("served_because", "")))}</p>
 <h2>Per class (served model)</h2>
 <table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>test images</th></tr>{rows}</table>
 <h2>Charts</h2>{charts}

@@ -22,9 +22,16 @@ class LocalStore:
         self.root = Path(root)
         self.uri = str(self.root)
 
+    @property
+    def _real_root(self) -> Path:
+        """The root with symbolic links resolved (a root reached through a
+        link is fine; keys are checked and listed against where it leads)."""
+        return self.root.resolve()
+
     def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
-        if self.root.resolve() not in path.parents and path != self.root.resolve():
+        root = self._real_root
+        path = (root / key).resolve()
+        if root not in path.parents and path != root:
             raise ValueError(f"key {key!r} escapes the store root")
         return path
 
@@ -42,12 +49,13 @@ class LocalStore:
         return self._path(key).is_file()
 
     def list(self, prefix: str = "") -> list[str]:
-        base = self._path(prefix) if prefix else self.root
+        root = self._real_root
+        base = self._path(prefix) if prefix else root
         if base.is_file():
             return [prefix]
         if not base.is_dir():
             return []
-        return sorted(p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file())
+        return sorted(p.relative_to(root).as_posix() for p in base.rglob("*") if p.is_file())
 
 
 class GcsStore:

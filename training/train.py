@@ -1,9 +1,10 @@
-"""Train stage: a frozen-base phase, then fine-tuning of the upper layers,
-with augmentation and early stopping on validation accuracy."""
+"""Train stage: a frozen-base phase, then fine-tuning of the base, with
+augmentation and early stopping on validation accuracy."""
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 
@@ -11,41 +12,71 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from training.data import Dataset
-from training.model import ModelSpec, build_model, unfreeze_top
+from training.config import AUGMENTATIONS, TrainConfig
+from training.data import Dataset, Progress
+from training.model import ModelSpec, build_model, head_on, split_base, unfreeze_top
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class TrainConfig:
-    head_epochs: int = 8
-    fine_tune_epochs: int = 25
-    fine_tune_fraction: float = 1.0
-    batch_size: int = 16
-    head_lr: float = 1e-3
-    fine_tune_lr: float = 1e-4
-    label_smoothing: float = 0.1
-    class_weighting: bool = True
-    augment: bool = True
-    patience: int = 5
-    seed: int = 42
+__all__ = ["AUGMENTATIONS", "Features", "TrainConfig", "augmenter", "class_weights", "compute_features", "train"]
 
 
 class ProgressLog(keras.callbacks.Callback):
-    """One structured log line per epoch."""
+    """Structured progress lines: one per epoch and one every ``every``
+    seconds inside an epoch, with images/s and the phase's ETA (its epoch
+    budget; early stopping may end it sooner)."""
 
-    def __init__(self, phase: str, epochs: int) -> None:
+    def __init__(self, phase: str, epochs: int, steps: int, batch_size: int, every: float = 30.0) -> None:
         super().__init__()
-        self.phase, self.epochs, self._start = phase, epochs, 0.0
+        self.phase, self.epochs, self.steps, self.batch_size, self.every = phase, epochs, steps, batch_size, every
+        self._start = self._last = self._phase_start = 0.0
+        self._epoch = 0
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._phase_start = time.perf_counter()
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._start = time.perf_counter()
+        self._epoch = epoch
+        self._start = self._last = time.perf_counter()
+
+    def _rate_eta(self, steps_done: int) -> tuple[float, float]:
+        elapsed = max(time.perf_counter() - self._start, 1e-9)
+        rate = steps_done * self.batch_size / elapsed
+        step_seconds = elapsed / max(steps_done, 1)
+        left = (self.steps - steps_done) + self.steps * (self.epochs - self._epoch - 1)
+        return rate, left * step_seconds
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        now = time.perf_counter()
+        if batch == 0 or now - self._last < self.every:  # the first step also traces the graph: no rate from it alone
+            return
+        self._last = now
+        rate, eta = self._rate_eta(batch + 1)
+        log.info(
+            "train %s epoch %d/%d: step %d/%d, %.0f images/s, ETA %.0f s",
+            self.phase,
+            self._epoch + 1,
+            self.epochs,
+            batch + 1,
+            self.steps,
+            rate,
+            eta,
+            extra={
+                "stage": "train",
+                "phase": self.phase,
+                "epoch": self._epoch + 1,
+                "step": batch + 1,
+                "steps": self.steps,
+                "images_per_s": round(rate, 1),
+                "eta_s": round(eta),
+            },
+        )
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = {k: round(float(v), 4) for k, v in (logs or {}).items()}
+        rate, eta = self._rate_eta(self.steps)
         log.info(
-            "train %s epoch %d/%d: loss %.3f acc %.3f val_loss %.3f val_acc %.3f",
+            "train %s epoch %d/%d: loss %.3f acc %.3f val_loss %.3f val_acc %.3f, %.0f images/s, ETA %.0f s",
             self.phase,
             epoch + 1,
             self.epochs,
@@ -53,28 +84,119 @@ class ProgressLog(keras.callbacks.Callback):
             logs.get("accuracy", 0),
             logs.get("val_loss", 0),
             logs.get("val_accuracy", 0),
+            rate,
+            eta,
             extra={
                 "stage": "train",
                 "phase": self.phase,
                 "epoch": epoch + 1,
                 "epochs": self.epochs,
                 "seconds": round(time.perf_counter() - self._start, 1),
+                "images_per_s": round(rate, 1),
+                "eta_s": round(eta),
                 **logs,
             },
         )
 
 
-def augmenter(seed: int) -> keras.Sequential:
-    return keras.Sequential(
-        [
-            keras.layers.RandomFlip("horizontal", seed=seed),
-            keras.layers.RandomRotation(0.04, fill_mode="constant", fill_value=255.0, seed=seed),
-            keras.layers.RandomZoom((-0.1, 0.1), fill_mode="constant", fill_value=255.0, seed=seed),
-            keras.layers.RandomTranslation(0.06, 0.06, fill_mode="constant", fill_value=255.0, seed=seed),
-            keras.layers.RandomBrightness(0.1, value_range=(0.0, 255.0), seed=seed),
-        ],
-        name="augment",
-    )
+def augmenter(seed: int, kind: str = "product") -> keras.Sequential:
+    """Random transforms of float pixel batches in [0, 255].
+
+    ``product``: flip, small rotation, zoom, shift (white fill, as product
+    photos have) and brightness. ``photo`` adds what photos taken outside a
+    studio bring: a random background behind the white studio backdrop,
+    contrast and colour shifts, slight blur, tighter crops (zoom in to 25%)
+    and small perspective changes.
+    """
+    if kind not in AUGMENTATIONS or kind == "none":
+        raise ValueError(f"augment must be one of {AUGMENTATIONS[1:]}, not {kind!r}")
+    photo = kind == "photo"
+    layers: list[keras.layers.Layer] = [keras.layers.RandomFlip("horizontal", seed=seed)]
+    if photo:
+        layers.append(RandomBackground(probability=0.3, seed=seed))
+    layers += [
+        keras.layers.RandomRotation(0.04, fill_mode="constant", fill_value=255.0, seed=seed),
+        keras.layers.RandomZoom((-0.25, 0.1) if photo else (-0.1, 0.1), fill_mode="constant", fill_value=255.0, seed=seed),
+        keras.layers.RandomTranslation(0.06, 0.06, fill_mode="constant", fill_value=255.0, seed=seed),
+        keras.layers.RandomBrightness(0.15 if photo else 0.1, value_range=(0.0, 255.0), seed=seed),
+    ]
+    if photo:
+        layers += [
+            keras.layers.RandomContrast(0.2, seed=seed),
+            RandomColorShift(0.08, seed=seed),
+            RandomBlur(probability=0.2, seed=seed),
+            keras.layers.Lambda(lambda x: keras.ops.clip(x, 0.0, 255.0), name="clip"),
+        ]
+    return keras.Sequential(layers, name="augment")
+
+
+class RandomBackground(keras.layers.Layer):
+    """With ``probability`` per image, replace the near-white studio
+    backdrop (every channel above 235) with a random colour gradient and
+    noise, as a photo taken against a wall, a bed or a floor shows."""
+
+    def __init__(self, probability: float = 0.3, seed: int | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.probability = probability
+        self.generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=True):
+        if not training:
+            return images
+        shape = keras.ops.shape(images)
+        batch = shape[0]
+        mask = keras.ops.cast(keras.ops.all(images > 235.0, axis=-1, keepdims=True), "float32")
+        start = keras.random.uniform((batch, 1, 1, 3), 0.0, 255.0, seed=self.generator)
+        end = keras.random.uniform((batch, 1, 1, 3), 0.0, 255.0, seed=self.generator)
+        ramp = keras.ops.reshape(keras.ops.linspace(0.0, 1.0, shape[1]), (1, -1, 1, 1))
+        noise = keras.random.normal((batch, shape[1], shape[2], 1), stddev=12.0, seed=self.generator)
+        background = keras.ops.clip(start + (end - start) * ramp + noise, 0.0, 255.0)
+        apply = keras.ops.cast(keras.random.uniform((batch, 1, 1, 1), seed=self.generator) < self.probability, "float32")
+        return images + apply * mask * (background - images)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "probability": self.probability}
+
+
+class RandomColorShift(keras.layers.Layer):
+    """Scale each channel by a random factor in [1 - amount, 1 + amount]
+    (white balance of another light source)."""
+
+    def __init__(self, amount: float = 0.08, seed: int | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.amount = amount
+        self.generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=True):
+        if not training:
+            return images
+        batch = keras.ops.shape(images)[0]
+        gains = keras.random.uniform((batch, 1, 1, 3), 1.0 - self.amount, 1.0 + self.amount, seed=self.generator)
+        return images * gains
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "amount": self.amount}
+
+
+class RandomBlur(keras.layers.Layer):
+    """With ``probability`` per image, a 3x3 box blur (a phone camera's
+    softness, or a small image scaled up)."""
+
+    def __init__(self, probability: float = 0.2, seed: int | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.probability = probability
+        self.generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=True):
+        if not training:
+            return images
+        batch = keras.ops.shape(images)[0]
+        blurred = keras.ops.average_pool(images, pool_size=3, strides=1, padding="same")
+        apply = keras.ops.cast(keras.random.uniform((batch, 1, 1, 1), seed=self.generator) < self.probability, "float32")
+        return images + apply * (blurred - images)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "probability": self.probability}
 
 
 def _datasets(data: Dataset, config: TrainConfig, num_classes: int) -> tuple[tf.data.Dataset, tf.data.Dataset]:
@@ -84,8 +206,8 @@ def _datasets(data: Dataset, config: TrainConfig, num_classes: int) -> tuple[tf.
     train = tf.data.Dataset.from_tensor_slices((data.pixels["train"], data.targets["train"]))
     train = train.shuffle(len(data.targets["train"]), seed=config.seed, reshuffle_each_iteration=True)
     train = train.batch(config.batch_size).map(one_hot, num_parallel_calls=tf.data.AUTOTUNE)
-    if config.augment:
-        aug = augmenter(config.seed)
+    if config.augment != "none":
+        aug = augmenter(config.seed, config.augment)
         train = train.map(lambda x, y: (aug(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
     val = tf.data.Dataset.from_tensor_slices((data.pixels["val"], data.targets["val"]))
     val = val.batch(64).map(one_hot)
@@ -98,28 +220,82 @@ def class_weights(targets: np.ndarray, num_classes: int) -> dict[int, float]:
     return {k: float(w) for k, w in enumerate(weights)}
 
 
-def train(data: Dataset, spec: ModelSpec, config: TrainConfig) -> tuple[keras.Model, dict[str, list[float]]]:
-    """Fit the model; returns it with the merged per-epoch history."""
+@dataclass(frozen=True)
+class Features:
+    """Cached outputs of the frozen layers (:func:`compute_features`):
+    ``train`` (views x N, h, w, c) float16 with ``train_targets`` (views x N,)
+    class indices, ``val`` (M, h, w, c) float16 in split order."""
+
+    cache_after: str
+    train: np.ndarray
+    train_targets: np.ndarray
+    val: np.ndarray
+
+
+def compute_features(data: Dataset, spec: ModelSpec, config: TrainConfig) -> Features:
+    """Run the frozen layers (pretrained, never trained: the same for every
+    seed) once over the training views and the val split."""
+    _, base = build_model(spec)
+    bottom, _ = split_base(base, config.cache_after)
+    views = config.views if config.augment != "none" else 1
+    aug = augmenter(config.seed, config.augment) if config.augment != "none" else None
+    parts = [cached_features(bottom, data.pixels["train"], augment=None, what="train")]
+    parts += [cached_features(bottom, data.pixels["train"], augment=aug, what=f"train, view {v + 1}") for v in range(1, views)]
+    return Features(
+        cache_after=config.cache_after,
+        train=np.concatenate(parts) if len(parts) > 1 else parts[0],
+        train_targets=np.tile(data.targets["train"], views),
+        val=cached_features(bottom, data.pixels["val"], augment=None, what="val"),
+    )
+
+
+def train(
+    data: Dataset, spec: ModelSpec, config: TrainConfig, features: Features | None = None
+) -> tuple[keras.Model, dict[str, list[float]]]:
+    """Fit the model; returns it (pixels in, scores out) with the merged
+    per-epoch history.
+
+    With ``config.cache_after`` set, the layers up to that one stay frozen
+    and run once per training image and view (:func:`cached_features`); the
+    network above it trains on those features, which is many times cheaper
+    than back-propagating through the whole network each epoch. Without it,
+    the whole base is fine-tuned on pixels. Either way: a frozen-base phase,
+    then fine-tuning (BatchNorm frozen) with a cosine-decaying learning rate,
+    early stopping on validation accuracy restoring the best epoch's weights.
+    ``features``: computed before by :func:`compute_features` with the same
+    ``cache_after`` and pretrained weights (several seeds share them).
+    """
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()  # the same data, seed and machine give the same model
     model, base = build_model(spec)
-    train_ds, val_ds = _datasets(data, config, spec.num_classes)
-    weights = class_weights(data.targets["train"], spec.num_classes) if config.class_weighting else None
+    if config.cache_after:
+        _, top = split_base(base, config.cache_after)
+        trainee = head_on(top, spec)
+        if features is None or features.cache_after != config.cache_after:
+            features = compute_features(data, spec, config)
+        train_ds, val_ds = _feature_datasets(features, data.targets["val"], config, spec.num_classes)
+        count, targets = len(features.train_targets), features.train_targets
+    else:
+        trainee = model
+        train_ds, val_ds = _datasets(data, config, spec.num_classes)
+        count, targets = len(data.targets["train"]), data.targets["train"]
+    steps = max(1, math.ceil(count / config.batch_size))
+    weights = class_weights(targets, spec.num_classes) if config.class_weighting else None
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
     history: dict[str, list[float]] = {}
 
-    def fit(phase: str, epochs: int, lr: float) -> None:
-        model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, metrics=["accuracy"])
+    def fit(phase: str, epochs: int, lr: float | keras.optimizers.schedules.LearningRateSchedule) -> None:
+        trainee.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, metrics=["accuracy"])
         stop = keras.callbacks.EarlyStopping(
             monitor="val_accuracy", patience=config.patience, restore_best_weights=True, mode="max"
         )
-        result = model.fit(
+        result = trainee.fit(
             train_ds,
             validation_data=val_ds,
             epochs=epochs,
             verbose=0,
             class_weight=weights,
-            callbacks=[stop, ProgressLog(phase, epochs)],
+            callbacks=[stop, ProgressLog(phase, epochs, steps, config.batch_size)],
         )
         for key, values in result.history.items():
             history.setdefault(key, []).extend(float(v) for v in values)
@@ -129,6 +305,52 @@ def train(data: Dataset, spec: ModelSpec, config: TrainConfig) -> tuple[keras.Mo
         fit("head", config.head_epochs, config.head_lr)
     if config.fine_tune_epochs and config.fine_tune_fraction > 0:
         unfrozen = unfreeze_top(base, config.fine_tune_fraction)
+        if config.cache_after:
+            unfrozen = sum(layer.trainable for layer in top.layers if layer.weights)
         log.info("fine-tuning %d base layers", unfrozen, extra={"stage": "train", "unfrozen_layers": unfrozen})
-        fit("fine_tune", config.fine_tune_epochs, config.fine_tune_lr)
+        schedule = keras.optimizers.schedules.CosineDecay(config.fine_tune_lr, decay_steps=steps * config.fine_tune_epochs)
+        fit("fine_tune", config.fine_tune_epochs, schedule)
+    if trainee is not model:  # the base's layers are shared; the classifier's weights are copied by name
+        model.get_layer("probabilities").set_weights(trainee.get_layer("probabilities").get_weights())
     return model, history
+
+
+def cached_features(bottom: keras.Model, pixels: np.ndarray, *, augment: keras.Sequential | None, what: str) -> np.ndarray:
+    """``bottom``'s outputs for uint8 ``pixels`` (N, size, size, 3), as
+    float16 (N, h, w, c); the pixels go through ``augment`` first when given
+    (float [0, 255]), then the model's own scaling (x / 127.5 - 1).
+    Logs progress with images/s and ETA."""
+    batch = 64
+    shape = tuple(int(d) for d in bottom.output.shape[1:])
+    out = np.empty((len(pixels), *shape), np.float16)
+    progress = Progress("train", f"images through the frozen layers ({what})", len(pixels), every=30.0)
+
+    @tf.function(reduce_retracing=True)
+    def run(x):
+        if augment is not None:
+            x = augment(x, training=True)
+        return tf.cast(bottom(x * (1.0 / 127.5) - 1.0, training=False), tf.float16)
+
+    for k in range(0, len(pixels), batch):
+        out[k : k + batch] = run(tf.convert_to_tensor(pixels[k : k + batch], tf.float32)).numpy()
+        progress.update(min(k + batch, len(pixels)))
+    return out
+
+
+def _feature_datasets(
+    features: Features, val_targets: np.ndarray, config: TrainConfig, num_classes: int
+) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    """tf.data pipelines over cached features: training shuffled, batched and
+    flipped left-right at random (in feature space) unless augment is none."""
+    flip = keras.layers.RandomFlip("horizontal", seed=config.seed) if config.augment != "none" else None
+
+    def prepare(x, y):
+        x = tf.cast(x, tf.float32)
+        return (flip(x, training=True) if flip is not None else x), tf.one_hot(y, num_classes)
+
+    train = tf.data.Dataset.from_tensor_slices((features.train, features.train_targets))
+    train = train.shuffle(len(features.train_targets), seed=config.seed, reshuffle_each_iteration=True)
+    train = train.batch(config.batch_size).map(prepare)
+    val = tf.data.Dataset.from_tensor_slices((features.val, val_targets)).batch(256)
+    val = val.map(lambda x, y: (tf.cast(x, tf.float32), tf.one_hot(y, num_classes)))
+    return train.prefetch(tf.data.AUTOTUNE), val.cache().prefetch(tf.data.AUTOTUNE)

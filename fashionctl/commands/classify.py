@@ -5,25 +5,25 @@ from __future__ import annotations
 import click
 
 from fashionctl.errors import USAGE, CommandError
+from shared.dev_paths import default_model_store
 from shared.errors import ModelError
 
 
 @click.command("classify", help="classify local image files (every file of a folder) offline")
 @click.option(
     "--model-dir",
-    default="build/model-store",
-    show_default=True,
+    default=None,
     help="a model version folder (model.tflite + manifest.json) or a model store holding models/current.json "
-    "(the default is where `make train` puts it)",
+    "(default: build/model-store once `make train` has published a model there, else the embedded default-model/)",
 )
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
 @click.option("--top-k", type=int, default=3, show_default=True)
 @click.argument("paths", nargs=-1, required=True, metavar="FILE_OR_FOLDER...")
-def classify(model_dir: str, as_json: bool, top_k: int, paths: tuple[str, ...]) -> int:
+def classify(model_dir: str | None, as_json: bool, top_k: int, paths: tuple[str, ...]) -> int:
     from fashionctl import classify as core
 
     try:
-        return core.run(model_dir, list(paths), as_json=as_json, top_k=top_k)
+        return core.run(str(model_dir or default_model_store()), list(paths), as_json=as_json, top_k=top_k)
     except ModelError as exc:
         raise CommandError(str(exc), USAGE) from exc
 

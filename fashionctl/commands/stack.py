@@ -19,6 +19,7 @@ import click
 import localcloud
 from fashionctl.context import Context, pass_context, state_dir_option
 from fashionctl.errors import USAGE, CommandError
+from shared.dev_paths import default_model_store
 
 NOT_RECORDED = 3
 
@@ -55,9 +56,9 @@ def _port_options(command: F) -> F:
 @click.option(
     "--model-store",
     type=click.Path(path_type=Path),
-    default=localcloud.DEFAULT_MODEL_STORE,
-    show_default=True,
-    help="local model store to publish",
+    default=None,
+    help=f"local model store to publish (default: {localcloud.DEFAULT_MODEL_STORE} once it has a current model, "
+    "else the embedded default-model/)",
 )
 @click.option("--function-source", type=click.Path(path_type=Path), default=localcloud.DEFAULT_FUNCTION_SOURCE, show_default=True)
 @click.option("--function-target", default=localcloud.DEFAULT_FUNCTION_TARGET, show_default=True)
@@ -135,7 +136,7 @@ def up(
             sweep=sweep_port,
         ),
         settings=settings,
-        model_store=model_store,
+        model_store=model_store or default_model_store(localcloud.DEFAULT_MODEL_STORE),
         function_source=None if no_function else function_source,
         function_target=function_target,
         bridge_target=bridge_target,

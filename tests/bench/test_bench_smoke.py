@@ -65,6 +65,18 @@ def test_inference_rows_and_ratios(results: dict[str, Any]) -> None:
         assert inference["speedup_vs_keras_predict"][variant] > 0
 
 
+def test_inference_compares_every_exported_variant_and_names_the_served_one(results: dict[str, Any]) -> None:
+    inference = results["inference"]
+    assert inference["variants"] == ["int8", "float16", "float32", "float16-single"]
+    for variant in inference["variants"]:
+        assert inference["rows"][f"{variant} bare invoke()"]["p50_ms"] > 0
+        assert inference[f"{variant}_overhead_ratio"] > 0
+    assert inference["served_variant"] in inference["variants"] and "fastest" in inference["served_because"]
+    assert inference["fastest_variant"] in inference["variants"]
+    assert isinstance(inference["served_is_fastest"], bool)
+    assert f"served: {inference['served_variant']}" in results["_stdout"]
+
+
 def test_http_both_servers_all_loads(results: dict[str, Any]) -> None:
     if "http" not in results:
         pytest.skip("wrk (Debian package wrk) is not installed: the HTTP benchmark needs it as its load generator")

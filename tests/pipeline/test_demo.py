@@ -57,7 +57,21 @@ def test_the_out_store_is_reused_when_it_has_a_current_model(tmp_path: Path, mon
     assert demo.get_model(args_for(tmp_path)) == tmp_path / "store"
 
 
-def test_without_a_model_the_training_job_runs_into_the_out_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_without_a_model_the_embedded_default_model_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(demo.subprocess, "call", lambda *a, **k: pytest.fail("must not train unless asked"))
+    found = demo.get_model(args_for(tmp_path))
+    assert found == demo.EMBEDDED_MODEL_STORE and (found / POINTER).is_file()
+
+
+def test_the_committed_samples_are_three_per_class_and_one_non_photo():
+    samples = demo.committed_samples()
+    labelled = [s for s in samples if s.truth]
+    assert len(labelled) == 30 and len({s.truth for s in labelled}) == 10
+    assert [s.name for s in samples if s.truth is None] == ["not-a-photo.jpg"] and samples[-1].truth is None
+    assert all(s.read()[:3] == b"\xff\xd8\xff" for s in labelled)
+
+
+def test_with_train_the_training_job_runs_into_the_out_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     calls = []
 
     def training(command: list[str]) -> int:
@@ -66,7 +80,7 @@ def test_without_a_model_the_training_job_runs_into_the_out_store(tmp_path: Path
         return 0
 
     monkeypatch.setattr(demo.subprocess, "call", training)
-    assert demo.get_model(args_for(tmp_path)) == tmp_path / "store"
+    assert demo.get_model(args_for(tmp_path, train=True)) == tmp_path / "store"
     (command,) = calls
     assert command[:4] == [sys.executable, "-m", "training", "run"]
     assert command[4:] == ["--data", str(tmp_path / "data"), "--weights", "w.h5", "--out", str(tmp_path / "store")]
@@ -76,7 +90,7 @@ def test_without_a_model_the_training_job_runs_into_the_out_store(tmp_path: Path
 def test_a_training_job_that_publishes_nothing_stops_the_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int):
     monkeypatch.setattr(demo.subprocess, "call", lambda command: code)
     with pytest.raises(demo.DemoError, match="failed with exit code 1" if code == 1 else "quality gate"):
-        demo.get_model(args_for(tmp_path))
+        demo.get_model(args_for(tmp_path, train=True))
 
 
 def test_the_sample_takes_n_per_class_from_the_test_split_only(tmp_path: Path):

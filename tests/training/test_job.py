@@ -83,12 +83,18 @@ def test_every_stage_runs_alone_and_succeeds(job):
 
 def test_metrics_cover_keras_and_both_tflite_variants(job):
     metrics = json.loads((job["work"] / "metrics.json").read_text())
-    assert set(metrics["variants"]) == {"int8", "float32"}
+    assert set(metrics["variants"]) == {"int8", "float16", "float32", "float16-single"}
     for name in ("keras", "served"):
         assert 0.0 <= metrics[name]["accuracy"] <= 1.0
         assert len(metrics[name]["confusion_matrix"]) == 3
         assert set(metrics[name]["per_class"]) == set(LABELS)
-    assert metrics["served_variant"] in ("int8", "float32")
+    assert metrics["served_variant"] in metrics["variants"] and "fastest" in metrics["served_because"]
+    served = metrics["variants"][metrics["served_variant"]]
+    best = max(v["accuracy"] for v in metrics["variants"].values())
+    assert served["accuracy"] >= best - 0.005  # the fastest of those that keep the accuracy
+    keeping = [v for v in metrics["variants"].values() if v["accuracy"] >= best - 0.005]
+    assert served["invoke_ms"] == min(v["invoke_ms"] for v in keeping)
+    assert metrics["variants"]["float16-single"]["flip_average"] is False and metrics["variants"]["int8"]["flip_average"]
     assert 0.0 <= metrics["agreement"] <= 1.0
     assert metrics["gate"]["passed"] is True
     assert set(metrics["stage_seconds"]) >= {"prepare", "train", "export", "evaluate"}
