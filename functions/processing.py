@@ -35,6 +35,7 @@ from functions.copy_metadata import Attached, source_generation
 from functions.dependencies import CALL_TIMEOUT, TRANSIENT_ERRORS, bounded_retry, storage_retry, transient_cause
 from functions.failpoints import FailPoints
 from functions.model_cache import ModelCache, ModelUnavailable
+from shared import record_updates as updates
 from shared import records as rec
 from shared.errors import ImageError
 from shared.settings import Settings
@@ -137,7 +138,7 @@ class Processor:
                     target=destinations.target(decision.status, decision.label, ref.name),
                     sku=fetched[1].sku(self.settings.sku_metadata_key),
                 )
-                fence = self._update(doc, rec.decided_update(decision, self.now()), fence, ref)
+                fence = self._update(doc, updates.decided_update(decision, self.now()), fence, ref)
                 self.failpoints.hit("after_decision")
             destination = state.destination
             if destination is None:
@@ -146,7 +147,7 @@ class Processor:
                     return self._finish(doc, ref, _gone(ref), None, timings, started, owner)
                 destination = self._store(ref, decision, *fetched, timings)
                 self.failpoints.hit("after_copy")
-                fence = self._update(doc, rec.copied_update(destination, self.now()), fence, ref)
+                fence = self._update(doc, updates.copied_update(destination, self.now()), fence, ref)
             self.failpoints.hit("before_delete")
             self._delete_source(ref, timings)
             self.failpoints.hit("after_delete")
@@ -195,7 +196,7 @@ class Processor:
             raise Busy(f"object {ref.name}#{ref.generation} is being processed by another delivery")
 
         def claimed(data: dict) -> dict:
-            return rec.claim_update(data, ref, owner, now + self.lease, trigger, event_id, now)
+            return updates.claim_update(data, ref, owner, now + self.lease, trigger, event_id, now)
 
         if not current.exists:
             try:
@@ -384,7 +385,7 @@ class Processor:
         """Write the final state and bump the counters, once."""
         now = self.now()
         timings[rec.TOTAL_MS] = _ms(started)
-        final = rec.final_update(decision, destination, timings, now)
+        final = updates.final_update(decision, destination, timings, now)
         # A plain, bounded read first (as in _claim): an unavailable Firestore
         # fails here within the retry deadline rather than in the
         # transaction's begin call, which retries for 60 s.
@@ -421,7 +422,7 @@ class Processor:
                 "object": ref.name,
                 "generation": str(ref.generation),
                 "classification_id": ref.doc_id,
-                **rec.log_fields(outcome.status, outcome.label, outcome.confidence, timings),
+                **updates.log_fields(outcome.status, outcome.label, outcome.confidence, timings),
             },
         )
         return outcome
@@ -434,7 +435,7 @@ class Processor:
         finished) the object."""
         if isinstance(exc, Busy) or not claimed:
             return
-        failure = rec.failure_update(f"{type(exc).__name__}: {exc}", self.now())
+        failure = updates.failure_update(f"{type(exc).__name__}: {exc}", self.now())
         try:
             if fence is None:
                 doc.set(

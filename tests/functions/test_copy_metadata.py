@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from functions.copy_metadata import Attached, result_metadata, source_generation
+from shared import record_updates as updates
 from shared import records as rec
 from shared.settings import Settings
 
@@ -56,7 +57,7 @@ def test_the_sku_key_is_read_from_the_environment():
 def test_the_sku_round_trips_through_the_decision_and_the_final_update():
     decision = rec.Decision(rec.EMPTY, error=rec.error_info(rec.ZERO_BYTES, "none"), sku="W77")
     assert rec.Decision.from_dict(decision.to_dict()) == decision
-    final = rec.final_update(decision, None, {}, rec.utcnow())
+    final = updates.final_update(decision, None, {}, rec.utcnow())
     record = rec.Classification.from_firestore(final)
     assert record.sku == "W77" and record.finished and record.status == "empty"
     assert rec.counter_fields(rec.EMPTY, None, rec.ZERO_BYTES) == {"total": 1, "status.empty": 1}

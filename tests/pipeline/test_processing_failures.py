@@ -11,6 +11,7 @@ import pytest
 from google.api_core import exceptions as gexc
 
 from functions.processing import Processor, TransientError
+from shared import record_updates as updates
 from shared import records as rec
 from shared.records import ObjectRef
 from shared.settings import Settings
@@ -115,6 +116,6 @@ def test_counters_and_event_ids_are_computed_without_field_transforms():
         "category.Casual Shoes": 3,
         "category.Tops": 1,
     }
-    assert rec._appended(None, "e1") == ["e1"]
-    assert rec._appended(["e1"], "e2") == ["e1", "e2"]
-    assert rec._appended(["e1", "e2"], "e1") == ["e1", "e2"]
+    assert updates._appended(None, "e1") == ["e1"]
+    assert updates._appended(["e1"], "e2") == ["e1", "e2"]
+    assert updates._appended(["e1", "e2"], "e1") == ["e1", "e2"]

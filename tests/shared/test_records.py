@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from shared import record_updates as updates
 from shared import records as rec
 from shared.records import Classification, Decision, Destination, Field, ObjectRef
 
@@ -54,7 +55,7 @@ def test_reading_never_raises_on_partial_or_malformed_documents() -> None:
 
 
 def test_the_partial_updates_write_what_the_core_wrote_before() -> None:
-    first = rec.claim_update({}, REF, "owner", NOW + timedelta(seconds=120), "event", "e1", NOW)
+    first = updates.claim_update({}, REF, "owner", NOW + timedelta(seconds=120), "event", "e1", NOW)
     assert first == {
         "source": REF.to_dict(),
         "status": "processing",
@@ -68,19 +69,19 @@ def test_the_partial_updates_write_what_the_core_wrote_before() -> None:
         "step": "claimed",
         "error": None,
     }
-    again = rec.claim_update(first, REF, "other", NOW, "sweep", "e1", NOW)
+    again = updates.claim_update(first, REF, "other", NOW, "sweep", "e1", NOW)
     assert again["attempts"] == 2 and again["trigger"] == "event" and again["event_ids"] == ["e1"] and "created_at" not in again
     decision = Decision(rec.REJECTED, model_version="v1", error=rec.error_info("not_an_image", "m"), target="rejected/a/b.jpg")
-    assert rec.decided_update(decision, NOW) == {"decision": decision.to_dict(), "step": "decided", "updated_at": NOW}
+    assert updates.decided_update(decision, NOW) == {"decision": decision.to_dict(), "step": "decided", "updated_at": NOW}
     assert Decision.from_dict(decision.to_dict()) == decision
-    final = rec.final_update(decision, Destination("out", "rejected/a/b.jpg"), {"total": 3.0}, NOW)
+    final = updates.final_update(decision, Destination("out", "rejected/a/b.jpg"), {"total": 3.0}, NOW)
     assert final["status"] == "rejected" and final["label"] is None and final["top_k"] == [] and final["step"] == "done"
     assert (
         final["lease_owner"] is None
         and final["lease_until"] is None
         and final["destination"] == {"bucket": "out", "name": "rejected/a/b.jpg"}
     )
-    failure = rec.failure_update("x" * 600, NOW)
+    failure = updates.failure_update("x" * 600, NOW)
     assert failure["status"] == "failed" and failure["error"]["reason"] == "transient" and len(failure["error"]["message"]) == 500
 
 
