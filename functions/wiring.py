@@ -20,6 +20,8 @@ from shared.logs import configure_logging
 from shared.settings import Settings
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from functions.model_cache import ModelCache
     from functions.predict_api import PredictApi
     from functions.processing import Processor
@@ -80,14 +82,30 @@ def sweeper(components: Components) -> Sweeper:
     return Sweeper(components.settings, components.storage, components.db, components.processor)
 
 
-def predict_api(components: Components) -> PredictApi:
-    """The prediction API: the current model, ``gcs_uri`` reads and ``/stats``."""
+def predict_api(settings: Settings, storage: Any = None, db: Callable[[], Any] | None = None) -> PredictApi:
+    """The prediction API: the current model, ``gcs_uri`` reads and ``/stats``.
+    ``storage``: a google-cloud-storage client (default: ``storage.Client``);
+    ``db``: returns the Firestore client, called on the first ``/stats`` read
+    only (default: ``firestore.Client``, built then and kept), so that
+    ``predict`` builds no Firestore client, and needs no credentials for
+    one, until ``/stats`` is asked for."""
     from functions.gcs_fetch import gcs_fetcher
     from functions.predict_api import PredictApi
     from functions.stats_store import stats_reader
 
-    config = components.settings
-    return PredictApi(config, components.models.get, gcs_fetcher(components.storage, config), stats_reader(components.db))
+    if storage is None:
+        from google.cloud import storage as gcs
+
+        storage = gcs.Client(project=settings.project)
+    if db is None:
+
+        @cache
+        def db() -> Any:
+            from google.cloud import firestore
+
+            return firestore.Client(project=settings.project, database=settings.firestore_database)
+
+    return PredictApi(settings, model_cache(settings, storage).get, gcs_fetcher(storage, settings), stats_reader(db))
 
 
 # -- the per-process cache of the deployed functions ---------------------------------
@@ -110,7 +128,7 @@ def _components() -> Components:
 
 @cache
 def _api() -> PredictApi:
-    return predict_api(_components())
+    return predict_api(settings())
 
 
 def components() -> Components:
