@@ -14,7 +14,8 @@ bytes are read, nothing decided), ``after_decision`` (the decision is written
 to Firestore), ``after_copy`` (the processed copy exists, its destination is
 not yet recorded), ``before_delete`` (destination recorded, the source not
 yet deleted), ``after_delete`` (the source is deleted, the record not yet
-final).
+final), ``before_publish`` (the record is final with its completion event
+pending in its outbox, the event not yet published).
 
 Actions:
 
@@ -36,7 +37,7 @@ from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
 
-POINTS = ("after_download", "after_decision", "after_copy", "before_delete", "after_delete")
+POINTS = ("after_download", "after_decision", "after_copy", "before_delete", "after_delete", "before_publish")
 CRASH_EXIT_CODE = 70
 
 

@@ -33,6 +33,7 @@ from google.cloud import firestore
 from functions import destinations
 from functions.copy_metadata import Attached, source_generation
 from functions.dependencies import CALL_TIMEOUT, TRANSIENT_ERRORS, bounded_retry, storage_retry, transient_cause
+from functions.event_outbox import EventOutbox
 from functions.failpoints import FailPoints
 from functions.model_cache import ModelCache, ModelUnavailable
 from shared import record_updates as updates
@@ -85,7 +86,10 @@ class Processor:
         *,
         lease_seconds: float | None = None,
         now: Callable[[], datetime] = rec.utcnow,
+        outbox: EventOutbox | None = None,
     ) -> None:
+        """``outbox``: publishes the completion events (default: the one
+        ``settings`` describe, off when ``EVENTS_TOPIC`` is empty)."""
         self.settings = settings
         self.storage = storage_client
         self.db = db
@@ -95,6 +99,7 @@ class Processor:
         self._retry = bounded_retry(settings.dependency_deadline_seconds)
         self._storage_retry = storage_retry(settings.dependency_deadline_seconds)
         self.failpoints = FailPoints.parse(settings.failpoints)  # test-only; empty: off
+        self.outbox = outbox or EventOutbox.from_settings(settings, db, retry=self._retry, timeout=CALL_TIMEOUT)
 
     # -- public ----------------------------------------------------------------
 
@@ -120,6 +125,7 @@ class Processor:
             fence = raw.pop(_FENCE, None)
             state = rec.Classification.from_firestore(raw)
             if state.finished:
+                self.outbox.deliver(ref.doc_id, raw)  # what a crash after the commit left unpublished
                 return self._outcome(ref, state, duplicate=True)
             claimed = True
             timings: dict[str, float] = dict(state.timings_ms)
@@ -391,6 +397,7 @@ class Processor:
         # transaction's begin call, which retries for 60 s.
         current = doc.get(retry=self._retry, timeout=CALL_TIMEOUT)
         if current.exists and rec.is_finished(current.to_dict()):
+            self.outbox.deliver(ref.doc_id, current.to_dict())
             return self._outcome(ref, rec.Classification.from_firestore(current.to_dict()))
 
         @firestore.transactional
@@ -406,12 +413,17 @@ class Processor:
             # merge=<top-level names>: each field is replaced whole (merge=True
             # merges maps key by key, which the npm emulator gets wrong when the
             # stored value is null, e.g. error: None -> {reason, message}).
-            transaction.set(doc, final, merge=list(final))
+            # The completion event is staged in the same write (the outbox):
+            # no finished record without its event.
+            update = {**final, **self.outbox.stage_finished({**data, **final}, ref.doc_id, now)}
+            transaction.set(doc, update, merge=list(update))
             increments = rec.counter_fields(decision.status, decision.label, rec.reason_of(decision.error))
             transaction.set(shard, rec.counted(counts, increments, rec.day_of(now)))
-            return {**data, **final}
+            return {**data, **update}
 
         data = finish(self.db.transaction())
+        self.failpoints.hit("before_publish")
+        self.outbox.deliver(ref.doc_id, data)
         outcome = self._outcome(ref, rec.Classification.from_firestore(data))
         log.info(
             "%s %s -> %s",

@@ -6,7 +6,8 @@ each through the same idempotent core as the event function
 (:meth:`functions.processing.Processor.process` with ``trigger="sweep"``)
 within a time budget; then does the same for records left unfinished whose
 source is already gone (a delivery stopped between the delete and the final
-record, and its event was dead-lettered). The core's Firestore lease keeps two overlapping sweeps
+record, and its event was dead-lettered); then publishes the completion
+events left pending in records' outboxes (functions/event_outbox.py). The core's Firestore lease keeps two overlapping sweeps
 (or a sweep and an event) from working on one object at once: a busy object is
 counted as skipped, not failed. Each run is recorded in ``sweep_runs/<run_id>``:
 ``running`` while it works, then ``finished``, or ``failed`` with the reason
@@ -131,6 +132,7 @@ COUNT_KEYS = (
     "rejected",
     "empty",
     "failed",
+    "events_published",
 )
 
 
@@ -224,6 +226,16 @@ class Sweeper:
             taken = self.clock()
             self._process_one(ref, report, context)
             slowest = max(slowest, self.clock() - taken)
+        if not options.dry_run:
+            self._republish(report, context)
+
+    def _republish(self, report: SweepReport, context: dict[str, Any]) -> None:
+        """Publish the completion events a crash or an unavailable Pub/Sub left
+        pending in records' outboxes for more than ``EVENTS_GRACE_SECONDS``."""
+        counts = self.processor.outbox.republish(self.settings.events_grace_seconds)
+        report.counts["events_published"] += counts["published"]
+        if counts["records"]:
+            log.info("published %d pending events of %d records", counts["published"], counts["records"], extra=context)
 
     def _previous_problem(self) -> dict[str, Any] | None:
         """The newest earlier run, when it failed or never finished (still

@@ -56,6 +56,16 @@ def create_topic_and_subscription(pubsub_host: str, project: str, topic: str, su
     subscriber.close()
 
 
+def create_topics(pubsub_host: str, project: str, topics: list[str]) -> None:
+    """Create each topic (existing ones are kept)."""
+    from google.api_core.exceptions import AlreadyExists
+
+    publisher = publisher_client(pubsub_host)
+    for topic in topics:
+        with contextlib.suppress(AlreadyExists):
+            publisher.create_topic(request={"name": publisher.topic_path(project, topic)})
+
+
 def create_buckets(storage_url: str, project: str, names: list[str], versioned: tuple[str, ...] = ()) -> None:
     """Create each bucket on fake-gcs-server (existing ones are kept), with
     object versioning on for those in ``versioned`` (as Terraform makes the

@@ -1,6 +1,7 @@
 """Starting each component of the local stack: the Pub/Sub and Firestore
 emulators, fake-gcs-server, functions under functions-framework, and the
-Eventarc bridge (``python -m localcloud.bridge``)."""
+Eventarc bridge (``python -m localcloud.bridge``), and the events push
+(``python -m localcloud.event_push``)."""
 
 from __future__ import annotations
 
@@ -186,6 +187,26 @@ def start_listing_bridge(
     argv += ["--bucket", bucket, "--project", project, "--target", target]
     argv += ["--dead-letter", str(log_dir / "dead-letter.jsonl"), "--delivered-file", str(log_dir / DELIVERED_FILE)]
     return _spawn_bridge(argv + (extra_args or []), log_dir, target)
+
+
+def start_event_push(
+    pubsub_host: str,
+    project: str,
+    subscription: str,
+    target: str,
+    log_dir: Path,
+    dead_letter_topic: str | None = None,
+    extra_args: list[str] | None = None,
+) -> Proc:
+    """The events push stand-in (``python -m localcloud.event_push``):
+    completion events of ``subscription`` POSTed to the webhook ``target``."""
+    argv = [sys.executable, "-m", "localcloud.event_push", "--pubsub-host", pubsub_host, "--project", project]
+    argv += ["--subscription", subscription, "--target", target]
+    if dead_letter_topic:
+        argv += ["--dead-letter-topic", dead_letter_topic]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    return spawn("events-push", argv + (extra_args or []), log_dir / "events-push.log", env=env, cwd=REPO_ROOT, url=target)
 
 
 def _spawn_bridge(argv: list[str], log_dir: Path, target: str) -> Proc:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from localcloud import components
-from localcloud.clients import create_buckets, create_topic_and_subscription, publish_model_store
+from localcloud.clients import create_buckets, create_topic_and_subscription, create_topics, publish_model_store
 from localcloud.defaults import DEFAULT_FUNCTION_SOURCE, DEFAULT_FUNCTION_TARGET, DEFAULT_MODEL_STORE, DEFAULT_STATE_DIR, PROJECT
 from localcloud.errors import AlreadyRunning, StackError, StartFailed, ToolsMissing
 from localcloud.processes import Proc, alive, http_answers, log_contains, stop, wait_until
@@ -27,11 +27,11 @@ from localcloud.tools import NPM_FIRESTORE, NPM_FIRESTORE_VERSION, Tools, choose
 from shared.settings import Settings
 
 #: start order; ``down`` stops in the reverse order
-COMPONENTS = ("pubsub", "firestore", "storage", "function", "predict", "sweep", "bridge")
+COMPONENTS = ("pubsub", "firestore", "storage", "function", "predict", "sweep", "bridge", "events-push")
 #: values of StackConfig.bridge_source
 BRIDGE_SOURCES = ("auto", "pubsub", "listing")
 #: the ``state.info`` keys that describe the stack, in the order to show them
-INFO_KEYS = ("firestore", "model", "function", "predict", "sweep", "bridge")
+INFO_KEYS = ("firestore", "model", "function", "predict", "sweep", "bridge", "events")
 
 Progress = Callable[[str], None]
 
@@ -83,6 +83,14 @@ class StackConfig:
     #: notifications through the Pub/Sub emulator, or listing the incoming
     #: bucket; auto: pubsub when its emulator can run, else listing
     bridge_source: str = "auto"
+    #: the completion events' topic (docs/events.md), created with the Pub/Sub
+    #: emulator and given to the functions as EVENTS_TOPIC (no emulator: events off)
+    events_topic: str = "fashion-events"
+    #: where the events push gives up on an event (after its attempts)
+    events_dead_letter_topic: str = "fashion-events-dead-letter"
+    #: a webhook URL the events are POSTed to (the push subscription's part); None: no push
+    events_webhook: str | None = None
+    events_push_args: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -215,6 +223,7 @@ def _start_all(config: StackConfig, tools: Tools, state: State) -> None:
     if use_pubsub:
         state.info.update(topic=config.topic, subscription=config.subscription)
     timings = state.info["timings"]
+    state.info["events"] = "off: no Pub/Sub emulator"
 
     # The two JVMs start in parallel: about 3 s each on 2 cores.
     pubsub = state.add(components.start_pubsub(tools, ports.pubsub, log_dir)) if use_pubsub else None
@@ -227,6 +236,11 @@ def _start_all(config: StackConfig, tools: Tools, state: State) -> None:
     if pubsub is not None:
         timings["pubsub"] = wait_until(pubsub, http_answers(pubsub.url), config.start_timeout)
         create_topic_and_subscription(hosts["PUBSUB_EMULATOR_HOST"], settings.project, config.topic, config.subscription)
+        create_topics(hosts["PUBSUB_EMULATOR_HOST"], settings.project, [config.events_topic, config.events_dead_letter_topic])
+        if not settings.events_topic:
+            settings = replace(settings, events_topic=config.events_topic)
+        state.env["EVENTS_TOPIC"] = settings.events_topic
+        state.info["events"] = f"completion events to topic {settings.events_topic} (`fashionctl events tail`)"
         storage = state.add(
             components.start_storage(
                 tools,
@@ -306,8 +320,33 @@ def _start_all(config: StackConfig, tools: Tools, state: State) -> None:
         state.info["bridge"] = f"skipped: no function to deliver to; {waiting}"
     if bridge is not None:
         timings["bridge"] = wait_until(bridge, log_contains(bridge.log, "bridge started", bridge.name), config.start_timeout)
+    if config.events_webhook and use_pubsub:
+        _start_event_push(config, settings, hosts["PUBSUB_EMULATOR_HOST"], state)
     state.save()
     write_env_file(config.state_dir / ENV_FILE, state.env)
+
+
+#: the subscription the events push reads (on StackConfig.events_topic)
+EVENTS_PUSH_SUBSCRIPTION = "fashion-events-webhook"
+
+
+def _start_event_push(config: StackConfig, settings: Settings, pubsub_host: str, state: State) -> None:
+    """The push subscription's stand-in: the events topic's events POSTed to the webhook."""
+    create_topic_and_subscription(pubsub_host, settings.project, settings.events_topic, EVENTS_PUSH_SUBSCRIPTION)
+    push = state.add(
+        components.start_event_push(
+            pubsub_host,
+            settings.project,
+            EVENTS_PUSH_SUBSCRIPTION,
+            config.events_webhook or "",
+            config.state_dir,
+            config.events_dead_letter_topic,
+            list(config.events_push_args),
+        )
+    )
+    timings = state.info["timings"]
+    timings["events-push"] = wait_until(push, log_contains(push.log, "event push started", push.name), config.start_timeout)
+    state.info["events"] += f"; pushed to {config.events_webhook} (dead letters: topic {config.events_dead_letter_topic})"
 
 
 def _publish_model(config: StackConfig, storage_url: str) -> str:

@@ -90,6 +90,8 @@ class Field:
     UPDATED_AT = "updated_at"
     FINISHED_AT = "finished_at"
     SKU = "sku"
+    #: the record's events and whether each went out (shared/outbox.py)
+    OUTBOX = "outbox"
 
     ALL: tuple[str, ...] = ()  # filled below
 
@@ -267,6 +269,7 @@ class Classification:
     updated_at: datetime | None = None
     finished_at: datetime | None = None
     sku: str | None = None
+    outbox: dict[str, Any] | None = None  # shared/outbox.py: the record's events, pending or sent
     id: str | None = None  # the document id (not stored as a field)
 
     @property
@@ -300,6 +303,7 @@ class Classification:
             Field.UPDATED_AT: self.updated_at,
             Field.FINISHED_AT: self.finished_at,
             Field.SKU: self.sku,
+            Field.OUTBOX: self.outbox,
         }
 
     @classmethod
@@ -335,6 +339,7 @@ class Classification:
             updated_at=data.get(Field.UPDATED_AT),
             finished_at=data.get(Field.FINISHED_AT),
             sku=data.get(Field.SKU) if isinstance(data.get(Field.SKU), str) else None,
+            outbox=dict(data[Field.OUTBOX]) if isinstance(data.get(Field.OUTBOX), Mapping) else None,
             id=doc_id if doc_id is not None else data.get(DOC_ID),
         )
 

@@ -46,6 +46,9 @@ class Settings:
     lease_seconds: float = 120.0  # how long one delivery holds an object version; a crashed one blocks others this long
     dependency_deadline_seconds: float = 15.0  # total retry time of one Firestore or Storage call before "retry later"
     sku_metadata_key: str = "sku"  # the uploader's custom metadata key holding a SKU, stored in the record's ``sku``
+    # completion events (shared/result_events.py, docs/events.md)
+    events_topic: str = ""  # Pub/Sub topic id (in ``project``) or full path; empty: events off
+    events_grace_seconds: float = 60.0  # the sweep publishes events still pending this long after their record was written
     # TEST-ONLY: failpoints in the processing core (functions/failpoints.py), e.g.
     # "after_copy=crash"; empty (the default, and what Terraform deploys): off
     failpoints: str = ""
@@ -75,6 +78,8 @@ class Settings:
         "LEASE_SECONDS": "lease_seconds",
         "DEPENDENCY_DEADLINE_SECONDS": "dependency_deadline_seconds",
         "SKU_METADATA_KEY": "sku_metadata_key",
+        "EVENTS_TOPIC": "events_topic",
+        "EVENTS_GRACE_SECONDS": "events_grace_seconds",
         "FAILPOINTS": "failpoints",
     }
     REQUIRED: ClassVar[tuple[str, ...]] = ("GOOGLE_CLOUD_PROJECT", "INCOMING_BUCKET", "PROCESSED_BUCKET", "MODELS_BUCKET")
@@ -105,6 +110,8 @@ class Settings:
             raise SettingsError("MAX_BATCH_IMAGES and MAX_REQUEST_BYTES must be positive")
         if settings.lease_seconds <= 0 or settings.dependency_deadline_seconds <= 0:
             raise SettingsError("LEASE_SECONDS and DEPENDENCY_DEADLINE_SECONDS must be positive")
+        if settings.events_grace_seconds < 0:
+            raise SettingsError("EVENTS_GRACE_SECONDS must be >= 0")
         return settings
 
     @property
@@ -114,6 +121,14 @@ class Settings:
     @property
     def allowed_origins(self) -> frozenset[str]:
         return frozenset(origin.strip() for origin in self.cors_origins.split(",") if origin.strip())
+
+    @property
+    def events_topic_path(self) -> str | None:
+        """The events topic as ``projects/<p>/topics/<t>``; None when events are off."""
+        topic = self.events_topic.strip()
+        if not topic:
+            return None
+        return topic if topic.startswith("projects/") else f"projects/{self.project}/topics/{topic}"
 
     @property
     def decode_limits(self) -> DecodeLimits:
