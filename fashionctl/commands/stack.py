@@ -80,6 +80,12 @@ def _port_options(command: F) -> F:
     "incoming bucket; auto: pubsub when its emulator can run",
 )
 @click.option("--bridge-arg", multiple=True, metavar="ARG", help="extra argument for the bridge, repeatable")
+@click.option(
+    "--events-webhook",
+    metavar="URL",
+    help="POST every completion event to this URL (the push subscription's part; docs/events.md); needs the Pub/Sub emulator",
+)
+@click.option("--events-push-arg", multiple=True, metavar="ARG", help="extra argument for the events push, repeatable")
 @click.option("--start-timeout", type=float, default=90.0, show_default=True, help="seconds per component")
 @click.option(
     "--sdk-root", type=click.Path(path_type=Path), help="Google Cloud CLI root holding platform/ (default: found from gcloud)"
@@ -116,6 +122,8 @@ def up(
     overrides: tuple[str, ...],
     bridge_source: str,
     bridge_arg: tuple[str, ...],
+    events_webhook: str | None,
+    events_push_arg: tuple[str, ...],
     start_timeout: float,
     sdk_root: Path | None,
     firestore: str,
@@ -142,6 +150,8 @@ def up(
         bridge_target=bridge_target,
         bridge_args=bridge_arg,
         bridge_source=bridge_source,
+        events_webhook=events_webhook,
+        events_push_args=events_push_arg,
         start_timeout=start_timeout,
         firestore=firestore,
     )
