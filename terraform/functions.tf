@@ -27,12 +27,14 @@ locals {
     CONFIDENCE_THRESHOLD = tostring(var.confidence_threshold)
     FIRESTORE_DATABASE   = google_firestore_database.main.name
     LOG_LEVEL            = var.log_level
+    EVENTS_TOPIC         = google_pubsub_topic.events.id
   }
   function_extra_environment = {
     classify = {}
     sweep    = {
       SWEEP_MIN_AGE_SECONDS = tostring(var.sweep_min_age_seconds)
       SWEEP_BUDGET_SECONDS  = tostring(var.sweep_budget_seconds)
+      EVENTS_GRACE_SECONDS  = tostring(var.events_grace_seconds)
     }
     predict = {
       GCS_ALLOWED_BUCKETS = join(",", var.predict_allowed_buckets)

@@ -17,6 +17,8 @@ locals {
     training  = "training job"
     scheduler = "Cloud Scheduler caller of the sweep"
     build     = "Cloud Build builds of the three functions"
+    # the identity of the events push subscription's OIDC token (events.tf)
+    webhook = "OIDC identity of the events webhook's push subscription"
   }
 
   # What classify and the sweep both do to the buckets: take uploads out of
@@ -56,6 +58,11 @@ locals {
     build = {
       project = ["roles/logging.logWriter"]
       buckets = { models = ["roles/storage.objectViewer"] }
+    }
+    # Only signs the webhook's OIDC tokens: no access to anything.
+    webhook = {
+      project = []
+      buckets = {}
     }
   }
 
@@ -193,4 +200,64 @@ resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
   topic   = google_pubsub_topic.dead_letter.name
   role    = "roles/pubsub.publisher"
   member  = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+}
+
+# --------------------------------------------------------------------------
+# Completion events (events.tf)
+
+locals {
+  # The accounts that finish records and so publish their events (EVENTS_TOPIC).
+  event_publishers = {
+    classify = "finishes records from upload events"
+    sweep    = "finishes records the events missed, republishes pending events"
+  }
+  pubsub_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  # The Pub/Sub service agent forwards undeliverable events from these
+  # subscriptions to the events dead-letter topic (it needs to subscribe to each).
+  events_subscriptions = merge(
+    { bigquery = google_pubsub_subscription.events_bigquery.name },
+    { for s in google_pubsub_subscription.events_webhook : "webhook" => s.name },
+  )
+}
+
+resource "google_pubsub_topic_iam_member" "events_publishers" {
+  for_each = local.event_publishers
+
+  project = var.project_id
+  topic   = google_pubsub_topic.events.name
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${google_service_account.accounts[each.key].email}"
+}
+
+# The BigQuery subscription writes as the Pub/Sub service agent.
+resource "google_bigquery_table_iam_member" "events_writer" {
+  project    = var.project_id
+  dataset_id = google_bigquery_table.events.dataset_id
+  table_id   = google_bigquery_table.events.table_id
+  role       = "roles/bigquery.dataEditor"
+  member     = local.pubsub_agent
+}
+
+resource "google_pubsub_topic_iam_member" "events_dead_letter_publisher" {
+  project = var.project_id
+  topic   = google_pubsub_topic.events_dead_letter.name
+  role    = "roles/pubsub.publisher"
+  member  = local.pubsub_agent
+}
+
+resource "google_pubsub_subscription_iam_member" "events_dead_letter_subscriber" {
+  for_each = local.events_subscriptions
+
+  project      = var.project_id
+  subscription = each.value
+  role         = "roles/pubsub.subscriber"
+  member       = local.pubsub_agent
+}
+
+# The push subscription's OIDC token is minted by the Pub/Sub service agent
+# for the webhook account.
+resource "google_service_account_iam_member" "webhook_token_creator" {
+  service_account_id = google_service_account.accounts["webhook"].name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = local.pubsub_agent
 }

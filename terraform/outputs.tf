@@ -72,3 +72,18 @@ output "event_max_delivery_attempts" {
   description = "Delivery attempts before an upload event is dead-lettered (cloudbuild.yaml's dead-letter step applies it)."
   value       = var.event_max_delivery_attempts
 }
+
+output "events_topic" {
+  description = "Full name of the completion events topic (docs/events.md)."
+  value       = google_pubsub_topic.events.id
+}
+
+output "events_table" {
+  description = "The BigQuery table the events are written to, as project.dataset.table."
+  value       = "${google_bigquery_table.events.project}.${google_bigquery_table.events.dataset_id}.${google_bigquery_table.events.table_id}"
+}
+
+output "events_dead_letter_subscription" {
+  description = "Subscription that keeps the events no subscriber could take."
+  value       = google_pubsub_subscription.events_dead_letter.name
+}

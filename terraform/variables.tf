@@ -335,3 +335,63 @@ variable "labels" {
     error_message = "label keys must be lowercase letters, digits, _ or -, starting with a letter."
   }
 }
+
+variable "events_webhook_url" {
+  type        = string
+  description = "HTTPS endpoint that receives every completion event (a push subscription with an OIDC token); empty: no webhook."
+  default     = ""
+  validation {
+    condition     = var.events_webhook_url == "" || can(regex("^https://[^\\s]+$", var.events_webhook_url))
+    error_message = "events_webhook_url must be empty or an https:// URL."
+  }
+}
+
+variable "events_webhook_audience" {
+  type        = string
+  description = "Audience of the webhook's OIDC token; empty: the webhook URL itself."
+  default     = ""
+  validation {
+    condition     = length(var.events_webhook_audience) <= 512
+    error_message = "events_webhook_audience must be at most 512 characters."
+  }
+}
+
+variable "events_max_delivery_attempts" {
+  type        = number
+  description = "Delivery attempts of an event (to the webhook, or into BigQuery) before it goes to the events dead-letter topic."
+  default     = 10
+  validation {
+    condition     = var.events_max_delivery_attempts >= 5 && var.events_max_delivery_attempts <= 100
+    error_message = "events_max_delivery_attempts must be between 5 and 100 (Pub/Sub's limits)."
+  }
+}
+
+variable "events_grace_seconds" {
+  type        = number
+  description = "The sweep publishes completion events still unpublished this many seconds after their record was written (EVENTS_GRACE_SECONDS)."
+  default     = 120
+  validation {
+    condition     = var.events_grace_seconds >= 0
+    error_message = "events_grace_seconds must be >= 0."
+  }
+}
+
+variable "events_bigquery_location" {
+  type        = string
+  description = "Location of the BigQuery events dataset (a region such as europe-west1 or a multi-region such as EU)."
+  default     = "EU"
+  validation {
+    condition     = length(var.events_bigquery_location) > 0
+    error_message = "events_bigquery_location must not be empty."
+  }
+}
+
+variable "events_table_deletion_protection" {
+  type        = bool
+  description = "Whether Terraform refuses to delete the BigQuery events table."
+  default     = true
+  validation {
+    condition     = var.events_table_deletion_protection == true || var.events_table_deletion_protection == false
+    error_message = "events_table_deletion_protection must be true or false."
+  }
+}

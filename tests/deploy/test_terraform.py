@@ -354,12 +354,14 @@ EXPECTED_ROLES = {
         ("project", "roles/datastore.user"),
         ("project", "roles/eventarc.eventReceiver"),
         ("function:classify", "roles/run.invoker"),
+        ("topic:events", "roles/pubsub.publisher"),  # completion events (events.tf)
     },
     "sweep": {
         ("bucket:incoming", INCOMING_CONSUMER),
         ("bucket:processed", "roles/storage.objectUser"),  # a re-upload replaces the older copy
         ("bucket:models", "roles/storage.objectViewer"),
         ("project", "roles/datastore.user"),
+        ("topic:events", "roles/pubsub.publisher"),  # republishes pending completion events
     },
     "predict": {
         ("bucket:models", "roles/storage.objectViewer"),
@@ -379,6 +381,7 @@ EXPECTED_ROLES = {
         ("project", "roles/logging.logWriter"),
         ("repository:images", "roles/artifactregistry.writer"),
     },
+    "webhook": set(),  # only the identity of the events webhook's OIDC token
 }
 ACCOUNT = re.compile(r'serviceAccount:\$\{google_service_account\.accounts\["(\w+)"\]\.email\}')
 
@@ -433,9 +436,15 @@ def test_each_service_account_has_only_its_listed_roles(tf: Terraform):
     assert set(tf.of_type("google_service_account")) == {"accounts"}
     assert accounts == set(EXPECTED_ROLES) == set(tf.locals["role_table"])
     granted = _table_grants(tf)
+    publishers = tf.resource("google_pubsub_topic_iam_member", "events_publishers")
+    assert publishers["for_each"] == "${local.event_publishers}"
+    assert publishers["topic"] == ref("google_pubsub_topic", "events")
+    assert publishers["member"] == "serviceAccount:${google_service_account.accounts[each.key].email}"
+    for name in tf.locals["event_publishers"]:
+        granted[name].add(("topic:events", publishers["role"]))
     for (kind, name), body in tf.resources.items():
         assert not kind.endswith(("_iam_binding", "_iam_policy")), f"{kind}.{name}: authoritative IAM would drop others' grants"
-        if name == "grants":
+        if name in ("grants", "events_publishers"):
             continue
         for member in _members(body):
             match = ACCOUNT.fullmatch(member)
