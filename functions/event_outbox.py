@@ -126,6 +126,39 @@ class EventOutbox:
         event = self._event(record, record_id, events.DECIDED_TYPE, events.decision_version(record))
         return box.update(box.staged(record.get(rec.Field.OUTBOX), event, now))
 
+    def on_decided(self, record_id: str, record: Mapping[str, Any] | None = None) -> int:
+        """The review desk's hook, called after a decision on ``record_id`` is
+        committed (``record``: the document as written; read when None):
+        stages the ``fashion.review.v1.decided`` event of the record's
+        current decision in its outbox, unless that decision's event is
+        already there (the decision's own write may have staged it with
+        :meth:`stage_decided`, which also covers a crash before this call),
+        then publishes what waits. Returns the number published; never
+        raises for an unavailable Pub/Sub or Firestore (see :meth:`deliver`)."""
+        if not self.enabled:
+            return 0
+        doc = self.db.collection(rec.COLLECTION).document(record_id)
+        try:
+            for _ in range(_MARK_ATTEMPTS):
+                snapshot = doc.get(**self._calls)
+                if not snapshot.exists:
+                    log.warning("no record %s to publish a decision of", record_id)
+                    return 0
+                stored = snapshot.to_dict() or {}
+                staged = self.stage_decided(stored if record is None else {**stored, **record}, record_id, self.now())
+                if staged[rec.Field.OUTBOX] == stored.get(rec.Field.OUTBOX):
+                    break  # already staged (or sent)
+                option = self.db.write_option(last_update_time=snapshot.update_time)
+                try:
+                    doc.update(staged, option=option, **self._calls)
+                    break
+                except gexc.FailedPrecondition:
+                    continue
+        except (gexc.GoogleAPIError, TimeoutError, ConnectionError, OSError) as exc:
+            log.warning("decision event not staged: %s: %s", type(exc).__name__, exc, extra={"classification_id": record_id})
+            return 0
+        return self.deliver(record_id)
+
     def _event(self, record: Mapping[str, Any], record_id: str, kind: str, version: int) -> dict[str, Any]:
         return events.build(
             record,

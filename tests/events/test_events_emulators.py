@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 
@@ -26,6 +28,7 @@ from tests.reliability.test_faults import crash_delivery
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((REPO / events.SCHEMA_FILE).read_text())
 #: every step a delivery can die after (functions/failpoints.py)
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 CRASH_STEPS = ("after_download", "after_decision", "after_copy", "before_delete", "after_delete", "before_publish")
 
 
@@ -124,3 +127,37 @@ def test_the_sweep_leaves_events_younger_than_the_grace_period(events_lab: Event
     assert outbox.republish(older_than=3600.0) == {"records": 0, "published": 0}
     assert outbox.republish(older_than=0.0) == {"records": 1, "published": 1}
     assert [event["id"] for event, _ in events_lab.drain()] == [events.event_id(upload.doc_id, events.FINISHED_TYPE, 1)]
+
+
+def test_a_review_decision_publishes_its_own_event_with_one_call(events_lab: EventsLab, monkeypatch: Any) -> None:
+    """The review desk's hook (``EventOutbox.on_decided``), on a record the
+    classify function finished: each decision gets its own event (type
+    ``fashion.review.v1.decided``, record version 2, 3, ...), calling the
+    hook again publishes nothing new. ``Field.REVIEW`` is the review desk's
+    field of this round's contract, defined here as the merged record will."""
+    monkeypatch.setattr(rec.Field, "REVIEW", "review", raising=False)
+    lab = events_lab.lab
+    upload = lab.upload("events/to-review.jpg", make_photo_like((48, 40), seed=900))
+    lab.redeliver(upload, new_event_id())
+    events_lab.drain(quiet=1.0)
+    outbox = EventOutbox.from_settings(Settings.from_env(lab.env), lab.firestore())
+    doc = lab.firestore().collection(rec.COLLECTION).document(upload.doc_id)
+    first = {"decision": "relabeled", "final_label": "Tops", "reason": None, "reviewed_by": "ana", "reviewed_at": NOW}
+    doc.update({rec.Field.STATUS: "reviewed", "review": first | {"previous": []}})
+
+    assert outbox.on_decided(upload.doc_id) == 1
+    assert outbox.on_decided(upload.doc_id) == 0  # the same decision: nothing new
+    second = first | {"decision": "approved", "final_label": "Heels", "reviewed_at": NOW + timedelta(minutes=1)}
+    doc.update({"review": second | {"previous": [first]}})
+    assert outbox.on_decided(upload.doc_id) == 1
+
+    got = events_lab.drain()
+    ids = [events.event_id(upload.doc_id, events.DECIDED_TYPE, version) for version in (2, 3)]
+    assert [event["id"] for event, _ in got] == ids
+    for (event, attributes), wanted in zip(got, (first, second), strict=True):
+        validate(event)
+        assert event["type"] == events.DECIDED_TYPE and event["data"]["status"] == "reviewed"
+        assert event["data"]["review"]["final_label"] == wanted["final_label"] == attributes["category"]
+        assert event["time"] == wanted["reviewed_at"].strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    states = box.event_states(doc.get().to_dict()[rec.Field.OUTBOX])
+    assert states == {events.event_id(upload.doc_id, events.FINISHED_TYPE, 1): box.SENT} | dict.fromkeys(ids, box.SENT)
