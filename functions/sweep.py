@@ -133,6 +133,7 @@ COUNT_KEYS = (
     "empty",
     "failed",
     "events_published",
+    "events_failed",
 )
 
 
@@ -231,8 +232,16 @@ class Sweeper:
 
     def _republish(self, report: SweepReport, context: dict[str, Any]) -> None:
         """Publish the completion events a crash or an unavailable Pub/Sub left
-        pending in records' outboxes for more than ``EVENTS_GRACE_SECONDS``."""
-        counts = self.processor.outbox.republish(self.settings.events_grace_seconds)
+        pending in records' outboxes for more than ``EVENTS_GRACE_SECONDS``.
+        A failed query (Firestore down, or an emulator that cannot filter on
+        a nested field) is logged and counted, never fails the run: the
+        objects' work is done, and the next run tries again."""
+        try:
+            counts = self.processor.outbox.republish(self.settings.events_grace_seconds)
+        except DEPENDENCY_ERRORS as exc:
+            report.counts["events_failed"] += 1
+            log.error("could not republish pending events: %s: %s", type(exc).__name__, exc, extra=context)
+            return
         report.counts["events_published"] += counts["published"]
         if counts["records"]:
             log.info("published %d pending events of %d records", counts["published"], counts["records"], extra=context)
