@@ -56,7 +56,13 @@ _COUNTS = {"type": "object", "additionalProperties": {"type": "integer"}}
 _TOTALS = {
     "type": "object",
     "required": ["total", "status", "category", "rejection"],
-    "properties": {"total": {"type": "integer"}, "status": _COUNTS, "category": _COUNTS, "rejection": _COUNTS},
+    "properties": {
+        "total": {"type": "integer"},
+        "status": _COUNTS,
+        "category": _COUNTS,
+        "rejection": _COUNTS,
+        "review": _COUNTS,  # people's decisions (approved, relabeled, rejected), not finishes
+    },
 }
 _PERCENTILE = {"type": ["number", "null"]}
 _STATS = {

@@ -51,8 +51,10 @@ SKIPPED = "skipped"  # the object version was gone (deleted or overwritten) befo
 #: content yet (tools write an empty object first and the content as a newer
 #: version); no copy, the object stays where it is, not a rejection
 EMPTY = "empty"
-FINISHED = frozenset({CLASSIFIED, NEEDS_REVIEW, REJECTED, SKIPPED, EMPTY})
-STATUSES = (PROCESSING, CLASSIFIED, NEEDS_REVIEW, REJECTED, FAILED, SKIPPED, EMPTY)
+#: a needs_review record a person decided (its ``review`` map; functions/review_desk.py)
+REVIEWED = "reviewed"
+FINISHED = frozenset({CLASSIFIED, NEEDS_REVIEW, REJECTED, SKIPPED, EMPTY, REVIEWED})
+STATUSES = (PROCESSING, CLASSIFIED, NEEDS_REVIEW, REJECTED, FAILED, SKIPPED, EMPTY, REVIEWED)
 
 CLAIMED = "claimed"  #: step: the first delivery created the document
 DECIDED = "decided"  #: step: the decision (label or rejection) is recorded
@@ -65,6 +67,14 @@ TRANSIENT = "transient"
 SOURCE_GONE = "source_gone"
 SUPERSEDED = "superseded"  #: skipped: a zero-byte version a newer version of the name replaced
 ZERO_BYTES = "zero_bytes"  #: empty: the object version holds no bytes
+
+#: bands of a classified or needs_review record (``band``): auto-filed, quick check, manual review
+BAND_AUTO, BAND_CHECK, BAND_REVIEW = "auto", "check", "review"
+BANDS = (BAND_AUTO, BAND_CHECK, BAND_REVIEW)
+
+#: a person's decisions on a needs_review record (``review.decision``)
+APPROVED, RELABELED, REVIEW_REJECTED = "approved", "relabeled", "rejected"
+REVIEW_DECISIONS = (APPROVED, RELABELED, REVIEW_REJECTED)
 
 
 class Field:
@@ -90,6 +100,9 @@ class Field:
     UPDATED_AT = "updated_at"
     FINISHED_AT = "finished_at"
     SKU = "sku"
+    BAND = "band"
+    REVIEW = "review"
+    REVIEW_PENDING = "review_pending"
 
     ALL: tuple[str, ...] = ()  # filled below
 
@@ -98,7 +111,7 @@ Field.ALL = tuple(value for key, value in vars(Field).items() if key.isupper() a
 #: the key readers add for the document id (not a stored field)
 DOC_ID = "id"
 #: the processing core's bookkeeping, left out of exports
-INTERNAL_FIELDS = frozenset({Field.LEASE_OWNER, Field.LEASE_UNTIL, Field.DECISION})
+INTERNAL_FIELDS = frozenset({Field.LEASE_OWNER, Field.LEASE_UNTIL, Field.DECISION, Field.REVIEW_PENDING})
 #: what a finished record always holds (the contract's fields)
 CONTRACT_FIELDS = frozenset(
     {
@@ -122,6 +135,9 @@ CONTRACT_FIELDS = frozenset(
 TIMING_STEPS = ("download", "classify", "copy", "delete", "total")
 TOTAL_MS = "total"
 _REASON, _MESSAGE, _TARGET, _BUCKET, _NAME, _GENERATION = "reason", "message", "target", "bucket", "name", "generation"
+#: keys of the ``review`` map (docs/records.md)
+REVIEW_DECISION, REVIEW_FINAL_LABEL, REVIEW_REASON = "decision", "final_label", "reason"
+REVIEW_BY, REVIEW_AT, REVIEW_PREVIOUS = "reviewed_by", "reviewed_at", "previous"
 
 
 # -- parts of a record ----------------------------------------------------------
@@ -267,11 +283,22 @@ class Classification:
     updated_at: datetime | None = None
     finished_at: datetime | None = None
     sku: str | None = None
+    band: str | None = None  # BANDS; classified and needs_review records only
+    review: dict[str, Any] | None = None  # a person's decision (ReviewEntry.to_dict() + "previous")
+    review_pending: dict[str, Any] | None = None  # internal: a decision being applied (functions/review_desk.py)
     id: str | None = None  # the document id (not stored as a field)
 
     @property
     def finished(self) -> bool:
         return self.status in FINISHED
+
+    @property
+    def final_label(self) -> str | None:
+        """The category a person or the model settled on: ``review.final_label``
+        when reviewed, ``label`` when classified, else None."""
+        if self.status == REVIEWED:
+            return (self.review or {}).get(REVIEW_FINAL_LABEL)
+        return self.label if self.status == CLASSIFIED else None
 
     @property
     def reason(self) -> str | None:
@@ -300,6 +327,9 @@ class Classification:
             Field.UPDATED_AT: self.updated_at,
             Field.FINISHED_AT: self.finished_at,
             Field.SKU: self.sku,
+            Field.BAND: self.band,
+            Field.REVIEW: self.review,
+            Field.REVIEW_PENDING: self.review_pending,
         }
 
     @classmethod
@@ -335,6 +365,9 @@ class Classification:
             updated_at=data.get(Field.UPDATED_AT),
             finished_at=data.get(Field.FINISHED_AT),
             sku=data.get(Field.SKU) if isinstance(data.get(Field.SKU), str) else None,
+            band=data.get(Field.BAND) if isinstance(data.get(Field.BAND), str) else None,
+            review=dict(data[Field.REVIEW]) if isinstance(data.get(Field.REVIEW), Mapping) else None,
+            review_pending=dict(data[Field.REVIEW_PENDING]) if isinstance(data.get(Field.REVIEW_PENDING), Mapping) else None,
             id=doc_id if doc_id is not None else data.get(DOC_ID),
         )
 
@@ -375,8 +408,9 @@ def day_of(moment: datetime) -> str:
 
 TOTAL = "total"  #: shard field: finished objects
 DAY = "day"  #: shard field: its day, YYYY-MM-DD
-COUNTER_GROUPS = ("status", "category", "rejection")  #: shard fields "<group>.<name>"
-STATUS_GROUP, CATEGORY_GROUP, REJECTION_GROUP = COUNTER_GROUPS
+#: shard fields "<group>.<name>"; "review": people's decisions (approved, relabeled, rejected), not finishes
+COUNTER_GROUPS = ("status", "category", "rejection", "review")
+STATUS_GROUP, CATEGORY_GROUP, REJECTION_GROUP, REVIEW_GROUP = COUNTER_GROUPS
 
 
 def shard_path(moment: datetime, shard: int | None = None) -> tuple[str, str, str, str]:
