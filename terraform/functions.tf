@@ -42,6 +42,12 @@ locals {
       # one thread per request Cloud Run lets in.
       THREADS = tostring(var.predict_concurrency)
     }
+    # review.tf: the audience of IAP's signed header (empty without IAP),
+    # and V4 signed image URLs (the function signs them as its account).
+    review = {
+      IAP_AUDIENCE      = local.review_iap_audience
+      REVIEW_IMAGE_URLS = "signed"
+    }
   }
 
   # Every function is built by the build account into the project's

@@ -335,3 +335,33 @@ variable "labels" {
     error_message = "label keys must be lowercase letters, digits, _ or -, starting with a letter."
   }
 }
+
+variable "review_iap_enabled" {
+  type        = bool
+  description = "Put the review desk behind an HTTPS load balancer with Identity-Aware Proxy (review.tf). Needs review_domain and review_group. Off: no load balancer, and the review function is reachable from the project's network only."
+  default     = false
+  validation {
+    condition     = var.review_iap_enabled == true || var.review_iap_enabled == false
+    error_message = "review_iap_enabled must be true or false."
+  }
+}
+
+variable "review_domain" {
+  type        = string
+  description = "Host name of the review desk (a Google-managed certificate is issued for it; its DNS A record must point at the review_address output). Used when review_iap_enabled."
+  default     = ""
+  validation {
+    condition     = var.review_domain == "" || can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$", var.review_domain))
+    error_message = "review_domain must be empty or a lowercase host name such as review.example.com."
+  }
+}
+
+variable "review_group" {
+  type        = string
+  description = "Google group whose members may use the review desk (roles/iap.httpsResourceAccessor), e.g. catalogue-reviewers@example.com. Used when review_iap_enabled."
+  default     = ""
+  validation {
+    condition     = var.review_group == "" || can(regex("^[^@\\s:]+@[a-z0-9.-]+\\.[a-z]{2,63}$", var.review_group))
+    error_message = "review_group must be empty or a group e-mail address (without the group: prefix)."
+  }
+}

@@ -433,7 +433,7 @@
         const error = result.error || {};
         failed.push(`${entry.item.source ? entry.item.source.name : result.id}: ${error.code}: ${error.message}`);
         cardError(result.id, `${error.code}: ${error.message}`);
-        if (error.code === "conflict" || result.status === 409) {
+        if (result.status === 409 || error.code === "already_decided") {
           state.reopened.add(result.id);
           entry.card.classList.add("reopened");
         }
