@@ -166,7 +166,7 @@
         key.textContent = labelNumber(index);
         entry.append(key);
       }
-      entry.append(document.createTextNode(label));
+      entry.append(document.createTextNode(index < 10 ? " " + label : label));
       ui.legend.append(entry);
       const option = document.createElement("option");
       option.value = label;
