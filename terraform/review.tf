@@ -92,6 +92,17 @@ resource "google_project_service" "review_iap" {
   project            = var.project_id
   service            = each.value
   disable_on_destroy = false
+
+  depends_on = [time_sleep.apis_ready]
+}
+
+# The same wait as main.tf's apis_ready, for these two APIs.
+resource "time_sleep" "review_apis_ready" {
+  for_each = local.review_iap
+
+  create_duration = "60s"
+
+  depends_on = [google_project_service.review_iap]
 }
 
 resource "google_compute_region_network_endpoint_group" "review" {
@@ -108,7 +119,7 @@ resource "google_compute_region_network_endpoint_group" "review" {
     function = local.review_function_name
   }
 
-  depends_on = [google_project_service.review_iap]
+  depends_on = [time_sleep.review_apis_ready]
 }
 
 resource "google_compute_backend_service" "review" {
@@ -180,7 +191,7 @@ resource "google_compute_managed_ssl_certificate" "review" {
     domains = [each.value]
   }
 
-  depends_on = [google_project_service.review_iap]
+  depends_on = [time_sleep.review_apis_ready]
 }
 
 # TLS 1.2 or newer with the MODERN cipher profile.
@@ -192,7 +203,7 @@ resource "google_compute_ssl_policy" "review" {
   profile         = "MODERN"
   min_tls_version = "TLS_1_2"
 
-  depends_on = [google_project_service.review_iap]
+  depends_on = [time_sleep.review_apis_ready]
 }
 
 resource "google_compute_target_https_proxy" "review" {
@@ -211,7 +222,7 @@ resource "google_compute_global_address" "review" {
   project = var.project_id
   name    = "${var.name_prefix}-review"
 
-  depends_on = [google_project_service.review_iap]
+  depends_on = [time_sleep.review_apis_ready]
 }
 
 resource "google_compute_global_forwarding_rule" "review" {

@@ -55,7 +55,9 @@ def test_one_switch_off_by_default_gates_every_iap_resource(tf: Terraform):
     # URL-signing grant, belongs to the IAP path.
     text = (TERRAFORM / "review.tf").read_text()
     declared = set(re.findall(r'^resource "(\w+)" "(\w+)"', text, re.MULTILINE))
+    assert tf.resource("time_sleep", "review_apis_ready")["for_each"] == SWITCH
     always = {
+        ("time_sleep", "review_apis_ready"),  # gated too, but not an IAP resource itself
         ("google_cloudfunctions2_function", "review"),
         ("google_service_account_iam_member", "review_signs_urls"),
         ("google_project_service", "review_iap"),
@@ -128,6 +130,9 @@ def test_the_load_balancer_chain_reaches_the_function_through_iap(tf: Terraform)
     ]
     for later, earlier in itertools.pairwise(chain):
         assert depends_on(graph, later, earlier), f"{later} does not depend on {earlier}"
+    for kind, name in IAP_RESOURCES - {("google_cloud_run_service_iam_member", "review_invoker")}:
+        # compute and iap are enabled only with IAP: everything of the path waits for them
+        assert depends_on(graph, f"{kind}.{name}", "time_sleep.review_apis_ready"), f"{kind}.{name}"
 
 
 def test_the_allowed_group_gets_the_iap_accessor_role(tf: Terraform):
