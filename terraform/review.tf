@@ -171,6 +171,8 @@ resource "google_cloud_run_service_iam_member" "review_invoker" {
   service  = google_cloudfunctions2_function.review.service_config[0].service
   role     = "roles/run.invoker"
   member   = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-iap.iam.gserviceaccount.com"
+
+  depends_on = [time_sleep.review_apis_ready]
 }
 
 resource "google_compute_url_map" "review" {
