@@ -397,7 +397,11 @@ class ReviewDesk:
             request.id,
             record.review and record.review.get(rec.REVIEW_DECISION),
             record.destination.name if record.destination else "-",
-            extra={"classification_id": request.id, "reviewed_by": reviewer, "decision": (record.review or {}).get("decision")},
+            extra={
+                "classification_id": request.id,
+                "reviewed_by": reviewer,
+                "review_decision": (record.review or {}).get(rec.REVIEW_DECISION),
+            },
         )
         if on_decided is not None:
             on_decided(record)
