@@ -23,8 +23,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-#: IAP's public keys as JWKs (https://cloud.google.com/iap/docs/signed-headers-howto)
-IAP_CERTS_URL = "https://www.gstatic.com/iap/verify/public_key-jwk"
+#: IAP's public keys, {key id: PEM} (https://cloud.google.com/iap/docs/signed-headers-howto)
+IAP_CERTS_URL = "https://www.gstatic.com/iap/verify/public_key"
 IAP_ISSUER = "https://cloud.google.com/iap"
 IAP_HEADER = "x-goog-iap-jwt-assertion"
 CSRF_HEADER, CSRF_VALUE = "x-requested-with", "fashion-review"
