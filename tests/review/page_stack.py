@@ -91,13 +91,24 @@ def photos(count: int) -> list[bytes]:
     return [make_photo_like((96, 128), seed=i) for i in range(count)]
 
 
+def _up(config: localcloud.StackConfig) -> localcloud.Started:
+    """``localcloud.up``, tried a second time on fresh ports when a port it
+    chose was taken meanwhile (other test runs share this machine)."""
+    try:
+        return localcloud.up(config, localcloud.find_tools())
+    except localcloud.StackError as exc:
+        if "address already in use" not in str(exc):
+            raise
+        stop_leftovers(config.state_dir)
+        return localcloud.up(replace(config, ports=localcloud.Ports.free()), localcloud.find_tools())
+
+
 @contextmanager
 def review_desk(root: Path, tiny_model_dir: Any) -> Iterator[Desk]:
     """``fashionctl up`` with the tiny model, every result below a confidence
     threshold of 1.0 (so every photo waits for review) and the reviewer's
-    name set; the review function's URL from the stack (REVIEW_URL), or the
-    review function started here beside it where the stack does not start
-    one. Everything is stopped afterwards."""
+    name set; the stack serves the review desk at REVIEW_URL. Everything is
+    stopped afterwards."""
     require_stack()
     state_dir = root / "state"
     settings = localcloud.default_settings(confidence_threshold=1.0, reviewer=REVIEWER)
@@ -109,30 +120,16 @@ def review_desk(root: Path, tiny_model_dir: Any) -> Iterator[Desk]:
         bridge_args=("--min-backoff=0.2", "--max-backoff=1"),
         firestore=FIRESTORE_PREFERENCE,
     )
-    extra: list[localcloud.Proc] = []
     try:
-        started = localcloud.up(config, localcloud.find_tools())
+        started = _up(config)
         assert all(localcloud.alive(p) for p in started.state.components), started.headline()
         env = localcloud.read_env_file(state_dir / localcloud.ENV_FILE)
         url = env.get("REVIEW_URL")
-        if not url:
-            from localcloud.components import start_http_function
-            from tests.emulators import free_port, wait_http
-
-            hosts = {k: env[k] for k in ("STORAGE_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST")}
-            function_env = localcloud.settings_env(replace(settings, model_cache_dir=str(root / "review-cache"))) | hosts
-            proc = start_http_function(
-                REPO / "functions" / "main.py", "review", free_port(), state_dir, function_env, name="review"
-            )
-            extra.append(proc)
-            url = proc.url or ""
-            wait_http(f"{url}/api/labels", timeout=60)
+        assert url, f"the stack started no review function: {started.state.info.get('review')}"
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("FIRESTORE_EMULATOR_HOST", env["FIRESTORE_EMULATOR_HOST"])
             yield Desk(Stack(state_dir.resolve(), env, list(tiny_model_dir.labels)), url.rstrip("/"))
     finally:
-        for proc in extra:
-            localcloud.stop(proc, timeout=5)
         stop_leftovers(state_dir)
 
 
