@@ -431,9 +431,11 @@
         }
       } else {
         const error = result.error || {};
-        failed.push(`${entry.item.source ? entry.item.source.name : result.id}: ${error.code}: ${error.message}`);
-        cardError(result.id, `${error.code}: ${error.message}`);
-        if (result.status === 409 || error.code === "already_decided") {
+        const conflict = result.status === 409 || error.code === "already_decided";
+        const text = `${result.status ? "Error " + result.status : "Error"} (${error.code}): ${error.message}`;
+        failed.push(`${entry.item.source ? entry.item.source.name : result.id}: ${text}`);
+        cardError(result.id, conflict ? `${text}. Decide again to replace it.` : text);
+        if (conflict) {
           state.reopened.add(result.id);
           entry.card.classList.add("reopened");
         }
@@ -461,10 +463,12 @@
       if (state.nextToken) loadQueue(false);
     }
     if (failed.length) {
-      showStatus(`${what}: ${done.length} done, ${failed.length} failed. ${failed.join("; ")}`, "error");
+      const head = decisions.length === 1 ? `${what} failed` : `${what}: ${done.length} done, ${failed.length} failed`;
+      const hint = state.reopened.size ? " Items marked with a dashed border: decide again to replace the earlier decision." : "";
+      showStatus(`${head}. ${failed.join("; ")}.${hint}`, "error");
     } else {
       const where = done.length === 1 && done[0].result.destination ? ` -> ${done[0].result.destination.name}` : "";
-      showStatus(`${what}: ${done.length} done${where}. Press u to undo.`, "info");
+      showStatus(`${what}: done${done.length > 1 ? " (" + done.length + ")" : ""}${where}. Press u to undo.`, "info");
     }
     if (done.length) refreshProgress();
   }
@@ -476,16 +480,16 @@
 
   function approve(id) {
     if (!id) return;
-    decide([{ id, action: "approve" }], `Approved ${itemName(id)}`);
+    decide([{ id, action: "approve" }], `Approve ${itemName(id)}`);
   }
 
   function relabelTo(id, label) {
     const entry = state.cards.get(id);
     if (!entry) return;
     if (label === entry.item.label) {
-      decide([{ id, action: "approve" }], `Approved ${itemName(id)} (${label} is the model's answer)`);
+      decide([{ id, action: "approve" }], `Approve ${itemName(id)} (${label} is the model's answer)`);
     } else {
-      decide([{ id, action: "relabel", label }], `Relabeled ${itemName(id)} to ${label}`);
+      decide([{ id, action: "relabel", label }], `Relabel ${itemName(id)} to ${label}`);
     }
   }
 
@@ -515,7 +519,7 @@
     }
     decide(
       chosen.map((id) => ({ id, action: "approve" })),
-      `Approved ${chosen.length} selected`,
+      `Approve ${chosen.length} selected`,
     );
   }
 
@@ -559,7 +563,7 @@
     const id = state.rejecting;
     state.rejecting = null;
     ui.dialog.close();
-    if (id) decide([{ id, action: "reject", reason }], `Rejected ${itemName(id)}`);
+    if (id) decide([{ id, action: "reject", reason }], `Reject ${itemName(id)}`);
   });
   ui.rejectCancel.addEventListener("click", () => ui.dialog.close());
   ui.dialog.addEventListener("close", () => {

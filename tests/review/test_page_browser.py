@@ -148,7 +148,7 @@ def test_a_reviewer_approves_relabels_rejects_bulk_approves_and_undoes(desk: Des
         wait_gone(page, ids[4])
         until(page, "document.getElementById('remaining').textContent === '1'", timeout=TIMEOUT_MS)
         assert int(page.inner_text("#done-today")) >= 5
-        assert page.locator("#status").inner_text().startswith("Approved " + names[4])
+        assert page.locator("#status").inner_text().startswith("Approve " + names[4] + ": done")
 
         violations = page.evaluate("window.__cspViolations")
         assert violations == [], violations
@@ -210,6 +210,56 @@ def test_on_a_tablet_the_grid_fits_and_touch_buttons_decide(desk: Desk, browser:
         context.close()
     assert desk.record(ids[0])["review"]["decision"] == "approved"
     assert desk.record(ids[1])["review"]["decision"] == "relabeled"
+
+
+def test_filters_order_and_a_conflict_shown_in_the_status_bar(desk: Desk, browser: Any):
+    ids = [desk.upload(f"filters/look-{i}.jpg", data) for i, data in enumerate(photos(4))]
+    records = desk.wait_in_review(ids)
+    context, page, seen = open_desk(browser, desk.url, **DESKTOP)
+    try:
+        page.wait_for_selector(card(ids[-1]), timeout=TIMEOUT_MS)
+        # most uncertain first: the smallest top-1/top-2 margin first
+        page.select_option("#order", "uncertain")
+        until(page, "document.querySelector('.card') !== null && document.querySelector('#status').hidden")
+        page.wait_for_timeout(500)
+        margins = page.eval_on_selector_all(".card .margin", "els => els.map(e => parseFloat(e.textContent.split(' ')[1]))")
+        assert margins == sorted(margins) and len(margins) >= len(ids)
+        # one category only
+        label = records[ids[0]]["label"]
+        page.select_option("#category", label)
+        page.wait_for_timeout(500)
+        until(page, "document.querySelector('#status').hidden")
+        shown = page.locator(".card .label").all_inner_texts()
+        assert shown and set(shown) == {label}
+        page.select_option("#category", "")
+        page.wait_for_selector(card(ids[1]), timeout=TIMEOUT_MS)
+
+        # someone else relabels ids[1] meanwhile; approving it in the page is a 409 shown in the status bar
+        other = next(x for x in desk.stack.labels if x != records[ids[1]]["label"])
+        answer = requests.post(
+            desk.url + "/api/decisions",
+            json={"decisions": [{"id": ids[1], "action": "relabel", "label": other}]},
+            headers={"X-Requested-With": "fashion-review"},
+            timeout=30,
+        )
+        assert answer.status_code == 200 and answer.json()["results"][0]["ok"], answer.text
+        page.locator(f"{card(ids[1])} .meta").click()
+        page.keyboard.press("a")
+        page.wait_for_selector(f"{card(ids[1])}.reopened", timeout=TIMEOUT_MS)
+        status = page.locator("#status")
+        assert "error" in (status.get_attribute("class") or "")
+        assert "Error 409 (already_decided)" in status.inner_text()
+        assert "already_decided" in page.locator(f"{card(ids[1])} .card-error").inner_text()
+        assert desk.record(ids[1])["review"]["decision"] == "relabeled"  # the page's approval changed nothing
+        # deciding again overrides, with change: true
+        page.keyboard.press("a")
+        wait_gone(page, ids[1])
+        final = desk.record(ids[1])
+        assert final["review"]["decision"] == "approved"
+        assert [p["decision"] for p in final["review"]["previous"]] == ["relabeled"]
+        assert seen["errors"] == [] and page.evaluate("window.__cspViolations") == []
+    finally:
+        context.close()
 
 
 HOSTILE_NAMES = [
