@@ -34,6 +34,7 @@ import hashlib
 import json
 import logging
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -67,6 +68,15 @@ _SOURCE_GENERATION = "source_generation"
 #: how many times a fenced write reads again after losing a race
 _FENCE_ATTEMPTS = 20
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+def valid_id(doc_id: str) -> bool:
+    """A string that can be a record id (``classification_id()`` makes 40 hex
+    digits); Firestore's reserved ``__...__`` ids are not."""
+    return bool(_ID.match(doc_id)) and not (doc_id.startswith("__") and doc_id.endswith("__"))
 
 
 class ReviewError(Exception):
@@ -105,8 +115,8 @@ class DecisionRequest:
             raise ReviewError(ReviewError.INVALID, "bad_request", f"unknown keys: {', '.join(sorted(map(str, unknown)))}")
         doc_id, action, label = data.get("id"), data.get("action"), data.get("label")
         reason, change = data.get("reason"), data.get("change", False)
-        if not isinstance(doc_id, str) or not doc_id or "/" in doc_id or len(doc_id) > 128:
-            raise ReviewError(ReviewError.INVALID, "bad_request", "id must be a record id (a non-empty string)")
+        if not isinstance(doc_id, str) or not valid_id(doc_id):
+            raise ReviewError(ReviewError.INVALID, "bad_request", "id must be a record id (letters, digits, - and _)")
         if action not in ACTIONS:
             raise ReviewError(ReviewError.INVALID, "bad_request", f"action must be one of {', '.join(ACTIONS)}")
         if label is not None and not isinstance(label, str):
@@ -240,7 +250,7 @@ class ReviewDesk:
 
     def get(self, doc_id: str) -> rec.Classification:
         """One record. Raises ReviewError ``not_found``."""
-        if not doc_id or "/" in doc_id or len(doc_id) > 128:
+        if not valid_id(doc_id):
             raise ReviewError(ReviewError.NOT_FOUND, "not_found", "no such item")
         snapshot = self._doc(doc_id).get(retry=self._retry, timeout=CALL_TIMEOUT)
         if not snapshot.exists:
