@@ -323,13 +323,23 @@ class ReviewDesk:
     ) -> DecisionResult:
         """Apply one decision (the module's steps). ``on_decided(record)`` is
         called once, after the decision commits, by the call that committed it.
+        A different decision with ``change`` on an item whose decision was
+        interrupted more than ``LEASE_SECONDS`` ago first finishes that one,
+        then replaces it (kept in ``review.previous``).
         Raises ReviewError: ``not_found``, ``invalid`` (unknown label),
         ``conflict`` (decided differently without ``change``, a different
         decision in progress, not in review, the file gone)."""
         if request.action == RELABEL and request.label not in self.labels():
             raise ReviewError(ReviewError.INVALID, "unknown_label", f"unknown label {request.label!r}")
         doc = self._doc(request.id)
-        outcome = self._begin(doc, request, reviewer)
+        try:
+            outcome = self._begin(doc, request, reviewer)
+        except ReviewError as exc:
+            interrupted = self._stale_pending(doc) if exc.code == "decision_in_progress" and request.change else None
+            if interrupted is None:
+                raise
+            self._apply(doc, interrupted)  # finish the interrupted decision, then change it
+            outcome = self._begin(doc, request, reviewer)
         if isinstance(outcome, rec.Classification):
             return DecisionResult(outcome, unchanged=True)
         record = self._apply(doc, outcome)
@@ -349,6 +359,15 @@ class ReviewDesk:
         if on_decided is not None:
             on_decided(record)
         return DecisionResult(record)
+
+    def _stale_pending(self, doc: Any) -> dict[str, Any] | None:
+        """The record's pending decision when it began more than
+        ``LEASE_SECONDS`` ago (its caller crashed or gave up), else None."""
+        pending = rec.Classification.from_firestore(doc.get(retry=self._retry, timeout=CALL_TIMEOUT).to_dict()).review_pending
+        began = (pending or {}).get(_ENTRY, {}).get(rec.REVIEW_AT)
+        if not isinstance(began, datetime) or self.now() - began < timedelta(seconds=self.settings.lease_seconds):
+            return None
+        return pending
 
     def _begin(self, doc: Any, request: DecisionRequest, reviewer: str) -> dict[str, Any] | rec.Classification:
         """Step 1: the pending decision to apply (new, or an identical one in
