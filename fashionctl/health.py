@@ -100,7 +100,7 @@ def check(env: Mapping[str, str], db: Any, storage: Any, thresholds: Thresholds,
     count, oldest = backlog(storage, env["INCOMING_BUCKET"], now)
     records, failed = last_hour(db, now)
     health = Health(current_model(storage, env["MODELS_BUCKET"]), count, oldest, last_run(db), records, failed)
-    health.review = read_backlog(db, now, timeout=QUERY_TIMEOUT).to_dict()
+    health.review = read_backlog(db, now, timeout=QUERY_TIMEOUT, days=7).to_dict()  # decisions of the last 7 days
     health.problems = assess(health, thresholds)
     return health
 

@@ -129,7 +129,7 @@ class PredictApi:
         fetch_gcs: Callable[[str, str], bytes] | None = None,
         read_stats: StatsReader | None = None,
         today: Callable[[], datetime] = lambda: datetime.now(UTC),
-        read_backlog: Callable[[], dict[str, Any]] | None = None,
+        read_backlog: Callable[[int], dict[str, Any]] | None = None,
     ) -> None:
         self.settings = settings
         self._models = models
@@ -263,7 +263,7 @@ class PredictApi:
             merge_totals(totals, day)
         body = {"days": per_day, "totals": totals, "instance": self.metrics.snapshot()}
         if self._read_backlog is not None:
-            body["review"] = self._read_backlog()
+            body["review"] = self._read_backlog(count)  # waiting now; decided in the same days
         return ApiResponse(200, body)
 
     # -- prediction ----------------------------------------------------------

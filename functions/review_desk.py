@@ -186,14 +186,17 @@ class QueuePage:
     done_today: int  # decisions counted today (UTC), all reviewers
 
 
-def read_backlog(db: Any, now: datetime | None = None, timeout: float = 30.0) -> Backlog:
-    """The backlog read from Firestore: every needs_review and reviewed record
-    (two equality queries, no composite index)."""
+def read_backlog(db: Any, now: datetime | None = None, timeout: float = 30.0, days: int = 7) -> Backlog:
+    """The backlog read from Firestore: every needs_review record (an
+    equality query on ``status``) and the records decided in the last
+    ``days`` days (a range query on ``review.reviewed_at``; single-field
+    indexes only), so the cost does not grow with the history."""
     now = now or rec.utcnow()
-    found = []
-    for status in (rec.NEEDS_REVIEW, rec.REVIEWED):
-        query = db.collection(rec.COLLECTION).where(filter=firestore.FieldFilter(rec.Field.STATUS, "==", status))
-        found += [rec.Classification.from_firestore(s.to_dict(), s.id) for s in query.stream(timeout=timeout)]
+    collection = db.collection(rec.COLLECTION)
+    waiting = collection.where(filter=firestore.FieldFilter(rec.Field.STATUS, "==", rec.NEEDS_REVIEW))
+    since = now - timedelta(days=days)
+    decided = collection.where(filter=firestore.FieldFilter(f"{rec.Field.REVIEW}.{rec.REVIEW_AT}", ">=", since))
+    found = [rec.Classification.from_firestore(s.to_dict(), s.id) for q in (waiting, decided) for s in q.stream(timeout=timeout)]
     return backlog_of(found, now)
 
 
