@@ -26,8 +26,9 @@ from functions.dependencies import DEPENDENCY_ERRORS, transient_cause
 from functions.model_cache import ModelUnavailable
 from functions.predict_api import ApiError, ApiRequest, ApiResponse
 from functions.review_auth import ImageUrlSigner, Unauthorized, csrf_problem
-from functions.review_desk import DecisionRequest, QueueQuery, ReviewDesk, ReviewError, band_of, margin_of
+from functions.review_desk import DecisionRequest, QueueQuery, ReviewDesk, ReviewError
 from shared import records as rec
+from shared.review_backlog import band_of, margin_of
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -34,10 +34,11 @@ import hashlib
 import json
 import logging
 import random
+import re
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -48,6 +49,7 @@ from functions import copy_metadata, destinations
 from functions.dependencies import CALL_TIMEOUT, bounded_retry, storage_retry
 from functions.failpoints import FailPoints
 from shared import records as rec
+from shared.review_backlog import Backlog, backlog_of, band_of, margin_of
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,15 @@ _SOURCE_GENERATION = "source_generation"
 #: how many times a fenced write reads again after losing a race
 _FENCE_ATTEMPTS = 20
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+def valid_id(doc_id: str) -> bool:
+    """A string that can be a record id (``classification_id()`` makes 40 hex
+    digits); Firestore's reserved ``__...__`` ids are not."""
+    return bool(_ID.match(doc_id)) and not (doc_id.startswith("__") and doc_id.endswith("__"))
 
 
 class ReviewError(Exception):
@@ -104,8 +115,8 @@ class DecisionRequest:
             raise ReviewError(ReviewError.INVALID, "bad_request", f"unknown keys: {', '.join(sorted(map(str, unknown)))}")
         doc_id, action, label = data.get("id"), data.get("action"), data.get("label")
         reason, change = data.get("reason"), data.get("change", False)
-        if not isinstance(doc_id, str) or not doc_id or "/" in doc_id or len(doc_id) > 128:
-            raise ReviewError(ReviewError.INVALID, "bad_request", "id must be a record id (a non-empty string)")
+        if not isinstance(doc_id, str) or not valid_id(doc_id):
+            raise ReviewError(ReviewError.INVALID, "bad_request", "id must be a record id (letters, digits, - and _)")
         if action not in ACTIONS:
             raise ReviewError(ReviewError.INVALID, "bad_request", f"action must be one of {', '.join(ACTIONS)}")
         if label is not None and not isinstance(label, str):
@@ -175,82 +186,17 @@ class QueuePage:
     done_today: int  # decisions counted today (UTC), all reviewers
 
 
-@dataclass(frozen=True)
-class Backlog:
-    """The review backlog: count per band, age of the oldest item (seconds),
-    decisions per day (``{day: {decision: n}}``) and the model's accuracy on
-    reviewed items (approved = right; relabeled and rejected = wrong)."""
-
-    per_band: dict[str, int] = field(default_factory=dict)
-    oldest_age_s: float | None = None
-    reviewed_per_day: dict[str, dict[str, int]] = field(default_factory=dict)
-    reviewed: int = 0
-    model_right: int = 0
-
-    @property
-    def accuracy(self) -> float | None:
-        return self.model_right / self.reviewed if self.reviewed else None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "per_band": dict(self.per_band),
-            "total": sum(self.per_band.values()),
-            "oldest_age_s": None if self.oldest_age_s is None else round(self.oldest_age_s, 1),
-            "reviewed_per_day": {day: dict(c) for day, c in sorted(self.reviewed_per_day.items())},
-            "reviewed": self.reviewed,
-            "model_right": self.model_right,
-            "accuracy_on_reviewed": None if self.accuracy is None else round(self.accuracy, 4),
-            "accuracy_rule": "approved = the model was right; relabeled and rejected = wrong",
-        }
-
-
-def band_of(record: rec.Classification) -> str:
-    """A needs_review record's band; records from before bands were recorded count as ``review``."""
-    return record.band if record.band in (rec.BAND_CHECK, rec.BAND_REVIEW) else rec.BAND_REVIEW
-
-
-def margin_of(record: rec.Classification) -> float:
-    """top1 - top2 score (0..1) of the model's answer; the top-1 score when
-    only one is recorded, 0 when none."""
-    scores = [float(e.get("score") or 0.0) for e in record.top_k if isinstance(e, Mapping)]
-    if not scores:
-        return float(record.confidence or 0.0)
-    return round(scores[0] - (scores[1] if len(scores) > 1 else 0.0), 6)
-
-
-def backlog_of(records: Iterable[rec.Classification], now: datetime) -> Backlog:
-    """The :class:`Backlog` of ``records`` (any statuses; only needs_review
-    and reviewed ones count)."""
-    result = Backlog()
-    oldest: datetime | None = None
-    for record in records:
-        if record.status == rec.NEEDS_REVIEW:
-            band = band_of(record)
-            result.per_band[band] = result.per_band.get(band, 0) + 1
-            if record.created_at and (oldest is None or record.created_at < oldest):
-                oldest = record.created_at
-        elif record.status == rec.REVIEWED and record.review:
-            decision = record.review.get(rec.REVIEW_DECISION)
-            at = record.review.get(rec.REVIEW_AT)
-            day = rec.day_of(at) if isinstance(at, datetime) else "unknown"
-            counts = result.reviewed_per_day.setdefault(day, {})
-            counts[decision] = counts.get(decision, 0) + 1
-            result.reviewed += 1
-            result.model_right += decision == rec.APPROVED
-    for band in (rec.BAND_CHECK, rec.BAND_REVIEW):
-        result.per_band.setdefault(band, 0)
-    result.oldest_age_s = (now - oldest).total_seconds() if oldest else None
-    return result
-
-
-def read_backlog(db: Any, now: datetime | None = None, timeout: float = 30.0) -> Backlog:
-    """The backlog read from Firestore: every needs_review and reviewed record
-    (two equality queries, no composite index)."""
+def read_backlog(db: Any, now: datetime | None = None, timeout: float = 30.0, days: int = 7) -> Backlog:
+    """The backlog read from Firestore: every needs_review record (an
+    equality query on ``status``) and the records decided in the last
+    ``days`` days (a range query on ``review.reviewed_at``; single-field
+    indexes only), so the cost does not grow with the history."""
     now = now or rec.utcnow()
-    found = []
-    for status in (rec.NEEDS_REVIEW, rec.REVIEWED):
-        query = db.collection(rec.COLLECTION).where(filter=firestore.FieldFilter(rec.Field.STATUS, "==", status))
-        found += [rec.Classification.from_firestore(s.to_dict(), s.id) for s in query.stream(timeout=timeout)]
+    collection = db.collection(rec.COLLECTION)
+    waiting = collection.where(filter=firestore.FieldFilter(rec.Field.STATUS, "==", rec.NEEDS_REVIEW))
+    since = now - timedelta(days=days)
+    decided = collection.where(filter=firestore.FieldFilter(f"{rec.Field.REVIEW}.{rec.REVIEW_AT}", ">=", since))
+    found = [rec.Classification.from_firestore(s.to_dict(), s.id) for q in (waiting, decided) for s in q.stream(timeout=timeout)]
     return backlog_of(found, now)
 
 
@@ -307,7 +253,7 @@ class ReviewDesk:
 
     def get(self, doc_id: str) -> rec.Classification:
         """One record. Raises ReviewError ``not_found``."""
-        if not doc_id or "/" in doc_id or len(doc_id) > 128:
+        if not valid_id(doc_id):
             raise ReviewError(ReviewError.NOT_FOUND, "not_found", "no such item")
         snapshot = self._doc(doc_id).get(retry=self._retry, timeout=CALL_TIMEOUT)
         if not snapshot.exists:
@@ -380,13 +326,23 @@ class ReviewDesk:
     ) -> DecisionResult:
         """Apply one decision (the module's steps). ``on_decided(record)`` is
         called once, after the decision commits, by the call that committed it.
+        A different decision with ``change`` on an item whose decision was
+        interrupted more than ``LEASE_SECONDS`` ago first finishes that one,
+        then replaces it (kept in ``review.previous``).
         Raises ReviewError: ``not_found``, ``invalid`` (unknown label),
         ``conflict`` (decided differently without ``change``, a different
         decision in progress, not in review, the file gone)."""
         if request.action == RELABEL and request.label not in self.labels():
             raise ReviewError(ReviewError.INVALID, "unknown_label", f"unknown label {request.label!r}")
         doc = self._doc(request.id)
-        outcome = self._begin(doc, request, reviewer)
+        try:
+            outcome = self._begin(doc, request, reviewer)
+        except ReviewError as exc:
+            interrupted = self._stale_pending(doc) if exc.code == "decision_in_progress" and request.change else None
+            if interrupted is None:
+                raise
+            self._apply(doc, interrupted)  # finish the interrupted decision, then change it
+            outcome = self._begin(doc, request, reviewer)
         if isinstance(outcome, rec.Classification):
             return DecisionResult(outcome, unchanged=True)
         record = self._apply(doc, outcome)
@@ -406,6 +362,15 @@ class ReviewDesk:
         if on_decided is not None:
             on_decided(record)
         return DecisionResult(record)
+
+    def _stale_pending(self, doc: Any) -> dict[str, Any] | None:
+        """The record's pending decision when it began more than
+        ``LEASE_SECONDS`` ago (its caller crashed or gave up), else None."""
+        pending = rec.Classification.from_firestore(doc.get(retry=self._retry, timeout=CALL_TIMEOUT).to_dict()).review_pending
+        began = (pending or {}).get(_ENTRY, {}).get(rec.REVIEW_AT)
+        if not isinstance(began, datetime) or self.now() - began < timedelta(seconds=self.settings.lease_seconds):
+            return None
+        return pending
 
     def _begin(self, doc: Any, request: DecisionRequest, reviewer: str) -> dict[str, Any] | rec.Classification:
         """Step 1: the pending decision to apply (new, or an identical one in

@@ -92,7 +92,7 @@ def predict_api(settings: Settings, storage: Any = None, db: Callable[[], Any] |
     one, until ``/stats`` is asked for."""
     from functions.gcs_fetch import gcs_fetcher
     from functions.predict_api import PredictApi
-    from functions.stats_store import stats_reader
+    from functions.stats_store import backlog_reader, stats_reader
 
     if storage is None:
         from google.cloud import storage as gcs
@@ -106,7 +106,13 @@ def predict_api(settings: Settings, storage: Any = None, db: Callable[[], Any] |
 
             return firestore.Client(project=settings.project, database=settings.firestore_database)
 
-    return PredictApi(settings, model_cache(settings, storage).get, gcs_fetcher(storage, settings), stats_reader(db))
+    return PredictApi(
+        settings,
+        model_cache(settings, storage).get,
+        gcs_fetcher(storage, settings),
+        stats_reader(db),
+        read_backlog=backlog_reader(db),
+    )
 
 
 def review_api(

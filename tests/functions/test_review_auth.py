@@ -24,8 +24,9 @@ from functions.review_auth import (
     Unauthorized,
     csrf_problem,
 )
-from functions.review_desk import DecisionRequest, QueueQuery, ReviewError, margin_of
+from functions.review_desk import DecisionRequest, QueueQuery, ReviewError
 from shared import records as rec
+from shared.review_backlog import margin_of
 
 AUDIENCE = "/projects/123/global/backendServices/456"
 
@@ -154,3 +155,36 @@ def test_final_label_of_a_record():
     reviewed = rec.Classification(status=rec.REVIEWED, label="Tops", review={"decision": "relabeled", "final_label": "Tshirts"})
     assert reviewed.final_label == "Tshirts"
     assert rec.REVIEWED in rec.FINISHED and rec.REVIEWED in rec.STATUSES
+
+
+def test_backlog_counts_bands_age_days_and_accuracy():
+    from datetime import UTC, datetime, timedelta
+
+    from shared.review_backlog import backlog_of
+
+    now = datetime(2026, 11, 29, 12, tzinfo=UTC)
+    day1, day2 = now - timedelta(days=1), now
+
+    def reviewed(decision: str, at: datetime) -> rec.Classification:
+        return rec.Classification(status=rec.REVIEWED, review={"decision": decision, "reviewed_at": at})
+
+    records = [
+        rec.Classification(status=rec.NEEDS_REVIEW, band=rec.BAND_CHECK, created_at=now - timedelta(hours=2)),
+        rec.Classification(status=rec.NEEDS_REVIEW, band=None, created_at=now - timedelta(hours=5)),  # before bands: review
+        rec.Classification(status=rec.NEEDS_REVIEW, band=rec.BAND_REVIEW, created_at=now - timedelta(hours=1)),
+        rec.Classification(status=rec.CLASSIFIED, band=rec.BAND_AUTO, created_at=now - timedelta(days=9)),
+        reviewed(rec.APPROVED, day1),
+        reviewed(rec.APPROVED, day2),
+        reviewed(rec.RELABELED, day2),
+        reviewed(rec.REVIEW_REJECTED, day2),
+    ]
+    backlog = backlog_of(records, now).to_dict()
+    assert backlog["per_band"] == {rec.BAND_CHECK: 1, rec.BAND_REVIEW: 2} and backlog["total"] == 3
+    assert backlog["oldest_age_s"] == 5 * 3600
+    assert backlog["reviewed_per_day"] == {
+        "2026-11-28": {"approved": 1},
+        "2026-11-29": {"approved": 1, "relabeled": 1, "rejected": 1},
+    }
+    assert backlog["reviewed"] == 4 and backlog["model_right"] == 2 and backlog["accuracy_on_reviewed"] == 0.5
+    empty = backlog_of([], now).to_dict()
+    assert empty["oldest_age_s"] is None and empty["accuracy_on_reviewed"] is None and empty["total"] == 0

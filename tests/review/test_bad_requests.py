@@ -43,6 +43,7 @@ def test_unknown_id(stack: ReviewStack, waiting: str):
     snapshot = stack.snapshot(waiting)
     check_error(stack.decide({"id": "f" * 40, "action": "approve"}), 404, "not_found")
     check_error(stack.get("/api/items/" + "f" * 40), 404, "not_found")
+    check_error(stack.get("/api/items/__reserved__"), 404, "not_found")
     assert stack.snapshot(waiting) == snapshot
 
 
@@ -70,6 +71,8 @@ def test_unknown_label(stack: ReviewStack, waiting: str):
         b'{"decisions": [{"id": "ID", "action": "relabel", "label": 7}]}',
         b'{"decisions": [{"id": "ID", "action": "reject", "reason": ["x"]}]}',
         b'{"decisions": [{"id": "../ID", "action": "approve"}]}',
+        b'{"decisions": [{"id": "__ID__", "action": "approve"}]}',
+        b'{"decisions": [{"id": ".", "action": "approve"}]}',
     ],
 )
 def test_malformed_body(stack: ReviewStack, waiting: str, body: bytes):

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import requests
 
-from functions.review_desk import DecisionRequest
+from functions.review_desk import DecisionRequest, ReviewError
 from shared import records as rec
 from shared.labels import slugify
 from tests.cloudevents import post_storage_event
@@ -179,3 +180,22 @@ def test_a_review_copy_replaced_by_a_newer_upload_is_a_conflict_and_nothing_move
     assert {n: b.md5_hash for n, b in stack.processed().items()} == snapshot
     assert stack.record(doc_id).get("review_pending") is None and stack.record(doc_id)["status"] == rec.NEEDS_REVIEW
     assert stack.decide({"id": newer, "action": "approve"}).status_code == 200
+
+
+def test_an_abandoned_decision_is_finished_then_changed(stack: ReviewStack):
+    """A decision interrupted and never retried blocks other decisions only
+    for LEASE_SECONDS; after that a change finishes it first, then replaces it."""
+    doc_id = stack.item()
+    before = stack.record(doc_id)
+    with pytest.raises(ConnectionError):
+        stack.desk("review_before_delete=error").decide(DecisionRequest(doc_id, "reject", reason="dark"), REVIEWER)
+    change = DecisionRequest(doc_id, "approve", change=True)
+    with pytest.raises(ReviewError) as refused:
+        stack.desk().decide(change, REVIEWER)  # the interrupted one is recent: still in progress
+    assert refused.value.code == "decision_in_progress"
+    later = stack.desk()
+    later.now = lambda: rec.utcnow() + timedelta(seconds=later.settings.lease_seconds + 1)
+    result = later.decide(change, REVIEWER)
+    review = result.record.review
+    assert review["decision"] == rec.APPROVED and [p["decision"] for p in review["previous"]] == [rec.REVIEW_REJECTED]
+    assert names_for(stack, doc_id) == {f"{slugify(before['label'])}/{before['source']['name']}"}
