@@ -457,7 +457,8 @@
     updateSelection();
     updateEmpty();
     if (nextCurrent && state.cards.has(nextCurrent)) setCurrent(nextCurrent, true);
-    else if (!state.cards.size) {
+    else if (state.cards.size) setCurrent(ids()[0], true);
+    else {
       state.current = null;
       showDetails(null);
       if (state.nextToken) loadQueue(false);
