@@ -134,7 +134,8 @@ def thresholds_html(thresholds: dict[str, Any] | None) -> str:
         else ""
     )
     return f"""<p class="meta">Targets: auto-filed precision {_pct(thresholds["auto_precision"])}, quick check
-{_pct(thresholds["check_precision"])}, at least {thresholds["min_auto_images"]} validation images at or above a threshold;
+{_pct(thresholds["check_precision"])} (of the quick-check band itself), at least {thresholds["min_auto_images"]} validation images
+auto-filed and {thresholds.get("min_check_images", "-")} in the quick-check band;
 {thresholds["images"]} validation images through the served model ({esc(str(thresholds.get("variant", "")))}).
 Rule: {esc(thresholds.get("rule", ""))}. Shares are of the images predicted as the class.</p>
 <table><tr><th>predicted class</th><th>val images</th><th>auto threshold</th><th>auto-filed</th><th>auto precision</th>

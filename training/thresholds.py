@@ -12,14 +12,17 @@ as ``c`` (top-1), with their top-1 scores as serving rounds them (6 decimals):
 - ``auto`` is the lowest candidate at which that precision reaches
   ``auto_precision`` (default 0.98) with at least ``min_auto_images`` (default
   20) images auto-filed; the lowest, so the most images are auto-filed;
-- ``check`` is the lowest candidate at which it reaches ``check_precision``
-  (default 0.90), with the same minimum count; a result between ``check`` and
-  ``auto`` gets a quick check, below ``check`` a full review. Every
-  threshold that qualifies for ``auto`` also qualifies for ``check``, so
-  ``check <= auto``;
-- a class that never reaches a target (or has fewer than ``min_auto_images``
-  validation predictions) gets 1.0 for that threshold: never auto-filed
-  (``auto_reached: false``), or no check band (``check`` = ``auto``).
+- ``check`` is chosen the same way among the images *not* auto-filed: the
+  lowest of their scores at which those scoring at or above it (and below
+  ``auto``) are right at least ``check_precision`` (default 0.90) of the time,
+  with at least ``min_check_images`` (default 10) of them. So a result
+  between ``check`` and ``auto`` is usually right and needs only a quick
+  check (confirm at a glance); below ``check`` a full review. ``check <= auto``
+  always;
+- a class that never reaches its auto target (or has fewer than
+  ``min_auto_images`` validation predictions) gets ``auto`` 1.0: never
+  auto-filed (``auto_reached: false``); one whose check target is not reached
+  gets ``check`` = ``auto``: no quick-check band, all of it to full review.
 
 Precision is measured on the validation split only (the test split stays
 for the README's evaluation, ``training/thresholds_report.py``); with tens of
@@ -50,8 +53,9 @@ log = logging.getLogger(__name__)
 SCORE_DECIMALS = 6
 RULE = (
     "per predicted class, on the validation split through the served model: auto = the lowest top-1 score at which "
-    "the images scoring at or above it reach auto_precision with at least min_auto_images of them; check = the same "
-    "for check_precision; 1.0 = never (target not reached)"
+    "the images scoring at or above it reach auto_precision with at least min_auto_images of them (1.0 = never: not "
+    "reached); check = the lowest score at which the images not auto-filed scoring at or above it reach "
+    "check_precision with at least min_check_images of them (= auto: no check band)"
 )
 
 
@@ -66,7 +70,10 @@ class ThresholdConfig:
         default=0.90, metadata={"help": "quick check (rather than full review) where validation precision reaches this"}
     )
     min_auto_images: int = field(
-        default=20, metadata={"help": "a threshold counts only with at least this many validation images at or above it"}
+        default=20, metadata={"help": "an auto threshold counts only with at least this many validation images auto-filed"}
+    )
+    min_check_images: int = field(
+        default=10, metadata={"help": "a check threshold counts only with at least this many validation images in its band"}
     )
     model_dir: str | None = field(
         default=None,
@@ -77,11 +84,11 @@ class ThresholdConfig:
     )
 
     def validate(self) -> None:
-        """Raise ValueError unless 0 < check_precision <= auto_precision <= 1 and min_auto_images >= 1."""
+        """Raise ValueError unless 0 < check_precision <= auto_precision <= 1 and both minimum counts are >= 1."""
         if not 0.0 < self.check_precision <= self.auto_precision <= 1.0:
             raise ValueError("need 0 < check_precision <= auto_precision <= 1")
-        if self.min_auto_images < 1:
-            raise ValueError("min_auto_images must be at least 1")
+        if self.min_auto_images < 1 or self.min_check_images < 1:
+            raise ValueError("min_auto_images and min_check_images must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -133,13 +140,14 @@ def measure_class(scores: np.ndarray, correct: np.ndarray, config: ThresholdConf
     """The manifest entry of one class: both thresholds and what they do on
     the validation images predicted as the class (``scores``: their top-1
     scores; ``correct``: truly of the class). Rates are shares of those images."""
+    scores, correct = np.asarray(scores, dtype=np.float64), np.asarray(correct, dtype=bool)
     auto = choose(scores, correct, config.auto_precision, config.min_auto_images)
-    check = choose(scores, correct, config.check_precision, config.min_auto_images)
-    if not check.reached or check.threshold > auto.threshold:
+    in_auto = (scores >= auto.threshold) & (auto.threshold < th.NEVER)
+    check = choose(scores[~in_auto], correct[~in_auto], config.check_precision, config.min_check_images)
+    if not check.reached:
         check = Choice(auto.threshold, False, 0, 0)
     predicted = len(scores)
-    in_auto = (scores >= auto.threshold) & (auto.threshold < th.NEVER)
-    in_check = (scores >= check.threshold) & ~in_auto & (check.threshold < auto.threshold)
+    in_check = (scores >= check.threshold) & ~in_auto & check.reached
     return {
         th.AUTO: auto.threshold,
         th.CHECK: check.threshold,
@@ -173,6 +181,7 @@ def measure(
         "auto_precision": config.auto_precision,
         "check_precision": config.check_precision,
         "min_auto_images": config.min_auto_images,
+        "min_check_images": config.min_check_images,
         "split": "val",
         "images": len(truth),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -54,21 +54,21 @@ def test_a_score_of_one_is_no_candidate() -> None:
 
 
 def test_check_is_at_or_below_auto_and_the_bands_add_up() -> None:
-    config = ThresholdConfig(auto_precision=0.98, check_precision=0.9, min_auto_images=2)
+    config = ThresholdConfig(auto_precision=0.98, check_precision=0.9, min_auto_images=2, min_check_images=1)
     scores = np.array([0.99, 0.97, 0.9, 0.8, 0.7, 0.6, 0.5])
     correct = np.array([True, True, True, False, True, True, False])
     entry = measure_class(scores, correct, config)
     assert entry["auto"] == 0.9 and entry["auto_reached"] and entry["auto_images"] == 3 and entry["auto_precision"] == 1.0
-    # below 0.9 precision stays under 0.9 (3/4, 4/5, 5/6, 5/7): check = auto, no check band
+    # the check band's own precision (of the 4 not auto-filed) never reaches 0.9: check = auto, no check band
     assert entry["check"] == 0.9 and entry["check_images"] == 0
     assert entry["review_images"] == 4 and entry["predicted"] == 7
-    looser = measure_class(scores, correct, ThresholdConfig(0.98, 0.8, 2))
+    looser = measure_class(scores, correct, ThresholdConfig(0.98, 0.6, 2, 2))  # 1/2 at 0.7, 2/3 at 0.6, 2/4 at 0.5
     assert looser["check"] == 0.6 and looser["check_images"] == 3 and looser["check_precision"] == round(2 / 3, 4)
     assert looser["auto_images"] + looser["check_images"] + looser["review_images"] == 7
 
 
 def test_never_reached_auto_keeps_a_check_band() -> None:
-    entry = measure_class(np.array([0.9, 0.8, 0.7]), np.array([False, True, True]), ThresholdConfig(0.98, 0.5, 1))
+    entry = measure_class(np.array([0.9, 0.8, 0.7]), np.array([False, True, True]), ThresholdConfig(0.98, 0.5, 1, 1))
     assert entry["auto"] == NEVER and not entry["auto_reached"] and entry["auto_images"] == 0
     assert entry["check"] == 0.7 and entry["check_images"] == 3 and entry["auto_rate"] == 0.0
 
@@ -87,7 +87,20 @@ def test_measure_covers_every_label_and_the_report_shows_it() -> None:
     assert "No per-class thresholds" in thresholds_html({})
 
 
-@pytest.mark.parametrize("config", [ThresholdConfig(0.9, 0.95), ThresholdConfig(1.1, 0.9), ThresholdConfig(0.98, 0.9, 0)])
+@pytest.mark.parametrize(
+    "config",
+    [ThresholdConfig(0.9, 0.95), ThresholdConfig(1.1, 0.9), ThresholdConfig(0.98, 0.9, 0), ThresholdConfig(0.98, 0.9, 20, 0)],
+)
 def test_bad_targets_are_refused(config: ThresholdConfig) -> None:
     with pytest.raises(ValueError):
         measure(["A", "B"], np.array([0]), np.array([0]), np.array([0.9]), config)
+
+
+def test_the_check_band_is_judged_on_its_own_images() -> None:
+    # 20 right down to 0.895 (auto); below, one wrong at 0.75 and 9 right down to 0.48, then 5 wrong: check 0.48
+    scores = np.array([0.99 - 0.005 * k for k in range(20)] + [0.75 - 0.03 * k for k in range(10)] + [0.1] * 5)
+    correct = np.array([True] * 20 + [False] + [True] * 9 + [False] * 5)
+    entry = measure_class(scores, correct, ThresholdConfig(0.98, 0.9, 20, 10))
+    assert entry["auto"] == round(0.99 - 0.005 * 19, 6) and entry["auto_images"] == 20
+    assert entry["check"] == pytest.approx(0.75 - 0.03 * 9) and entry["check_images"] == 10
+    assert entry["check_precision"] == 0.9 and entry["review_images"] == 5
