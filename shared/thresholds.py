@@ -101,9 +101,11 @@ def parse_overrides(text: str) -> dict[str, ClassThresholds]:
 
     The format: comma-separated ``<label>=<auto>[/<check>]`` entries, e.g.
     ``"Tops=0.95/0.8, Casual Shoes=0.9, *=0.6"``. Without ``/<check>`` the
-    check threshold is the manifest's for that class, capped at ``auto`` (or
-    ``auto`` itself: no check band), resolved by :class:`ThresholdPolicy`;
-    here it is stored as NaN. Raises ValueError on a malformed entry."""
+    class keeps the check threshold it would have had, capped at ``auto``
+    (``auto`` itself where it had no check band: classes on the global
+    fallback, or whose check target was not reached), resolved by
+    :class:`ThresholdPolicy`; here it is stored as NaN. Raises ValueError on
+    a malformed entry."""
     overrides: dict[str, ClassThresholds] = {}
     for raw in text.split(","):
         entry = raw.strip()
@@ -154,8 +156,9 @@ class ThresholdPolicy:
         override = self.overrides.get(label) or self.overrides.get(EVERY_CLASS)
         if override is None:
             return base
-        if math.isnan(override.check):  # only auto given: keep the measured check, capped at auto
-            return ClassThresholds(override.auto, min(base.check, override.auto), FROM_OVERRIDE)
+        if math.isnan(override.check):  # only auto given: keep the measured check band (if any), capped at auto
+            check = min(base.check, override.auto) if base.check < base.auto else override.auto
+            return ClassThresholds(override.auto, check, FROM_OVERRIDE)
         return override
 
     def band(self, label: str, confidence: float) -> tuple[str, ClassThresholds]:

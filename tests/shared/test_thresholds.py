@@ -50,9 +50,11 @@ def test_overrides_win_per_class_then_for_every_class() -> None:
     policy = ThresholdPolicy(MEASURED, LABELS, fallback=0.6, overrides=overrides)
     assert policy.for_label("Tops") == ClassThresholds(0.97, 0.5, "override")  # the measured check kept
     assert policy.for_label("Casual Shoes") == ClassThresholds(0.8, 0.4, "override")
-    assert policy.for_label("Watches") == ClassThresholds(0.6, 0.3, "override")  # "*": one threshold for all
+    assert policy.for_label("Watches") == ClassThresholds(0.6, 0.6, "override")  # "*": one threshold for all; no check band
     capped = ThresholdPolicy(MEASURED, LABELS, fallback=0.6, overrides=parse_overrides("Tops=0.4"))
     assert capped.for_label("Tops") == ClassThresholds(0.4, 0.4, "override")  # the check capped at auto
+    plain = ThresholdPolicy({}, LABELS, fallback=0.6, overrides=parse_overrides("Tops=0.9"))
+    assert plain.for_label("Tops") == ClassThresholds(0.9, 0.9, "override")  # the fallback had no check band
     assert parse_overrides("") == {} and math.isnan(parse_overrides("A=0.5")["A"].check)
 
 
