@@ -18,6 +18,8 @@ from typing import Any, TextIO
 
 import requests
 
+from shared.records import REVIEW_DECISION
+
 #: the header the review function requires on decisions (CSRF check, functions/review_auth.py)
 CSRF_HEADERS = {"X-Requested-With": "fashion-review"}
 TIMEOUT = 60.0
@@ -122,7 +124,7 @@ def render_result(result: Mapping[str, Any]) -> str:
         review = result.get("review") or {}
         where = (result.get("destination") or {}).get("name")
         unchanged = " (already so: nothing moved)" if result.get("unchanged") else ""
-        return f"{result['id']}: {review.get('decision')} -> {where}{unchanged}"
+        return f"{result['id']}: {review.get(REVIEW_DECISION)} -> {where}{unchanged}"
     error = result.get("error") or {}
     return f"{result.get('id')}: REFUSED {error.get('code')}: {error.get('message')}"
 

@@ -62,6 +62,15 @@ COPIED = "copied"  #: step: the copy in the processed bucket is recorded
 DONE = "done"  #: step: finished
 STEPS = (CLAIMED, DECIDED, COPIED, DONE)
 
+#: bands of a classified or needs_review result (``band``; shared/thresholds.py
+#: decides them from the model's per-class thresholds): ``auto`` is filed under
+#: ``<category>/`` (status classified); ``check`` (a quick check) and ``review``
+#: go to ``review/<category>/`` (status needs_review)
+BAND_AUTO = "auto"
+BAND_CHECK = "check"
+BAND_REVIEW = "review"
+BANDS = (BAND_AUTO, BAND_CHECK, BAND_REVIEW)
+
 #: error reasons the core itself records (image problems: shared.errors.ImageError.REASONS)
 TRANSIENT = "transient"
 SOURCE_GONE = "source_gone"
@@ -225,6 +234,7 @@ class Decision:
     error: dict[str, str] | None = None  # error_info(); set for REJECTED and SKIPPED
     target: str | None = None  # the object name in the processed bucket it files the object under
     sku: str | None = None  # the uploader's SKU (custom metadata ``SKU_METADATA_KEY``), read with the bytes
+    band: str | None = None  # one of BANDS for CLASSIFIED and NEEDS_REVIEW; None otherwise
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -239,6 +249,8 @@ class Decision:
             data[_TARGET] = self.target
         if self.sku is not None:
             data[Field.SKU] = self.sku
+        if self.band is not None:
+            data[Field.BAND] = self.band
         return data
 
     @classmethod
@@ -252,6 +264,7 @@ class Decision:
             error=data.get(Field.ERROR),
             target=data.get(_TARGET),
             sku=data.get(Field.SKU),
+            band=data.get(Field.BAND),
         )
 
 
@@ -365,7 +378,7 @@ class Classification:
             updated_at=data.get(Field.UPDATED_AT),
             finished_at=data.get(Field.FINISHED_AT),
             sku=data.get(Field.SKU) if isinstance(data.get(Field.SKU), str) else None,
-            band=data.get(Field.BAND) if isinstance(data.get(Field.BAND), str) else None,
+            band=data.get(Field.BAND) if data.get(Field.BAND) in BANDS else None,
             review=dict(data[Field.REVIEW]) if isinstance(data.get(Field.REVIEW), Mapping) else None,
             review_pending=dict(data[Field.REVIEW_PENDING]) if isinstance(data.get(Field.REVIEW_PENDING), Mapping) else None,
             id=doc_id if doc_id is not None else data.get(DOC_ID),

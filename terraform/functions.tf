@@ -25,6 +25,7 @@ locals {
     PROCESSED_BUCKET     = google_storage_bucket.processed.name
     MODELS_BUCKET        = google_storage_bucket.models.name
     CONFIDENCE_THRESHOLD = tostring(var.confidence_threshold)
+    CLASS_THRESHOLDS     = var.class_thresholds
     FIRESTORE_DATABASE   = google_firestore_database.main.name
     LOG_LEVEL            = var.log_level
   }

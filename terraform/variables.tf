@@ -118,11 +118,21 @@ variable "predict_concurrency" {
 
 variable "confidence_threshold" {
   type        = number
-  description = "Below this top-1 probability a photo goes to review/ (CONFIDENCE_THRESHOLD)."
+  description = "The auto threshold of classes the model's manifest measured no per-class thresholds for (older models): below this top-1 probability a photo goes to review/ (CONFIDENCE_THRESHOLD)."
   default     = 0.6
   validation {
     condition     = var.confidence_threshold >= 0 && var.confidence_threshold <= 1
     error_message = "confidence_threshold must be between 0 and 1."
+  }
+}
+
+variable "class_thresholds" {
+  type        = string
+  description = "Per-class overrides of the model manifest's thresholds, \"<label>=<auto>[/<check>]\" comma-separated, \"*\" for every class (\"*=0.6\": one threshold for all); empty: the manifest's (CLASS_THRESHOLDS, shared/thresholds.py)."
+  default     = ""
+  validation {
+    condition     = var.class_thresholds == "" || can(regex("^\\s*[^=,]+=[0-9.]+(/[0-9.]+)?\\s*(,\\s*[^=,]+=[0-9.]+(/[0-9.]+)?\\s*)*$", var.class_thresholds))
+    error_message = "class_thresholds must be comma-separated <label>=<auto>[/<check>] entries with numbers between 0 and 1."
   }
 }
 
