@@ -145,7 +145,8 @@ class EventOutbox:
                     log.warning("no record %s to publish a decision of", record_id)
                     return 0
                 stored = snapshot.to_dict() or {}
-                staged = self.stage_decided(stored if record is None else {**stored, **record}, record_id, self.now())
+                merged = stored if record is None else {**stored, **record, rec.Field.OUTBOX: stored.get(rec.Field.OUTBOX)}
+                staged = self.stage_decided(merged, record_id, self.now())
                 if staged[rec.Field.OUTBOX] == stored.get(rec.Field.OUTBOX):
                     break  # already staged (or sent)
                 option = self.db.write_option(last_update_time=snapshot.update_time)

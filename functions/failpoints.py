@@ -14,8 +14,11 @@ bytes are read, nothing decided), ``after_decision`` (the decision is written
 to Firestore), ``after_copy`` (the processed copy exists, its destination is
 not yet recorded), ``before_delete`` (destination recorded, the source not
 yet deleted), ``after_delete`` (the source is deleted, the record not yet
-final), ``before_publish`` (the record is final with its completion event
-pending in its outbox, the event not yet published).
+final). The review desk's decisions: ``review_after_copy`` (the copy at the
+final name exists, not yet recorded), ``review_before_delete`` (recorded, the
+review copy not yet deleted), ``review_after_delete`` (deleted, the decision
+not yet committed). The completion events: ``before_publish`` (the record is
+final with its event pending in its outbox, the event not yet published).
 
 Actions:
 
@@ -37,7 +40,20 @@ from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
 
-POINTS = ("after_download", "after_decision", "after_copy", "before_delete", "after_delete", "before_publish")
+POINTS = (
+    "after_download",
+    "after_decision",
+    "after_copy",
+    "before_delete",
+    "after_delete",
+    # the review desk's move (functions/review_desk.py): the new copy written,
+    # its name recorded (review copy not yet deleted), the review copy deleted
+    "review_after_copy",
+    "review_before_delete",
+    "review_after_delete",
+    # the record is final with its completion event pending, the event not yet published
+    "before_publish",
+)
 CRASH_EXIT_CODE = 70
 
 

@@ -22,7 +22,7 @@ def test_the_functions_publish_to_the_events_topic(tf: Terraform):
     assert tf.locals["function_environment"]["EVENTS_TOPIC"] == "${google_pubsub_topic.events.id}"
     assert tf.locals["function_extra_environment"]["sweep"]["EVENTS_GRACE_SECONDS"] == "${tostring(var.events_grace_seconds)}"
     publishers = tf.resource("google_pubsub_topic_iam_member", "events_publishers")
-    assert set(tf.locals["event_publishers"]) == {"classify", "sweep"}
+    assert set(tf.locals["event_publishers"]) == {"classify", "sweep", "review"}
     assert publishers["role"] == "roles/pubsub.publisher" and publishers["topic"] == "${google_pubsub_topic.events.name}"
     assert "bigquery.googleapis.com" in tf.locals["services"]
 
