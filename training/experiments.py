@@ -183,21 +183,27 @@ class Session:
     config: Any  # training.config.JobConfig
     proxy_seed: int
     command: str
-    sizes: dict[int, tuple[FeatureCache, Any, list[str]]] = field(default_factory=dict)
+    sizes: dict[tuple[int, tuple[str, ...]], tuple[FeatureCache, Any, list[str]]] = field(default_factory=dict)
 
-    def context(self, size: int) -> tuple[FeatureCache, Any, list[str]]:
-        """``(cache, dataset, labels)`` for one input size."""
-        if size not in self.sizes:
-            from training import pipeline
+    def context(self, size: int, splits: tuple[str, ...] = ("train", "val", "test")) -> tuple[FeatureCache, Any, list[str]]:
+        """``(cache, dataset, labels)`` for one input size, the dataset
+        holding only ``splits``' images (scoring needs no training images:
+        their features are on disk)."""
+        key = (size, splits)
+        if key not in self.sizes:
+            from training import data as data_stage
             from training.model import ModelSpec
+            from training.pipeline import SPLIT_FILE, _require_data
+            from training.storage import open_store
 
             config = self.config
-            dataset = pipeline.load_dataset(dataclasses.replace(config, size=size))
+            split = data_stage.Split.from_json((config.work_dir / SPLIT_FILE).read_text())
+            dataset = data_stage.load_split(open_store(_require_data(config)), split, size=size, names=splits)
             weights = None if config.weights == "none" else config.weights
-            spec = ModelSpec(num_classes=len(dataset.split.labels), size=size, alpha=config.alpha, weights=weights)
+            spec = ModelSpec(num_classes=len(split.labels), size=size, alpha=config.alpha, weights=weights)
             cache = FeatureCache(config.work_dir / "features", dataset, spec, config.train.cache_after)
-            self.sizes[size] = (cache, dataset, list(dataset.split.labels))
-        return self.sizes[size]
+            self.sizes[key] = (cache, dataset, list(split.labels))
+        return self.sizes[key]
 
 
 def run_experiment(name: str, session: Session) -> dict[str, Any]:
@@ -311,7 +317,7 @@ def run_ensemble(references: list[str], session: Session) -> dict[str, Any]:
     from training.pipeline import build_manifest
 
     config = session.config
-    cache, dataset, labels = session.context(config.size)
+    cache, dataset, labels = session.context(config.size, ("val", "test"))
     members = [_load(r, config) for r in references]
     sets = cache.test_sets(session.proxy_seed)
     truth = dataset.targets["test"]
@@ -382,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     config = config_from_args(args)
     session = Session(config, args.proxy_seed, "python -m training.experiments " + " ".join([*names, *argv]))
     for reference in args.score:
-        cache, _, labels = session.context(config.size)
+        cache, _, labels = session.context(config.size, ("val", "test"))
         started = time.perf_counter()
         record = {
             "experiment": "score",
