@@ -77,10 +77,6 @@ SOURCE_GONE = "source_gone"
 SUPERSEDED = "superseded"  #: skipped: a zero-byte version a newer version of the name replaced
 ZERO_BYTES = "zero_bytes"  #: empty: the object version holds no bytes
 
-#: bands of a classified or needs_review record (``band``): auto-filed, quick check, manual review
-BAND_AUTO, BAND_CHECK, BAND_REVIEW = "auto", "check", "review"
-BANDS = (BAND_AUTO, BAND_CHECK, BAND_REVIEW)
-
 #: a person's decisions on a needs_review record (``review.decision``)
 APPROVED, RELABELED, REVIEW_REJECTED = "approved", "relabeled", "rejected"
 REVIEW_DECISIONS = (APPROVED, RELABELED, REVIEW_REJECTED)
