@@ -28,6 +28,7 @@ COLLECTION = "classifications"
 STATS = "stats"
 SHARDS = "shards"  #: the sub-collection of ``stats/<day>`` holding the counter shards
 RUNS = "sweep_runs"
+BACKFILL_RUNS = "backfill_runs"  #: one document per backfill or reclassify run (``backfill/runs.py``)
 #: Counter shards per day. Each finished object bumps one shard, chosen at
 #: random, inside its final transaction. With 10 shards, 4 concurrent
 #: deliveries collided often enough on the Firestore emulator's document locks
@@ -35,6 +36,8 @@ RUNS = "sweep_runs"
 #: rarely do (32 events/s, bench/pipeline.py). Cloud Firestore sustains about
 #: one write per second per document, so 50 shards also carry about 50
 #: finishes per second there.
+#: This is the default of the ``STATS_SHARDS`` setting (shared/settings.py),
+#: which the processing core passes to :func:`shard_path`.
 SHARD_COUNT = 50
 #: Cloud Storage's limit on an object name, in bytes of UTF-8
 GCS_NAME_LIMIT = 1024
@@ -90,6 +93,9 @@ class Field:
     UPDATED_AT = "updated_at"
     FINISHED_AT = "finished_at"
     SKU = "sku"
+    #: earlier model decisions replaced by ``fashionctl reclassify --apply``, oldest first:
+    #: [{status, label, confidence, top_k, model_version, destination, replaced_at, run_id}]
+    PREVIOUS = "previous"
 
     ALL: tuple[str, ...] = ()  # filled below
 
@@ -267,6 +273,7 @@ class Classification:
     updated_at: datetime | None = None
     finished_at: datetime | None = None
     sku: str | None = None
+    previous: list[dict[str, Any]] = field(default_factory=list)  # decisions replaced by reclassify --apply
     id: str | None = None  # the document id (not stored as a field)
 
     @property
@@ -300,6 +307,7 @@ class Classification:
             Field.UPDATED_AT: self.updated_at,
             Field.FINISHED_AT: self.finished_at,
             Field.SKU: self.sku,
+            Field.PREVIOUS: list(self.previous),
         }
 
     @classmethod
@@ -335,6 +343,7 @@ class Classification:
             updated_at=data.get(Field.UPDATED_AT),
             finished_at=data.get(Field.FINISHED_AT),
             sku=data.get(Field.SKU) if isinstance(data.get(Field.SKU), str) else None,
+            previous=[p for p in data.get(Field.PREVIOUS) or [] if isinstance(p, Mapping)],
             id=doc_id if doc_id is not None else data.get(DOC_ID),
         )
 
@@ -379,9 +388,10 @@ COUNTER_GROUPS = ("status", "category", "rejection")  #: shard fields "<group>.<
 STATUS_GROUP, CATEGORY_GROUP, REJECTION_GROUP = COUNTER_GROUPS
 
 
-def shard_path(moment: datetime, shard: int | None = None) -> tuple[str, str, str, str]:
-    """``("stats", day, "shards", n)``: the counter shard of ``moment``'s day, ``n`` at random when not given."""
-    shard = random.randrange(SHARD_COUNT) if shard is None else shard
+def shard_path(moment: datetime, shard: int | None = None, count: int = SHARD_COUNT) -> tuple[str, str, str, str]:
+    """``("stats", day, "shards", n)``: the counter shard of ``moment``'s day,
+    ``n`` at random in ``range(count)`` when not given."""
+    shard = random.randrange(count) if shard is None else shard
     return (STATS, day_of(moment), SHARDS, str(shard))
 
 

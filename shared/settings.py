@@ -46,6 +46,9 @@ class Settings:
     lease_seconds: float = 120.0  # how long one delivery holds an object version; a crashed one blocks others this long
     dependency_deadline_seconds: float = 15.0  # total retry time of one Firestore or Storage call before "retry later"
     sku_metadata_key: str = "sku"  # the uploader's custom metadata key holding a SKU, stored in the record's ``sku``
+    # counter shards per day (stats/<day>/shards/<n>): each sustains about one write a second in Cloud
+    # Firestore, so this caps finished objects a second (docs/backfill.md); readers sum whatever shards exist
+    stats_shards: int = 50
     # TEST-ONLY: failpoints in the processing core (functions/failpoints.py), e.g.
     # "after_copy=crash"; empty (the default, and what Terraform deploys): off
     failpoints: str = ""
@@ -75,6 +78,7 @@ class Settings:
         "LEASE_SECONDS": "lease_seconds",
         "DEPENDENCY_DEADLINE_SECONDS": "dependency_deadline_seconds",
         "SKU_METADATA_KEY": "sku_metadata_key",
+        "STATS_SHARDS": "stats_shards",
         "FAILPOINTS": "failpoints",
     }
     REQUIRED: ClassVar[tuple[str, ...]] = ("GOOGLE_CLOUD_PROJECT", "INCOMING_BUCKET", "PROCESSED_BUCKET", "MODELS_BUCKET")
@@ -105,6 +109,8 @@ class Settings:
             raise SettingsError("MAX_BATCH_IMAGES and MAX_REQUEST_BYTES must be positive")
         if settings.lease_seconds <= 0 or settings.dependency_deadline_seconds <= 0:
             raise SettingsError("LEASE_SECONDS and DEPENDENCY_DEADLINE_SECONDS must be positive")
+        if settings.stats_shards < 1:
+            raise SettingsError("STATS_SHARDS must be positive")
         return settings
 
     @property
