@@ -53,9 +53,16 @@ def test_backfill_of_200_objects_then_rerun_does_nothing(stack: BackfillStack, m
     from shared import records as rec
 
     uploaded = stack.upload("cat/", catalogue_images(200))
+    bucket = stack.storage().bucket(CATALOGUE)
+    zeros = {}
+    for k in range(3):  # zero-byte objects: the event path finishes them as "empty" and leaves them in place
+        blob = bucket.blob(f"cat/zero-{k}.jpg")
+        blob.upload_from_string(b"", content_type="image/jpeg")
+        zeros[blob.name] = int(blob.generation)
     before_total = stack.counted_total()
 
-    # 10 objects finished by the event path first (the same core, trigger "event"): the backfill skips them
+    # 10 photos and the 3 empty objects finished by the event path first (the same core, trigger "event"):
+    # the photos leave the source, the empty ones stay listed and the backfill skips them (finished records)
     event_counter = WriteCounter()
     with monkeypatch.context() as mp:
         event_counter.install(mp)
@@ -63,9 +70,11 @@ def test_backfill_of_200_objects_then_rerun_does_nothing(stack: BackfillStack, m
         for name in sorted(uploaded)[:10]:
             outcome = components.processor.process(rec.ObjectRef(CATALOGUE, name, uploaded[name]), trigger="event")
             assert outcome.status in FINISHED
-    event_writes = event_counter.writes["classifications"] / 10
-    assert event_writes == 4  # claim, decision, copy, final
-    assert event_counter.writes["stats"] == 10
+        event_photo_writes = dict(event_counter.writes)
+        for name, generation in zeros.items():
+            assert components.processor.process(rec.ObjectRef(CATALOGUE, name, generation, 0), trigger="event").status == "empty"
+    # the event path: claim, decision, copy, final (+ one counter shard) per photo
+    assert event_photo_writes == {"classifications": 10 * 4, "stats": 10}
 
     counter = WriteCounter()
     with monkeypatch.context() as mp:
@@ -73,7 +82,7 @@ def test_backfill_of_200_objects_then_rerun_does_nothing(stack: BackfillStack, m
         summary = backfill(stack, "cat/")
     counts = summary["counts"]
     assert summary["status"] == "succeeded"
-    assert counts["listed"] == 200 and counts["skipped_finished"] == 10 and counts["to_process"] == 190
+    assert counts["listed"] == 193 and counts["skipped_finished"] == 3 and counts["to_process"] == 190
     assert sum(n for k, n in counts.items() if k.startswith("status_")) == 190
     assert counts.get("retried", 0) == 0
     # the backfill path: claim, decision with the copy, final (+ the run document's two writes)
@@ -81,7 +90,11 @@ def test_backfill_of_200_objects_then_rerun_does_nothing(stack: BackfillStack, m
     assert counter.writes["stats"] == 190
     assert counter.writes["backfill_runs"] == 2
 
-    records = {r["source"]["name"]: r for r in stack.records().values() if r["source"]["bucket"] == CATALOGUE}
+    records = {
+        r["source"]["name"]: r
+        for r in stack.records().values()
+        if r["source"]["bucket"] == CATALOGUE and r["source"]["name"] in uploaded
+    }
     assert set(records) == set(uploaded)
     assert all(r["status"] in FINISHED for r in records.values())
     assert Counter(r["trigger"] for r in records.values()) == {"backfill": 190, "event": 10}
@@ -92,8 +105,8 @@ def test_backfill_of_200_objects_then_rerun_does_nothing(stack: BackfillStack, m
     processed = stack.processed()
     assert set(destinations) <= set(processed)
     assert len([n for n in processed if n.rsplit("/", 1)[-1] in {u.split("/")[-1] for u in uploaded}]) == 200
-    assert stack.listed(CATALOGUE, "cat/") == []  # moved
-    assert stack.counted_total() - before_total == 200  # each finish counted once
+    assert sorted(stack.listed(CATALOGUE, "cat/")) == sorted(zeros)  # the photos moved, the empty ones left
+    assert stack.counted_total() - before_total == 203  # each finish counted once
     run_doc = stack.firestore().collection("backfill_runs").document(summary["run_id"]).get().to_dict()
     assert run_doc["status"] == "succeeded" and run_doc["counts"]["to_process"] == 190
     assert run_doc["images_per_second"] > 0 and run_doc["model_version"] == stack.model_version
