@@ -43,10 +43,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from functions.failpoints import FailPoints
+
     args = parser().parse_args(argv)
     try:
         settings = Settings.from_env()
-    except SettingsError as exc:
+        FailPoints.parse(settings.failpoints)  # a FailPointError (ValueError) at launch, not on a worker
+    except (SettingsError, ValueError) as exc:
         print(f"backfill: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)

@@ -1,4 +1,5 @@
-"""The backfill pipeline: shards -> listing -> skip finished -> (limit) ->
+"""The backfill pipeline: shards -> listing (+ unfinished records of the
+source, whose object a crash may have deleted already) -> skip finished -> (limit) ->
 download + preprocess -> RunInference (LiteRT) -> the processing core ->
 a second pass over what failed transiently. And :func:`run`, which pins the
 model, writes the run document and runs the pipeline on the FnApiRunner
@@ -23,7 +24,19 @@ from backfill import estimate as costs
 from backfill import runs
 from backfill.inference import BucketModelLoader, LiteRTModelHandler, current_version, load_version
 from backfill.source import Source, shards
-from backfill.steps import DIRECT, NAMESPACE, RETRY, Download, ListShard, Process, SkipFinished, firestore_client, storage_client
+from backfill.steps import (
+    DIRECT,
+    NAMESPACE,
+    RETRY,
+    Download,
+    ListShard,
+    Process,
+    SkipFinished,
+    Unfinished,
+    firestore_client,
+    storage_client,
+)
+from shared import records as rec
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -90,11 +103,23 @@ class CountToProcess(beam.DoFn):
 def to_process(p: beam.Pipeline, settings: Settings, options: BackfillOptions) -> beam.PCollection:
     """The object versions of the source without a finished record (at most ``limit``), counted."""
     source = options.source
-    refs = (
+    listed = (
         p
         | "Shards" >> beam.Create(shards(source.prefix, options.shard_depth))
         | "SpreadShards" >> beam.Reshuffle()
         | "ListShards" >> beam.ParDo(ListShard(settings, source.bucket, source.prefix))
+    )
+    unfinished = (
+        p
+        | "Unfinished" >> beam.Create([rec.PROCESSING, rec.FAILED])
+        | "UnfinishedRecords" >> beam.ParDo(Unfinished(settings, source.bucket, source.prefix))
+    )
+    refs = (
+        (listed, unfinished)
+        | "AllRefs" >> beam.Flatten()
+        | "ByVersion" >> beam.Map(lambda ref: (ref.doc_id, ref))
+        | "Once" >> beam.CombinePerKey(lambda refs: next(iter(refs)))
+        | "Refs" >> beam.Values()
         | "BatchRefs" >> beam.BatchElements(min_batch_size=1, max_batch_size=300)
         | "SkipFinished" >> beam.ParDo(SkipFinished(settings))
     )

@@ -75,6 +75,31 @@ class ListShard(beam.DoFn):
             yield rec.ObjectRef(self.bucket, blob.name, int(blob.generation), blob.size, blob.content_type)
 
 
+class Unfinished(beam.DoFn):
+    """A status (``processing`` or ``failed``) -> the object versions of the
+    source whose record has it. The listing cannot find an object whose
+    delivery stopped after deleting the source and before the final record
+    (a crash): its record, past the copy, is found here and the core
+    finishes it. One equality query per status (as the sweep does)."""
+
+    def __init__(self, settings: Settings, bucket: str, prefix: str) -> None:
+        self.settings, self.bucket, self.prefix = settings, bucket, prefix
+        self.found = Metrics.counter(NAMESPACE, "unfinished_records")
+
+    def setup(self) -> None:
+        self.db = firestore_client(self.settings)
+
+    def process(self, status: str) -> Iterator[rec.ObjectRef]:
+        from google.cloud.firestore import FieldFilter
+
+        query = self.db.collection(rec.COLLECTION).where(filter=FieldFilter(rec.Field.STATUS, "==", status))
+        for snapshot in query.stream():
+            source = rec.Classification.from_firestore(snapshot.to_dict()).source
+            if source is not None and source.bucket == self.bucket and source.name.startswith(self.prefix):
+                self.found.inc()
+                yield source
+
+
 class SkipFinished(beam.DoFn):
     """A batch of refs -> those without a finished record (one batched
     Firestore read, ``get_all``, per batch)."""

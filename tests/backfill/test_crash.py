@@ -50,4 +50,4 @@ def test_a_crash_at_each_step_then_a_rerun_loses_and_duplicates_nothing(stack: B
 @pytest.mark.parametrize("point", ["nowhere"])
 def test_an_unknown_failpoint_is_refused(stack: BackfillStack, point: str) -> None:
     bad = stack.run_cli("backfill", f"gs://{CATALOGUE}/crash/", "--dry-run", env={"FAILPOINTS": f"{point}=crash"})
-    assert bad.returncode != 0
+    assert bad.returncode == 2 and "failpoint" in bad.stderr
