@@ -147,3 +147,26 @@ def test_cli_prints_the_summary_and_rejects_a_bad_source(stack: BackfillStack) -
     lines = [json.loads(line) for line in dry.stderr.splitlines() if line.startswith("{")]
     assert lines and all("severity" in line for line in lines)
     assert PROCESSED  # the processed bucket the stack files into
+
+
+def test_fashionctl_backfill_runs_the_pipeline_in_the_beam_venv(stack: BackfillStack, tmp_path: Any) -> None:
+    """``fashionctl backfill`` from the main venv (no Beam there): the pipeline runs in ``.venv-beam``."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.backfill.conftest import REPO
+
+    main_python = REPO / ".venv" / "bin" / "python"
+    python = str(main_python) if main_python.is_file() else sys.executable
+    uploaded = stack.upload("fc/", catalogue_images(300)[290:293])
+    command = [python, "-m", "fashionctl", "backfill", f"gs://{CATALOGUE}/fc/", "--state-dir", str(tmp_path)]
+    env = {**os.environ, **stack.env}
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout)
+    assert summary["status"] == "succeeded" and summary["counts"]["to_process"] == 3
+    assert any(json.loads(line).get("images_per_second") is not None for line in done.stderr.splitlines() if line.startswith("{"))
+    assert stack.listed(CATALOGUE, "fc/") == [] and len(uploaded) == 3
+    refused = subprocess.run([*command[:4], "s3://x", *command[5:]], cwd=REPO, env=env, capture_output=True, text=True)
+    assert refused.returncode == 2 and "gs://BUCKET" in refused.stderr
