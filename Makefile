@@ -48,10 +48,10 @@ $(VENV)/.serve-installed: requirements.txt requirements-local.txt pyproject.toml
 venv-serve: $(if $(wildcard $(VENV)/.installed),$(VENV)/.installed,$(VENV)/.serve-installed)
 
 # The backfill pipeline (backfill/, fashionctl backfill/reclassify, tests/backfill): Apache Beam, no TensorFlow.
-$(VENV_BEAM)/.installed: requirements-beam.txt requirements-local.txt requirements.txt pyproject.toml
+$(VENV_BEAM)/.installed: requirements-beam.txt requirements-beam-dev.txt requirements-local.txt requirements.txt pyproject.toml
 	@test -x $(PY_BEAM) || $(PYTHON) -m venv $(VENV_BEAM)
 	$(PY_BEAM) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY_BEAM) -m pip install --quiet --disable-pip-version-check -r requirements-beam.txt
+	$(PY_BEAM) -m pip install --quiet --disable-pip-version-check -r requirements-beam-dev.txt
 	$(PY_BEAM) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 

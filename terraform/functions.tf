@@ -27,6 +27,7 @@ locals {
     CONFIDENCE_THRESHOLD = tostring(var.confidence_threshold)
     FIRESTORE_DATABASE   = google_firestore_database.main.name
     LOG_LEVEL            = var.log_level
+    STATS_SHARDS         = tostring(var.stats_shards)
   }
   function_extra_environment = {
     classify = {}
