@@ -140,6 +140,11 @@ def _measure(settings: Any, images: list[tuple[str, bytes]]) -> dict[str, Any]:
     with beam.Pipeline(runner=FnApiRunner()) as p:
         _ = p | beam.Create(pixels) | RunInference(handler) | beam.combiners.Count.Globally()
     beam_inference = time.perf_counter() - started
+    # the same pipeline without the inference step: Beam's start-up and moving the pixels
+    started = time.perf_counter()
+    with beam.Pipeline(runner=FnApiRunner()) as p:
+        _ = p | beam.Create(pixels) | beam.Map(lambda x: x) | beam.combiners.Count.Globally()
+    beam_baseline = time.perf_counter() - started
 
     return {
         "objects": count,
@@ -159,7 +164,9 @@ def _measure(settings: Any, images: list[tuple[str, bytes]]) -> dict[str, Any]:
             "bare_classifier_one_by_one_images_per_second": _rate(count, bare_one),
             f"bare_classifier_batch_{BATCH}_images_per_second": _rate(count, bare_batched),
             "beam_runinference_images_per_second": _rate(count, beam_inference),
+            "beam_runinference_stage_images_per_second": _rate(count, beam_inference - beam_baseline),
             "beam_runinference_seconds": round(beam_inference, 2),
+            "beam_same_pipeline_without_inference_seconds": round(beam_baseline, 2),
         },
         "note": "pipeline seconds include Beam's start-up and the run document; both backfill paths write 4 documents per object (3 record writes + 1 counter shard)",
     }
