@@ -91,6 +91,22 @@ class Precomputed:
     prediction: Any  # shared.classifier.Prediction | ImageError
     model_version: str
 
+    def classifier(self) -> _Answered:
+        """This answer in the shape of the classifier the core calls
+        (``version``, ``classify(data, ...)`` returning it or raising its ImageError)."""
+        return _Answered(self.prediction, self.model_version)
+
+
+@dataclass(frozen=True)
+class _Answered:
+    answer: Any
+    version: str
+
+    def classify(self, data: bytes, **_: Any) -> Any:
+        if isinstance(self.answer, ImageError):
+            raise self.answer
+        return self.answer
+
 
 class Processor:
     def __init__(
@@ -315,30 +331,23 @@ class Processor:
         return rec.Decision(status=rec.EMPTY, error=rec.error_info(rec.ZERO_BYTES, message), sku=sku)
 
     def _decide(self, data: bytes, timings: dict[str, float], precomputed: Precomputed | None = None) -> rec.Decision:
-        """Classify the bytes: a confident label, a label for review, or a
-        rejection (``precomputed``: the caller's prediction, used as is)."""
+        """Classify the bytes: a confident label, a label for review, or a rejection.
+        ``precomputed``: the caller's prediction stands in for the classifier."""
+        classifier = precomputed.classifier() if precomputed is not None else self.models.get()
         start = time.perf_counter()
-        if precomputed is not None:
-            version, prediction = precomputed.model_version, precomputed.prediction
-            if isinstance(prediction, ImageError):
-                return rec.Decision(status=rec.REJECTED, model_version=version, error=prediction.to_dict())
-        else:
-            classifier = self.models.get()
-            version = classifier.version
-            start = time.perf_counter()
-            try:
-                prediction = classifier.classify(data, top_k=self.settings.top_k, limits=self.settings.decode_limits)
-            except ImageError as exc:
-                timings["classify"] = _ms(start)
-                return rec.Decision(status=rec.REJECTED, model_version=version, error=exc.to_dict())
+        try:
+            prediction = classifier.classify(data, top_k=self.settings.top_k, limits=self.settings.decode_limits)
+        except ImageError as exc:
             timings["classify"] = _ms(start)
+            return rec.Decision(status=rec.REJECTED, model_version=classifier.version, error=exc.to_dict())
+        timings["classify"] = _ms(start)
         confident = prediction.confidence >= self.settings.confidence_threshold
         return rec.Decision(
             status=rec.CLASSIFIED if confident else rec.NEEDS_REVIEW,
             label=prediction.label,
             confidence=prediction.confidence,
             top_k=rec.top_k_entries(prediction.top_k),
-            model_version=version,
+            model_version=classifier.version,
         )
 
     def _store(
