@@ -27,7 +27,8 @@ def parser() -> argparse.ArgumentParser:
     back.add_argument("--shard-depth", type=int, default=1)
     back.add_argument("--batch-size", type=int, default=32)
     back.add_argument("--retry-delay", type=float, default=0.0)
-    back.add_argument("--workers", type=int, default=1)
+    back.add_argument("--workers", type=int, default=1, help="--dry-run: workers to estimate for")
+    back.add_argument("--per-worker-rate", type=float, default=3.6, help="--dry-run: objects/s of one worker")
     back.add_argument("--run-id")
     back.add_argument("beam_args", nargs="*", help="after --: Beam pipeline options (e.g. Dataflow's)")
     rec = commands.add_parser("reclassify", help="what a candidate model would change in the processed bucket")
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.batch_size,
             retry_delay_seconds=args.retry_delay,
             workers=args.workers,
+            per_worker_objects_per_second=args.per_worker_rate,
             run_id=args.run_id,
             beam_args=tuple(args.beam_args),
         )

@@ -56,7 +56,7 @@ def estimate(
     total_bytes: int = 0,
     *,
     workers: int = 1,
-    per_worker_objects_per_second: float = 20.0,
+    per_worker_objects_per_second: float = 3.6,
     record_writes_per_object: int = 3,
     shard_writes_per_object: int = 1,
     stats_shards: int = 50,

@@ -57,7 +57,7 @@ class BackfillOptions:
     batch_size: int = 32  # RunInference's largest batch
     retry_delay_seconds: float = 0.0  # the second pass waits this long first (a crashed delivery's lease)
     workers: int = 1  # the estimate's worker count (Dataflow: pass --max_num_workers too)
-    per_worker_objects_per_second: float = 20.0  # the estimate's per-worker rate (docs/backfill.md)
+    per_worker_objects_per_second: float = 3.6  # the estimate's per-worker rate (measured locally: docs/backfill.md)
     run_id: str | None = None
     beam_args: Sequence[str] = field(default_factory=tuple)  # extra Beam pipeline options (Dataflow's)
 
