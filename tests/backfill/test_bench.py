@@ -20,4 +20,5 @@ def test_backfill_bench_section_short_run() -> None:
     assert result["objects"] == 6
     assert result["pipeline"]["finished"] == 6 and result["pipeline"]["images_per_second"] > 0
     assert sum(result["plain_loop"]["statuses"].values()) == 6
-    assert all(value > 0 for key, value in result["inference"].items() if key.endswith("per_second"))
+    rates = {key: value for key, value in result["inference"].items() if key.endswith("per_second") and "stage" not in key}
+    assert len(rates) == 3 and all(value > 0 for value in rates.values())  # bare one by one, bare batched, RunInference
