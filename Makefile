@@ -15,7 +15,7 @@ OUT ?= build/model-store
 TRAIN_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help venv venv-serve venv-beam test-backfill test lint format train train-small embed-model demo bench bundle clean
+.PHONY: help venv venv-serve venv-beam test-backfill browser test lint format train train-small embed-model demo bench bundle clean
 
 help:
 	@echo "make demo   get a model, start the local emulated cloud, upload sample images, show the results (KEEP=1 leaves it running)"
@@ -57,6 +57,15 @@ $(VENV_BEAM)/.installed: requirements-beam.txt requirements-beam-dev.txt require
 
 venv-beam: $(VENV_BEAM)/.installed
 
+# Debian's Chromium for the review page's browser tests (tests/review: Playwright drives it;
+# `playwright install` is never run). Installs it with apt-get when missing and allowed (root
+# or sudo); else says that those tests will skip.
+browser:
+	@command -v chromium >/dev/null && exit 0; \
+	if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	elif sudo -n true 2>/dev/null; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else echo "no chromium and no right to install it (apt-get install chromium): the browser tests of tests/review will skip"; fi
+
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -65,7 +74,7 @@ format: venv
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: venv venv-beam
+test: venv browser venv-beam
 	$(VENV)/bin/ruff check .
 	FASHION_SHARED_DATA=$(DATA_DIR) $(PY) -m pytest $(PYTEST_ARGS)
 	FASHION_SHARED_DATA=$(DATA_DIR) $(PY_BEAM) -m pytest tests/backfill $(BACKFILL_PYTEST_ARGS)

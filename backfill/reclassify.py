@@ -126,6 +126,8 @@ class Compare(beam.DoFn):
 
         self.components = wiring.build(self.settings, storage=storage_client(self.settings), db=firestore_client(self.settings))
         self.processor = wiring.batch_processor(self.components, None, keep_source=True)
+        loader = BucketModelLoader(self.settings.project, self.settings.models_bucket, self.version)
+        self.manifest = loader().manifest  # the candidate's version and per-class thresholds
 
     def process(self, element: Any) -> Iterator[dict]:
         from functions.processing import Precomputed
@@ -134,7 +136,7 @@ class Compare(beam.DoFn):
         self.scored.inc()
         doc = self.components.db.collection(rec.COLLECTION).document(record_id)
         record = rec.Classification.from_firestore(doc.get().to_dict(), record_id)
-        new = self.processor.decide(Precomputed(data, attached, result.inference, self.version))
+        new = self.processor.decide(Precomputed(data, attached, result.inference, self.manifest))
         if (new.status, new.label) == (record.status, record.label):
             return
         self.changed.inc()

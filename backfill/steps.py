@@ -194,12 +194,14 @@ class Process(beam.DoFn):
         self.retried = Metrics.counter(NAMESPACE, "failed_after_retry" if final else "retried")
 
     def setup(self) -> None:
-        from backfill.inference import BucketModelLoader
+        from backfill.inference import BucketModelLoader, PinnedModels
         from functions import wiring
 
         components = wiring.build(self.settings, storage=storage_client(self.settings), db=firestore_client(self.settings))
-        loader = BucketModelLoader(self.settings.project, self.settings.models_bucket, self.version)
-        self.processor = wiring.batch_processor(components, _LazyModel(loader), keep_source=self.keep_source)
+        # the pinned model: its manifest (version, per-class thresholds) decides with RunInference's
+        # predictions, and it classifies an object the pipeline did not read (it reappeared)
+        self.model = BucketModelLoader(self.settings.project, self.settings.models_bucket, self.version)()
+        self.processor = wiring.batch_processor(components, PinnedModels(self.model), keep_source=self.keep_source)
         self._waited = False
 
     def process(self, element: Any, total: int) -> Iterator[Any]:
@@ -212,7 +214,7 @@ class Process(beam.DoFn):
         precomputed = None
         if item.data:
             answer = item.error if item.error is not None else result.inference
-            precomputed = Precomputed(item.data, item.attached, answer, self.version)
+            precomputed = Precomputed(item.data, item.attached, answer, self.model.manifest)
         try:
             outcome = self.processor.process(
                 item.ref, trigger="backfill", event_id=f"backfill:{self.run_id}", precomputed=precomputed
@@ -228,17 +230,3 @@ class Process(beam.DoFn):
             Metrics.counter(NAMESPACE, "already_finished").inc()
         PROGRESS.tick(total)
         yield outcome.status
-
-
-class _LazyModel:
-    """The pinned model, loaded on the first ``get()`` (only an object the
-    pipeline did not read, which reappeared, needs it)."""
-
-    def __init__(self, loader: Any) -> None:
-        self._loader = loader
-        self._model = None
-
-    def get(self) -> Any:
-        if self._model is None:
-            self._model = self._loader()
-        return self._model

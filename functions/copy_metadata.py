@@ -11,6 +11,7 @@ custom metadata, so that a CDN or DAM can read it without Firestore:
 | ``classification-id`` | the record id (``classifications/<id>``) |
 | ``status`` | ``classified``, ``needs_review`` or ``rejected`` |
 | ``category``, ``confidence``, ``model-version`` | the result (``confidence``: 0..1, 6 decimals); absent for a rejection |
+| ``band`` | ``auto``, ``check`` or ``review`` (shared/thresholds.py); absent for a rejection |
 | ``rejection-reason`` | why, for a rejection |
 
 Where the uploader's metadata uses one of these keys, the result wins.
@@ -33,6 +34,7 @@ CATEGORY = "category"
 CONFIDENCE = "confidence"
 MODEL_VERSION = "model-version"
 REJECTION_REASON = "rejection-reason"
+BAND = "band"
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,8 @@ def result_metadata(ref: rec.ObjectRef, decision: rec.Decision) -> dict[str, str
         data[CONFIDENCE] = f"{decision.confidence:.6f}"
     if decision.model_version is not None:
         data[MODEL_VERSION] = decision.model_version
+    if decision.band is not None:
+        data[BAND] = decision.band
     reason = rec.reason_of(decision.error)
     if reason is not None:
         data[REJECTION_REASON] = reason
@@ -106,3 +110,23 @@ def source_generation(blob: Any, ref: rec.ObjectRef) -> int | None:
         return int(metadata.get(SOURCE_GENERATION, ""))
     except ValueError:
         return None
+
+
+#: keys a person's decision adds to a copy it moves (functions/review_desk.py)
+REVIEW_DECISION = "review-decision"
+REVIEWED_BY = "reviewed-by"
+
+
+def reviewed_metadata(metadata: Mapping[str, str] | None, decision: str, final_label: str | None, reviewer: str) -> dict:
+    """A moved copy's custom metadata: the copy's own (the uploader's and the
+    model's result), with ``status`` ``reviewed``, ``category`` the final
+    label (removed for a rejection), the decision and the reviewer."""
+    data = {str(k): str(v) for k, v in (metadata or {}).items()}
+    data[STATUS] = rec.REVIEWED
+    data[REVIEW_DECISION] = decision
+    data[REVIEWED_BY] = reviewer
+    if final_label is None:
+        data.pop(CATEGORY, None)
+    else:
+        data[CATEGORY] = final_label
+    return data

@@ -37,6 +37,7 @@ from functions.failpoints import FailPoints
 from functions.model_cache import ModelCache, ModelUnavailable
 from shared import record_updates as updates
 from shared import records as rec
+from shared import thresholds
 from shared.errors import ImageError
 from shared.settings import Settings
 
@@ -82,25 +83,30 @@ class Precomputed:
     it again: the pinned generation's bytes, what the uploader attached to
     them, and the prediction of the model the caller pinned (a
     :class:`shared.classifier.Prediction`, or the :class:`ImageError` that
-    preprocessing raised). Everything else (the lease, the record, the
+    preprocessing raised) with that model's manifest (its version and
+    per-class thresholds decide the band, as for an upload). Everything else (the lease, the record, the
     create-only copy, the generation-pinned delete, the counters) is the
     event path's own code."""
 
     data: bytes
     attached: Attached
     prediction: Any  # shared.classifier.Prediction | ImageError
-    model_version: str
+    manifest: Any  # shared.manifest.Manifest of the model that made the prediction
 
     def classifier(self) -> _Answered:
         """This answer in the shape of the classifier the core calls
-        (``version``, ``classify(data, ...)`` returning it or raising its ImageError)."""
-        return _Answered(self.prediction, self.model_version)
+        (``version``, ``manifest``, ``classify(data, ...)`` returning it or raising its ImageError)."""
+        return _Answered(self.prediction, self.manifest)
 
 
 @dataclass(frozen=True)
 class _Answered:
     answer: Any
-    version: str
+    manifest: Any
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
 
     def classify(self, data: bytes, **_: Any) -> Any:
         if isinstance(self.answer, ImageError):
@@ -341,13 +347,15 @@ class Processor:
             timings["classify"] = _ms(start)
             return rec.Decision(status=rec.REJECTED, model_version=classifier.version, error=exc.to_dict())
         timings["classify"] = _ms(start)
-        confident = prediction.confidence >= self.settings.confidence_threshold
+        # the model's per-class thresholds (its manifest), CLASS_THRESHOLDS, else CONFIDENCE_THRESHOLD
+        band, _ = thresholds.policy(classifier.manifest, self.settings).band(prediction.label, prediction.confidence)
         return rec.Decision(
-            status=rec.CLASSIFIED if confident else rec.NEEDS_REVIEW,
+            status=rec.CLASSIFIED if band == rec.BAND_AUTO else rec.NEEDS_REVIEW,
             label=prediction.label,
             confidence=prediction.confidence,
             top_k=rec.top_k_entries(prediction.top_k),
             model_version=classifier.version,
+            band=band,
         )
 
     def _store(

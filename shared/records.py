@@ -54,8 +54,10 @@ SKIPPED = "skipped"  # the object version was gone (deleted or overwritten) befo
 #: content yet (tools write an empty object first and the content as a newer
 #: version); no copy, the object stays where it is, not a rejection
 EMPTY = "empty"
-FINISHED = frozenset({CLASSIFIED, NEEDS_REVIEW, REJECTED, SKIPPED, EMPTY})
-STATUSES = (PROCESSING, CLASSIFIED, NEEDS_REVIEW, REJECTED, FAILED, SKIPPED, EMPTY)
+#: a needs_review record a person decided (its ``review`` map; functions/review_desk.py)
+REVIEWED = "reviewed"
+FINISHED = frozenset({CLASSIFIED, NEEDS_REVIEW, REJECTED, SKIPPED, EMPTY, REVIEWED})
+STATUSES = (PROCESSING, CLASSIFIED, NEEDS_REVIEW, REJECTED, FAILED, SKIPPED, EMPTY, REVIEWED)
 
 CLAIMED = "claimed"  #: step: the first delivery created the document
 DECIDED = "decided"  #: step: the decision (label or rejection) is recorded
@@ -63,11 +65,24 @@ COPIED = "copied"  #: step: the copy in the processed bucket is recorded
 DONE = "done"  #: step: finished
 STEPS = (CLAIMED, DECIDED, COPIED, DONE)
 
+#: bands of a classified or needs_review result (``band``; shared/thresholds.py
+#: decides them from the model's per-class thresholds): ``auto`` is filed under
+#: ``<category>/`` (status classified); ``check`` (a quick check) and ``review``
+#: go to ``review/<category>/`` (status needs_review)
+BAND_AUTO = "auto"
+BAND_CHECK = "check"
+BAND_REVIEW = "review"
+BANDS = (BAND_AUTO, BAND_CHECK, BAND_REVIEW)
+
 #: error reasons the core itself records (image problems: shared.errors.ImageError.REASONS)
 TRANSIENT = "transient"
 SOURCE_GONE = "source_gone"
 SUPERSEDED = "superseded"  #: skipped: a zero-byte version a newer version of the name replaced
 ZERO_BYTES = "zero_bytes"  #: empty: the object version holds no bytes
+
+#: a person's decisions on a needs_review record (``review.decision``)
+APPROVED, RELABELED, REVIEW_REJECTED = "approved", "relabeled", "rejected"
+REVIEW_DECISIONS = (APPROVED, RELABELED, REVIEW_REJECTED)
 
 
 class Field:
@@ -93,6 +108,9 @@ class Field:
     UPDATED_AT = "updated_at"
     FINISHED_AT = "finished_at"
     SKU = "sku"
+    BAND = "band"
+    REVIEW = "review"
+    REVIEW_PENDING = "review_pending"
     #: earlier model decisions replaced by ``fashionctl reclassify --apply``, oldest first:
     #: [{status, label, confidence, top_k, model_version, destination, replaced_at, run_id}]
     PREVIOUS = "previous"
@@ -104,7 +122,7 @@ Field.ALL = tuple(value for key, value in vars(Field).items() if key.isupper() a
 #: the key readers add for the document id (not a stored field)
 DOC_ID = "id"
 #: the processing core's bookkeeping, left out of exports
-INTERNAL_FIELDS = frozenset({Field.LEASE_OWNER, Field.LEASE_UNTIL, Field.DECISION})
+INTERNAL_FIELDS = frozenset({Field.LEASE_OWNER, Field.LEASE_UNTIL, Field.DECISION, Field.REVIEW_PENDING})
 #: what a finished record always holds (the contract's fields)
 CONTRACT_FIELDS = frozenset(
     {
@@ -128,6 +146,9 @@ CONTRACT_FIELDS = frozenset(
 TIMING_STEPS = ("download", "classify", "copy", "delete", "total")
 TOTAL_MS = "total"
 _REASON, _MESSAGE, _TARGET, _BUCKET, _NAME, _GENERATION = "reason", "message", "target", "bucket", "name", "generation"
+#: keys of the ``review`` map (docs/records.md)
+REVIEW_DECISION, REVIEW_FINAL_LABEL, REVIEW_REASON = "decision", "final_label", "reason"
+REVIEW_BY, REVIEW_AT, REVIEW_PREVIOUS = "reviewed_by", "reviewed_at", "previous"
 
 
 # -- parts of a record ----------------------------------------------------------
@@ -215,6 +236,7 @@ class Decision:
     error: dict[str, str] | None = None  # error_info(); set for REJECTED and SKIPPED
     target: str | None = None  # the object name in the processed bucket it files the object under
     sku: str | None = None  # the uploader's SKU (custom metadata ``SKU_METADATA_KEY``), read with the bytes
+    band: str | None = None  # one of BANDS for CLASSIFIED and NEEDS_REVIEW; None otherwise
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -229,6 +251,8 @@ class Decision:
             data[_TARGET] = self.target
         if self.sku is not None:
             data[Field.SKU] = self.sku
+        if self.band is not None:
+            data[Field.BAND] = self.band
         return data
 
     @classmethod
@@ -242,6 +266,7 @@ class Decision:
             error=data.get(Field.ERROR),
             target=data.get(_TARGET),
             sku=data.get(Field.SKU),
+            band=data.get(Field.BAND),
         )
 
 
@@ -273,12 +298,23 @@ class Classification:
     updated_at: datetime | None = None
     finished_at: datetime | None = None
     sku: str | None = None
+    band: str | None = None  # BANDS; classified and needs_review records only
+    review: dict[str, Any] | None = None  # a person's decision (ReviewEntry.to_dict() + "previous")
+    review_pending: dict[str, Any] | None = None  # internal: a decision being applied (functions/review_desk.py)
     previous: list[dict[str, Any]] = field(default_factory=list)  # decisions replaced by reclassify --apply
     id: str | None = None  # the document id (not stored as a field)
 
     @property
     def finished(self) -> bool:
         return self.status in FINISHED
+
+    @property
+    def final_label(self) -> str | None:
+        """The category a person or the model settled on: ``review.final_label``
+        when reviewed, ``label`` when classified, else None."""
+        if self.status == REVIEWED:
+            return (self.review or {}).get(REVIEW_FINAL_LABEL)
+        return self.label if self.status == CLASSIFIED else None
 
     @property
     def reason(self) -> str | None:
@@ -307,6 +343,9 @@ class Classification:
             Field.UPDATED_AT: self.updated_at,
             Field.FINISHED_AT: self.finished_at,
             Field.SKU: self.sku,
+            Field.BAND: self.band,
+            Field.REVIEW: self.review,
+            Field.REVIEW_PENDING: self.review_pending,
             Field.PREVIOUS: list(self.previous),
         }
 
@@ -343,6 +382,9 @@ class Classification:
             updated_at=data.get(Field.UPDATED_AT),
             finished_at=data.get(Field.FINISHED_AT),
             sku=data.get(Field.SKU) if isinstance(data.get(Field.SKU), str) else None,
+            band=data.get(Field.BAND) if data.get(Field.BAND) in BANDS else None,
+            review=dict(data[Field.REVIEW]) if isinstance(data.get(Field.REVIEW), Mapping) else None,
+            review_pending=dict(data[Field.REVIEW_PENDING]) if isinstance(data.get(Field.REVIEW_PENDING), Mapping) else None,
             previous=[p for p in data.get(Field.PREVIOUS) or [] if isinstance(p, Mapping)],
             id=doc_id if doc_id is not None else data.get(DOC_ID),
         )
@@ -384,8 +426,9 @@ def day_of(moment: datetime) -> str:
 
 TOTAL = "total"  #: shard field: finished objects
 DAY = "day"  #: shard field: its day, YYYY-MM-DD
-COUNTER_GROUPS = ("status", "category", "rejection")  #: shard fields "<group>.<name>"
-STATUS_GROUP, CATEGORY_GROUP, REJECTION_GROUP = COUNTER_GROUPS
+#: shard fields "<group>.<name>"; "review": people's decisions (approved, relabeled, rejected), not finishes
+COUNTER_GROUPS = ("status", "category", "rejection", "review")
+STATUS_GROUP, CATEGORY_GROUP, REJECTION_GROUP, REVIEW_GROUP = COUNTER_GROUPS
 
 
 def shard_path(moment: datetime, shard: int | None = None, count: int = SHARD_COUNT) -> tuple[str, str, str, str]:

@@ -7,11 +7,13 @@ exactly these); nothing else in the code reads the environment.
 from __future__ import annotations
 
 import os
+import pwd
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import ClassVar
 
 from shared.imaging import DecodeLimits
+from shared.thresholds import ClassThresholds, parse_overrides
 
 
 class SettingsError(ValueError):
@@ -24,7 +26,12 @@ class Settings:
     incoming_bucket: str
     processed_bucket: str
     models_bucket: str
+    #: the auto threshold (and check threshold: no check band) of classes the model's
+    #: manifest measured no thresholds for (shared/thresholds.py)
     confidence_threshold: float = 0.6
+    #: per-class overrides of the manifest's thresholds, "<label>=<auto>[/<check>],...";
+    #: "*=0.6" applies one threshold to every class (shared/thresholds.py); empty: none
+    class_thresholds: str = ""
     top_k: int = 3
     max_image_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 16_000_000
@@ -52,6 +59,12 @@ class Settings:
     # TEST-ONLY: failpoints in the processing core (functions/failpoints.py), e.g.
     # "after_copy=crash"; empty (the default, and what Terraform deploys): off
     failpoints: str = ""
+    # review desk (functions/review_api.py)
+    reviewer: str = ""  # local reviewer name (no IAP); empty: the OS user running the function
+    iap_audience: str = ""  # set in the cloud: the reviewer comes from the verified IAP JWT with this audience
+    review_url_key: str = ""  # HMAC key of the local image URLs; empty: a random key per instance
+    review_url_ttl_seconds: int = 300  # how long an image URL stays valid (1..900)
+    review_image_urls: str = "proxy"  # "proxy": bytes through the function, HMAC-signed URLs; "signed": V4 signed URLs
 
     #: environment variable -> field
     ENV: ClassVar[dict[str, str]] = {
@@ -60,6 +73,7 @@ class Settings:
         "PROCESSED_BUCKET": "processed_bucket",
         "MODELS_BUCKET": "models_bucket",
         "CONFIDENCE_THRESHOLD": "confidence_threshold",
+        "CLASS_THRESHOLDS": "class_thresholds",
         "TOP_K": "top_k",
         "MAX_IMAGE_BYTES": "max_image_bytes",
         "MAX_IMAGE_PIXELS": "max_image_pixels",
@@ -80,6 +94,11 @@ class Settings:
         "SKU_METADATA_KEY": "sku_metadata_key",
         "STATS_SHARDS": "stats_shards",
         "FAILPOINTS": "failpoints",
+        "REVIEWER": "reviewer",
+        "IAP_AUDIENCE": "iap_audience",
+        "REVIEW_URL_KEY": "review_url_key",
+        "REVIEW_URL_TTL_SECONDS": "review_url_ttl_seconds",
+        "REVIEW_IMAGE_URLS": "review_image_urls",
     }
     REQUIRED: ClassVar[tuple[str, ...]] = ("GOOGLE_CLOUD_PROJECT", "INCOMING_BUCKET", "PROCESSED_BUCKET", "MODELS_BUCKET")
 
@@ -103,6 +122,10 @@ class Settings:
         settings = cls(**values)
         if not 0.0 <= settings.confidence_threshold <= 1.0:
             raise SettingsError("CONFIDENCE_THRESHOLD must be between 0 and 1")
+        try:
+            parse_overrides(settings.class_thresholds)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from exc
         if settings.incoming_bucket == settings.processed_bucket:
             raise SettingsError("INCOMING_BUCKET and PROCESSED_BUCKET must differ, or moves would re-trigger the function")
         if settings.max_batch_images < 1 or settings.max_request_bytes < 1:
@@ -111,7 +134,16 @@ class Settings:
             raise SettingsError("LEASE_SECONDS and DEPENDENCY_DEADLINE_SECONDS must be positive")
         if settings.stats_shards < 1:
             raise SettingsError("STATS_SHARDS must be positive")
+        if not 1 <= settings.review_url_ttl_seconds <= 900:
+            raise SettingsError("REVIEW_URL_TTL_SECONDS must be between 1 and 900 (image URLs expire within minutes)")
+        if settings.review_image_urls not in ("proxy", "signed"):
+            raise SettingsError("REVIEW_IMAGE_URLS must be proxy or signed")
         return settings
+
+    @property
+    def reviewer_name(self) -> str:
+        """The local reviewer: ``REVIEWER``, else the OS user running the function."""
+        return self.reviewer or pwd.getpwuid(os.getuid()).pw_name
 
     @property
     def allowed_buckets(self) -> frozenset[str]:
@@ -120,6 +152,11 @@ class Settings:
     @property
     def allowed_origins(self) -> frozenset[str]:
         return frozenset(origin.strip() for origin in self.cors_origins.split(",") if origin.strip())
+
+    @property
+    def threshold_overrides(self) -> dict[str, ClassThresholds]:
+        """``CLASS_THRESHOLDS`` parsed (checked by :meth:`from_env`)."""
+        return parse_overrides(self.class_thresholds)
 
     @property
     def decode_limits(self) -> DecodeLimits:

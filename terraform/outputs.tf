@@ -92,3 +92,18 @@ output "backfill_max_workers" {
   description = "The worker cap to launch the backfill with (--max-workers)."
   value       = var.backfill_max_workers
 }
+
+output "review_url" {
+  description = "Internal URL of the review function (reachable through the load balancer when review_iap_enabled, else from the project's network only)."
+  value       = google_cloudfunctions2_function.review.service_config[0].uri
+}
+
+output "review_address" {
+  description = "IP address of the review desk's load balancer: point review_domain's DNS A record here (null without IAP)."
+  value       = one([for address in google_compute_global_address.review : address.address])
+}
+
+output "review_page" {
+  description = "The review desk behind IAP (null without IAP)."
+  value       = var.review_iap_enabled ? "https://${var.review_domain}/" : null
+}
