@@ -3,6 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# The backfill's own venv (requirements-beam.txt: Apache Beam pins protobuf, numpy and Pillow its way)
+VENV_BEAM := .venv-beam
+PY_BEAM := $(VENV_BEAM)/bin/python
 SHARED := $(abspath ..)/shared
 
 DATA_DIR ?= $(SHARED)/data/fashion-product-images-small
@@ -12,11 +15,12 @@ OUT ?= build/model-store
 TRAIN_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help venv venv-serve browser test lint format train train-small embed-model demo bench bundle clean
+.PHONY: help venv venv-serve venv-beam test-backfill browser test lint format train train-small embed-model demo bench bundle clean
 
 help:
 	@echo "make demo   get a model, start the local emulated cloud, upload sample images, show the results (KEEP=1 leaves it running)"
 	@echo "make test   lint and run the whole test suite"
+	@echo "make test-backfill  the backfill tests in their own venv (.venv-beam, requirements-beam.txt)"
 	@echo "make test-fast  the unit tests only: pure logic, no emulators, no training (about half a minute)"
 	@echo "make train  run the training job on the 12k set (TRAIN_DATA=, WEIGHTS=, OUT=, TRAIN_ARGS=)"
 	@echo "make train-small  a quick training run on the 2,010-image set (DATA_DIR=)"
@@ -43,6 +47,16 @@ $(VENV)/.serve-installed: requirements.txt requirements-local.txt pyproject.toml
 
 venv-serve: $(if $(wildcard $(VENV)/.installed),$(VENV)/.installed,$(VENV)/.serve-installed)
 
+# The backfill pipeline (backfill/, fashionctl backfill/reclassify, tests/backfill): Apache Beam, no TensorFlow.
+$(VENV_BEAM)/.installed: requirements-beam.txt requirements-beam-dev.txt requirements-local.txt requirements.txt pyproject.toml
+	@test -x $(PY_BEAM) || $(PYTHON) -m venv $(VENV_BEAM)
+	$(PY_BEAM) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY_BEAM) -m pip install --quiet --disable-pip-version-check -r requirements-beam-dev.txt
+	$(PY_BEAM) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+venv-beam: $(VENV_BEAM)/.installed
+
 # Debian's Chromium for the review page's browser tests (tests/review: Playwright drives it;
 # `playwright install` is never run). Installs it with apt-get when missing and allowed (root
 # or sudo); else says that those tests will skip.
@@ -60,9 +74,15 @@ format: venv
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: venv browser
+test: venv browser venv-beam
 	$(VENV)/bin/ruff check .
 	FASHION_SHARED_DATA=$(DATA_DIR) $(PY) -m pytest $(PYTEST_ARGS)
+	FASHION_SHARED_DATA=$(DATA_DIR) $(PY_BEAM) -m pytest tests/backfill $(BACKFILL_PYTEST_ARGS)
+
+# The backfill tests alone, in the Beam venv (the main venv does not collect them).
+BACKFILL_PYTEST_ARGS ?=
+test-backfill: venv-beam
+	FASHION_SHARED_DATA=$(DATA_DIR) $(PY_BEAM) -m pytest tests/backfill $(BACKFILL_PYTEST_ARGS)
 
 # The unit tests: pure logic, no emulator or function server started, no
 # model trained (the `training` marker is deselected; the tiny test model is

@@ -1,4 +1,4 @@
-"""``python -m bench [all|training|inference|http|pipeline|decode]``: run the
+"""``python -m bench [all|training|inference|http|pipeline|decode|backfill]``: run the
 benchmarks, print tables, write ``results.json`` and ``results.md``.
 
 ``all`` trains first (the training benchmark) and runs the others on the
@@ -24,9 +24,9 @@ from bench.artifacts import Artifacts
 from bench.measure import usable_cores
 from shared.dev_paths import REPO_ROOT, default_data, default_weights
 
-SECTIONS = ("training", "inference", "http", "pipeline", "decode")
+SECTIONS = ("training", "inference", "http", "pipeline", "decode", "backfill")
 #: the sections that run a model
-MODEL_SECTIONS = ("training", "inference", "http", "pipeline")
+MODEL_SECTIONS = ("training", "inference", "http", "pipeline", "backfill")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -45,6 +45,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, help="http: seconds per load run (default 10, quick 1)")
     p.add_argument("--concurrency", default="1,4,16", help="http: connection counts (default %(default)s)")
     p.add_argument("--decode-repeats", type=int, help="decode: timed decodes per input (default 3, quick 1)")
+    p.add_argument("--backfill-objects", type=int, help="backfill: objects per path (default 200, quick 20)")
     return p
 
 
@@ -160,6 +161,14 @@ def main(argv: list[str] | None = None) -> int:
         results["decode"] = decode.run(quick=quick, repeats=args.decode_repeats, serving_mib=serving)
         results["decode"]["measured_at"] = _now()
         report.decode_summary(results["decode"])
+    if "backfill" in sections:
+        from bench import backfill
+
+        count = args.backfill_objects or (20 if quick else 200)
+        report.heading(f"backfill ({count} objects: Beam pipeline vs a plain loop over the same core, in .venv-beam)")
+        results["backfill"] = backfill.run(artifacts.store, args.data, count)
+        results["backfill"]["measured_at"] = _now()
+        report.backfill_summary(results["backfill"])
     results["bench_seconds"] = round(time.perf_counter() - started, 1)
     results["targets"] = report.targets(results)
     report.targets_table(results["targets"])

@@ -154,6 +154,26 @@ def pipeline_summary(r: dict) -> None:
     print(r["bound_by"])
 
 
+def backfill_rows(r: dict) -> list[list[Any]]:
+    rows = [
+        ["Beam pipeline (FnApiRunner), images/s", r["pipeline"]["images_per_second"]],
+        ["plain single-process loop, same core, images/s", r["plain_loop"]["images_per_second"]],
+    ]
+    rows += [
+        [
+            f"inference: {key.removesuffix('_images_per_second').replace('_', ' ')}, images/s",
+            "within noise" if value is None else value,
+        ]
+        for key, value in r["inference"].items()
+        if key.endswith("_per_second")
+    ]
+    return rows
+
+
+def backfill_summary(r: dict) -> None:
+    print(table([f"backfill ({r['objects']} objects)", "value"], backfill_rows(r)))
+
+
 # -- targets --------------------------------------------------------------------
 
 
@@ -287,6 +307,12 @@ def markdown(results: dict) -> str:
             f"### Decode (one upload, fresh process each)\n\nMeasured {r.get('measured_at', '-')}; median of {r['repeats']}.",
             md_table(_DECODE_HEADERS, _decode_rows(r)),
             _decode_verdict(r),
+        ]
+    if "backfill" in results:
+        r = results["backfill"]
+        parts += [
+            f"### Backfill\n\nMeasured {r.get('measured_at', '-')}; {r['objects']} objects each way. {r['note']}.",
+            md_table(["backfill", "value"], backfill_rows(r)),
         ]
     if results.get("targets"):
         rows = [[r["target"], r["measured"], r["goal"], "yes" if r["met"] else "**no**"] for r in results["targets"]]

@@ -77,6 +77,44 @@ class Outcome:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class Precomputed:
+    """What a batch caller (the backfill pipeline, ``backfill/``) already has
+    for one object version, so that the core neither downloads nor classifies
+    it again: the pinned generation's bytes, what the uploader attached to
+    them, and the prediction of the model the caller pinned (a
+    :class:`shared.classifier.Prediction`, or the :class:`ImageError` that
+    preprocessing raised) with that model's manifest (its version and
+    per-class thresholds decide the band, as for an upload). Everything else (the lease, the record, the
+    create-only copy, the generation-pinned delete, the counters) is the
+    event path's own code."""
+
+    data: bytes
+    attached: Attached
+    prediction: Any  # shared.classifier.Prediction | ImageError
+    manifest: Any  # shared.manifest.Manifest of the model that made the prediction
+
+    def classifier(self) -> _Answered:
+        """This answer in the shape of the classifier the core calls
+        (``version``, ``manifest``, ``classify(data, ...)`` returning it or raising its ImageError)."""
+        return _Answered(self.prediction, self.manifest)
+
+
+@dataclass(frozen=True)
+class _Answered:
+    answer: Any
+    manifest: Any
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    def classify(self, data: bytes, **_: Any) -> Any:
+        if isinstance(self.answer, ImageError):
+            raise self.answer
+        return self.answer
+
+
 class Processor:
     def __init__(
         self,
@@ -88,10 +126,20 @@ class Processor:
         lease_seconds: float | None = None,
         now: Callable[[], datetime] = rec.utcnow,
         outbox: EventOutbox | None = None,
+        record_decision: bool = True,
+        delete_source: bool = True,
     ) -> None:
         """``outbox``: publishes the completion events (default: the one
-        ``settings`` describe, off when ``EVENTS_TOPIC`` is empty)."""
+        ``settings`` describe, off when ``EVENTS_TOPIC`` is empty).
+        ``record_decision``: write the decision in its own update before the
+        copy (the event path). False (the backfill, whose model is pinned for
+        the run, so a repeat decides the same): the decision is written with
+        the destination after the copy, one document write less per object.
+        ``delete_source``: False leaves the source object in place
+        (``fashionctl backfill --keep-source``)."""
         self.settings = settings
+        self.record_decision = record_decision
+        self.delete_source = delete_source
         self.storage = storage_client
         self.db = db
         self.models = models
@@ -104,9 +152,13 @@ class Processor:
 
     # -- public ----------------------------------------------------------------
 
-    def process(self, ref: rec.ObjectRef, *, trigger: str, event_id: str | None = None) -> Outcome:
+    def process(
+        self, ref: rec.ObjectRef, *, trigger: str, event_id: str | None = None, precomputed: Precomputed | None = None
+    ) -> Outcome:
         """Bring one object version to a finished state. Raises TransientError
-        when the caller should retry; permanent problems end as records."""
+        when the caller should retry; permanent problems end as records.
+        ``precomputed``: the bytes and prediction a batch caller already has
+        (used only when no decision is recorded yet)."""
         started = time.perf_counter()
         if is_placeholder(ref):
             log.info(
@@ -132,20 +184,24 @@ class Processor:
             timings: dict[str, float] = dict(state.timings_ms)
             fetched: tuple[bytes, Attached] | None = None
             decision = state.decision
+            decided_now = False
             if decision is None:
-                fetched = self._download(ref, timings)
+                fetched = (precomputed.data, precomputed.attached) if precomputed else self._download(ref, timings)
                 if fetched is None:
                     return self._finish(doc, ref, _gone(ref), None, timings, started, owner)
                 if not fetched[0]:  # zero bytes: never classified, copied or deleted
                     return self._finish(doc, ref, self._zero_bytes(ref, fetched[1]), None, timings, started, owner)
                 self.failpoints.hit("after_download")
-                decision = self._decide(fetched[0], timings)
+                decision = self._decide(fetched[0], timings, precomputed)
                 decision = replace(
                     decision,
                     target=destinations.target(decision.status, decision.label, ref.name),
                     sku=fetched[1].sku(self.settings.sku_metadata_key),
                 )
-                fence = self._update(doc, updates.decided_update(decision, self.now()), fence, ref)
+                if self.record_decision:
+                    fence = self._update(doc, updates.decided_update(decision, self.now()), fence, ref)
+                else:
+                    decided_now = True  # written with the destination below
                 self.failpoints.hit("after_decision")
             destination = state.destination
             if destination is None:
@@ -154,9 +210,14 @@ class Processor:
                     return self._finish(doc, ref, _gone(ref), None, timings, started, owner)
                 destination = self._store(ref, decision, *fetched, timings)
                 self.failpoints.hit("after_copy")
-                fence = self._update(doc, updates.copied_update(destination, self.now()), fence, ref)
+                copied = updates.copied_update(destination, self.now())
+                if decided_now:
+                    copied.update(updates.decided_update(decision, self.now()))
+                    copied[rec.Field.STEP] = rec.COPIED
+                fence = self._update(doc, copied, fence, ref)
             self.failpoints.hit("before_delete")
-            self._delete_source(ref, timings)
+            if self.delete_source:
+                self._delete_source(ref, timings)
             self.failpoints.hit("after_delete")
             return self._finish(doc, ref, decision, destination, timings, started, owner)
         except TRANSIENT_ERRORS as exc:
@@ -281,9 +342,10 @@ class Processor:
         message = "the object holds no bytes (left in place: its content may follow as a newer version)"
         return rec.Decision(status=rec.EMPTY, error=rec.error_info(rec.ZERO_BYTES, message), sku=sku)
 
-    def _decide(self, data: bytes, timings: dict[str, float]) -> rec.Decision:
-        """Classify the bytes: a confident label, a label for review, or a rejection."""
-        classifier = self.models.get()
+    def _decide(self, data: bytes, timings: dict[str, float], precomputed: Precomputed | None = None) -> rec.Decision:
+        """Classify the bytes: a confident label, a label for review, or a rejection.
+        ``precomputed``: the caller's prediction stands in for the classifier."""
+        classifier = precomputed.classifier() if precomputed is not None else self.models.get()
         start = time.perf_counter()
         try:
             prediction = classifier.classify(data, top_k=self.settings.top_k, limits=self.settings.decode_limits)
@@ -411,7 +473,7 @@ class Processor:
                 return data
             if owner is not None and rec.Classification.from_firestore(data).lease_owner not in (None, owner):
                 raise LeaseLost(f"object {ref.name}#{ref.generation} was taken over by another delivery")
-            shard = self.db.document(*rec.shard_path(now))
+            shard = self.db.document(*rec.shard_path(now, count=self.settings.stats_shards))
             counts = shard.get(transaction=transaction, retry=self._retry, timeout=CALL_TIMEOUT).to_dict() or {}
             # merge=<top-level names>: each field is replaced whole (merge=True
             # merges maps key by key, which the npm emulator gets wrong when the
@@ -463,6 +525,12 @@ class Processor:
                 doc.update(failure, option=self.db.write_option(last_update_time=fence), retry=None, timeout=5)
         except Exception as nested:  # noqa: BLE001 - Firestore itself may be what failed
             log.warning("could not record the failure: %s", nested)
+
+    def decide(self, precomputed: Precomputed) -> rec.Decision:
+        """The decision the core would record for ``precomputed``'s
+        prediction (no target, no SKU, nothing written): what ``fashionctl
+        reclassify`` compares a record with."""
+        return self._decide(precomputed.data, {}, precomputed)
 
     def _outcome(self, ref: rec.ObjectRef, record: rec.Classification, duplicate: bool = False) -> Outcome:
         return Outcome(

@@ -215,3 +215,21 @@ def api() -> PredictApi:
     """This instance's prediction API, built on first use."""
     with _lock:
         return _api()
+
+
+def batch_processor(components: Components, models: Any, *, keep_source: bool = False) -> Processor:
+    """The processing core as the backfill pipeline (``backfill/``) uses it:
+    the same clients and settings, the run's pinned model (``models.get()``),
+    the decision written with the destination (one record write less per
+    object: the model cannot change within a run) and, with ``keep_source``,
+    the source object left in place."""
+    from functions.processing import Processor
+
+    return Processor(
+        components.settings,
+        components.storage,
+        components.db,
+        models,
+        record_decision=False,
+        delete_source=not keep_source,
+    )

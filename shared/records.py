@@ -28,6 +28,7 @@ COLLECTION = "classifications"
 STATS = "stats"
 SHARDS = "shards"  #: the sub-collection of ``stats/<day>`` holding the counter shards
 RUNS = "sweep_runs"
+BACKFILL_RUNS = "backfill_runs"  #: one document per backfill or reclassify run (``backfill/runs.py``)
 #: Counter shards per day. Each finished object bumps one shard, chosen at
 #: random, inside its final transaction. With 10 shards, 4 concurrent
 #: deliveries collided often enough on the Firestore emulator's document locks
@@ -35,6 +36,8 @@ RUNS = "sweep_runs"
 #: rarely do (32 events/s, bench/pipeline.py). Cloud Firestore sustains about
 #: one write per second per document, so 50 shards also carry about 50
 #: finishes per second there.
+#: This is the default of the ``STATS_SHARDS`` setting (shared/settings.py),
+#: which the processing core passes to :func:`shard_path`.
 SHARD_COUNT = 50
 #: Cloud Storage's limit on an object name, in bytes of UTF-8
 GCS_NAME_LIMIT = 1024
@@ -110,6 +113,9 @@ class Field:
     BAND = "band"
     REVIEW = "review"
     REVIEW_PENDING = "review_pending"
+    #: earlier model decisions replaced by ``fashionctl reclassify --apply``, oldest first:
+    #: [{status, label, confidence, top_k, model_version, destination, replaced_at, run_id}]
+    PREVIOUS = "previous"
 
     ALL: tuple[str, ...] = ()  # filled below
 
@@ -298,6 +304,7 @@ class Classification:
     band: str | None = None  # BANDS; classified and needs_review records only
     review: dict[str, Any] | None = None  # a person's decision (ReviewEntry.to_dict() + "previous")
     review_pending: dict[str, Any] | None = None  # internal: a decision being applied (functions/review_desk.py)
+    previous: list[dict[str, Any]] = field(default_factory=list)  # decisions replaced by reclassify --apply
     id: str | None = None  # the document id (not stored as a field)
 
     @property
@@ -343,6 +350,7 @@ class Classification:
             Field.BAND: self.band,
             Field.REVIEW: self.review,
             Field.REVIEW_PENDING: self.review_pending,
+            Field.PREVIOUS: list(self.previous),
         }
 
     @classmethod
@@ -382,6 +390,7 @@ class Classification:
             band=data.get(Field.BAND) if data.get(Field.BAND) in BANDS else None,
             review=dict(data[Field.REVIEW]) if isinstance(data.get(Field.REVIEW), Mapping) else None,
             review_pending=dict(data[Field.REVIEW_PENDING]) if isinstance(data.get(Field.REVIEW_PENDING), Mapping) else None,
+            previous=[p for p in data.get(Field.PREVIOUS) or [] if isinstance(p, Mapping)],
             id=doc_id if doc_id is not None else data.get(DOC_ID),
         )
 
@@ -427,9 +436,10 @@ COUNTER_GROUPS = ("status", "category", "rejection", "review")
 STATUS_GROUP, CATEGORY_GROUP, REJECTION_GROUP, REVIEW_GROUP = COUNTER_GROUPS
 
 
-def shard_path(moment: datetime, shard: int | None = None) -> tuple[str, str, str, str]:
-    """``("stats", day, "shards", n)``: the counter shard of ``moment``'s day, ``n`` at random when not given."""
-    shard = random.randrange(SHARD_COUNT) if shard is None else shard
+def shard_path(moment: datetime, shard: int | None = None, count: int = SHARD_COUNT) -> tuple[str, str, str, str]:
+    """``("stats", day, "shards", n)``: the counter shard of ``moment``'s day,
+    ``n`` at random in ``range(count)`` when not given."""
+    shard = random.randrange(count) if shard is None else shard
     return (STATS, day_of(moment), SHARDS, str(shard))
 
 

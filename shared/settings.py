@@ -56,6 +56,9 @@ class Settings:
     # completion events (shared/result_events.py, docs/events.md)
     events_topic: str = ""  # Pub/Sub topic id (in ``project``) or full path; empty: events off
     events_grace_seconds: float = 60.0  # the sweep publishes events still pending this long after their record was written
+    # counter shards per day (stats/<day>/shards/<n>): each sustains about one write a second in Cloud
+    # Firestore, so this caps finished objects a second (docs/backfill.md); readers sum whatever shards exist
+    stats_shards: int = 50
     # TEST-ONLY: failpoints in the processing core (functions/failpoints.py), e.g.
     # "after_copy=crash"; empty (the default, and what Terraform deploys): off
     failpoints: str = ""
@@ -94,6 +97,7 @@ class Settings:
         "SKU_METADATA_KEY": "sku_metadata_key",
         "EVENTS_TOPIC": "events_topic",
         "EVENTS_GRACE_SECONDS": "events_grace_seconds",
+        "STATS_SHARDS": "stats_shards",
         "FAILPOINTS": "failpoints",
         "REVIEWER": "reviewer",
         "IAP_AUDIENCE": "iap_audience",
@@ -135,6 +139,8 @@ class Settings:
             raise SettingsError("LEASE_SECONDS and DEPENDENCY_DEADLINE_SECONDS must be positive")
         if settings.events_grace_seconds < 0:
             raise SettingsError("EVENTS_GRACE_SECONDS must be >= 0")
+        if settings.stats_shards < 1:
+            raise SettingsError("STATS_SHARDS must be positive")
         if not 1 <= settings.review_url_ttl_seconds <= 900:
             raise SettingsError("REVIEW_URL_TTL_SECONDS must be between 1 and 900 (image URLs expire within minutes)")
         if settings.review_image_urls not in ("proxy", "signed"):

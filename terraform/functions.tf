@@ -29,6 +29,7 @@ locals {
     FIRESTORE_DATABASE   = google_firestore_database.main.name
     LOG_LEVEL            = var.log_level
     EVENTS_TOPIC         = google_pubsub_topic.events.id
+    STATS_SHARDS         = tostring(var.stats_shards)
   }
   function_extra_environment = {
     classify = {}

@@ -20,6 +20,7 @@ locals {
     review    = "review function (the review desk)"
     # the identity of the events push subscription's OIDC token (events.tf)
     webhook = "OIDC identity of the events webhook's push subscription"
+    dataflow  = "backfill on Dataflow (Flex Template launcher and workers)"
   }
 
   # What classify and the sweep both do to the buckets: take uploads out of
@@ -71,6 +72,19 @@ locals {
       project = []
       buckets = {}
     }
+    # The backfill (backfill/, docs/backfill.md) does what classify does to
+    # the buckets and Firestore, as a Dataflow worker; its own bucket holds
+    # the template, staging and temp files. Another source bucket than
+    # incoming needs the incoming_consumer role granted there by hand.
+    dataflow = {
+      project = ["roles/dataflow.worker", "roles/datastore.user"]
+      buckets = {
+        incoming  = ["incoming_consumer"]
+        processed = ["roles/storage.objectUser"]
+        models    = ["roles/storage.objectViewer"]
+        dataflow  = ["roles/storage.objectAdmin"]
+      }
+    }
   }
 
   buckets = {
@@ -78,6 +92,7 @@ locals {
     processed     = google_storage_bucket.processed.name
     models        = google_storage_bucket.models.name
     training_data = google_storage_bucket.training_data.name
+    dataflow      = google_storage_bucket.dataflow.name
   }
   custom_roles = {
     incoming_consumer = google_project_iam_custom_role.incoming_consumer.id
@@ -155,6 +170,16 @@ resource "google_artifact_registry_repository_iam_member" "build_writer" {
   repository = google_artifact_registry_repository.images.name
   role       = "roles/artifactregistry.writer"
   member     = "serviceAccount:${google_service_account.accounts["build"].email}"
+}
+
+# The Dataflow workers pull the backfill's Flex Template image (one image as
+# launcher and worker) from the project's repository.
+resource "google_artifact_registry_repository_iam_member" "dataflow_reader" {
+  project    = var.project_id
+  location   = google_artifact_registry_repository.images.location
+  repository = google_artifact_registry_repository.images.name
+  role       = "roles/artifactregistry.reader"
+  member     = "serviceAccount:${google_service_account.accounts["dataflow"].email}"
 }
 
 # --------------------------------------------------------------------------

@@ -8,6 +8,7 @@ locals {
     processed     = "${var.name_prefix}-${var.project_id}-processed"
     models        = "${var.name_prefix}-${var.project_id}-models"
     training_data = "${var.name_prefix}-${var.project_id}-training-data"
+    dataflow      = "${var.name_prefix}-${var.project_id}-dataflow"
   }
   bucket_names = merge(local.default_bucket_names, var.bucket_names)
 
@@ -24,6 +25,7 @@ locals {
     "cloudfunctions.googleapis.com",
     "cloudresourcemanager.googleapis.com",
     "cloudscheduler.googleapis.com",
+    "dataflow.googleapis.com",
     "eventarc.googleapis.com",
     "firestore.googleapis.com",
     "iam.googleapis.com",

@@ -73,6 +73,26 @@ output "event_max_delivery_attempts" {
   value       = var.event_max_delivery_attempts
 }
 
+output "backfill_template" {
+  description = "gs:// path of the backfill's Flex Template spec (written by cloudbuild.yaml's backfill-template step)."
+  value       = "gs://${google_storage_bucket.dataflow.name}/templates/backfill.json"
+}
+
+output "dataflow_bucket" {
+  description = "The backfill's Dataflow bucket: the template, staging/ and temp/."
+  value       = google_storage_bucket.dataflow.name
+}
+
+output "dataflow_service_account" {
+  description = "Email of the service account the backfill's Dataflow jobs run as (--service-account-email)."
+  value       = google_service_account.accounts["dataflow"].email
+}
+
+output "backfill_max_workers" {
+  description = "The worker cap to launch the backfill with (--max-workers)."
+  value       = var.backfill_max_workers
+}
+
 output "review_url" {
   description = "Internal URL of the review function (reachable through the load balancer when review_iap_enabled, else from the project's network only)."
   value       = google_cloudfunctions2_function.review.service_config[0].uri

@@ -216,6 +216,26 @@ variable "sweep_budget_seconds" {
   }
 }
 
+variable "stats_shards" {
+  type        = number
+  description = "Counter shards per day (STATS_SHARDS). Each sustains about one write a second in Firestore, so this caps finished objects a second; the backfill's capacity model is docs/backfill.md."
+  default     = 50
+  validation {
+    condition     = var.stats_shards >= 1 && var.stats_shards <= 1000 && floor(var.stats_shards) == var.stats_shards
+    error_message = "stats_shards must be a whole number between 1 and 1000."
+  }
+}
+
+variable "backfill_max_workers" {
+  type        = number
+  description = "The most Dataflow workers a backfill may use (--max_num_workers in docs/backfill.md's launch command): the throttle that keeps it under Firestore's limits."
+  default     = 4
+  validation {
+    condition     = var.backfill_max_workers >= 1 && var.backfill_max_workers <= 100 && floor(var.backfill_max_workers) == var.backfill_max_workers
+    error_message = "backfill_max_workers must be a whole number between 1 and 100."
+  }
+}
+
 variable "rejected_retention_days" {
   type        = number
   description = "Days after which objects under rejected/ in the processed bucket are deleted; 0 keeps them."

@@ -9,7 +9,7 @@ from bench.cli import SECTIONS, parser, selected
 
 def test_no_section_means_all_in_order() -> None:
     args = parser().parse_args([])
-    assert selected(args.sections) == list(SECTIONS) == ["training", "inference", "http", "pipeline", "decode"]
+    assert selected(args.sections) == list(SECTIONS) == ["training", "inference", "http", "pipeline", "decode", "backfill"]
 
 
 def test_sections_run_in_their_order_whatever_the_order_given() -> None:

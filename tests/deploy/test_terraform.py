@@ -106,7 +106,7 @@ def test_required_apis_are_enabled(tf: Terraform):
 # --------------------------------------------------------------------------
 # buckets and Firestore
 
-BUCKETS = ("incoming", "processed", "models", "training_data")
+BUCKETS = ("incoming", "processed", "models", "training_data", "dataflow")
 
 
 def test_buckets_are_private_and_uniform(tf: Terraform):
@@ -390,6 +390,15 @@ EXPECTED_ROLES = {
         ("repository:images", "roles/artifactregistry.writer"),
     },
     "webhook": set(),  # only the identity of the events webhook's OIDC token
+    "dataflow": {
+        ("bucket:incoming", INCOMING_CONSUMER),
+        ("bucket:processed", "roles/storage.objectUser"),
+        ("bucket:models", "roles/storage.objectViewer"),
+        ("bucket:dataflow", "roles/storage.objectAdmin"),
+        ("project", "roles/datastore.user"),
+        ("project", "roles/dataflow.worker"),
+        ("repository:images", "roles/artifactregistry.reader"),
+    },
 }
 ACCOUNT = re.compile(r'serviceAccount:\$\{google_service_account\.accounts\["(\w+)"\]\.email\}')
 
@@ -480,7 +489,13 @@ def test_readme_describes_the_role_table(tf: Terraform):
         cells = [c.strip() for c in line.strip("|").split("|")]
         rows[cells[0]] = cells[1]
     assert set(rows) == set(tf.locals["service_accounts"])
-    words = {"incoming": "incoming", "processed": "processed", "models": "models", "training_data": "training-data"}
+    words = {
+        "incoming": "incoming",
+        "processed": "processed",
+        "models": "models",
+        "training_data": "training-data",
+        "dataflow": "dataflow",
+    }
     for name, grants in tf.locals["role_table"].items():
         described = (
             rows[name] if "the same as" not in rows[name] else rows[rows[name].split("the same as ")[1].split()[0].strip(",.;")]
@@ -499,3 +514,58 @@ def test_storage_service_agent_may_publish_for_eventarc(tf: Terraform):
     assert grant["role"] == "roles/pubsub.publisher"
     assert grant["member"] == "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
     assert ("google_storage_project_service_account", "gcs") in tf.data
+
+
+# --------------------------------------------------------------------------
+# the backfill (docs/backfill.md)
+
+
+def _queried_fields() -> set[str]:
+    """Every classifications field a query of the code filters or orders on."""
+    import ast
+
+    fields = {
+        name: value for name, value in vars(__import__("shared.records", fromlist=["Field"]).Field).items() if name.isupper()
+    }
+    found: set[str] = set()
+    for folder in ("functions", "fashionctl", "reporting", "bench", "backfill", "shared"):
+        for source in (TERRAFORM.parent / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in (
+                    "FieldFilter",
+                    "order_by",
+                ):
+                    first = node.args[0] if node.args else None
+                    if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                        found.add(first.value)
+                    elif isinstance(first, ast.Attribute) and first.attr in fields:
+                        found.add(fields[first.attr])
+    return found
+
+
+def test_index_exemptions_name_only_stored_fields_no_query_reads(tf: Terraform):
+    from shared.records import Field
+
+    exempt = set(tf.locals["unqueried_fields"])
+    queried = _queried_fields()
+    assert {"status", "created_at", "updated_at"} <= queried  # the scan sees the known queries
+    assert exempt and not exempt & queried, exempt & queried
+    assert exempt <= set(Field.ALL)
+    assert {"finished_at", "lease_until"} <= exempt  # the monotonically rising ones
+    field = tf.resource("google_firestore_field", "unqueried")
+    assert field["for_each"] == "${toset(local.unqueried_fields)}"
+    assert field["collection"] == "classifications" and field["database"] == ref("google_firestore_database", "main")
+    assert block(field, "index_config") == {}
+
+
+def test_no_dataflow_job_is_a_terraform_resource(tf: Terraform):
+    """A finished batch job must not be launched again by the next apply:
+    the backfill is run, never managed as a resource."""
+    for kind in ("google_dataflow_job", "google_dataflow_flex_template_job"):
+        assert not tf.of_type(kind), kind
+    assert tf.resource("google_storage_bucket", "dataflow")
+    assert "backfill_max_workers" in tf.variables and "backfill_template" in tf.outputs
+
+
+def test_counter_shards_are_a_setting_terraform_passes(tf: Terraform):
+    assert tf.locals["function_environment"]["STATS_SHARDS"] == "${tostring(var.stats_shards)}"

@@ -38,7 +38,9 @@ def test_a_full_record_round_trips() -> None:
         finished_at=NOW,
     )
     stored = record.to_firestore()
-    assert set(stored) == set(Field.ALL) and len(Field.ALL) == 24  # + band, review, review_pending (issue 15), outbox (issue 16)
+    assert (
+        set(stored) == set(Field.ALL) and len(Field.ALL) == 25
+    )  # + band, review, review_pending (issue 15), outbox (issue 16), previous (issue 18)
     assert stored[Field.SOURCE]["generation"] == "1795628002389068"  # a string: it exceeds 2**53
     assert Classification.from_firestore(stored, "doc-1") == Classification(**{**record.__dict__, "id": "doc-1"})
     assert record.finished and record.reason is None
