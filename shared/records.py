@@ -51,8 +51,10 @@ SKIPPED = "skipped"  # the object version was gone (deleted or overwritten) befo
 #: content yet (tools write an empty object first and the content as a newer
 #: version); no copy, the object stays where it is, not a rejection
 EMPTY = "empty"
-FINISHED = frozenset({CLASSIFIED, NEEDS_REVIEW, REJECTED, SKIPPED, EMPTY})
-STATUSES = (PROCESSING, CLASSIFIED, NEEDS_REVIEW, REJECTED, FAILED, SKIPPED, EMPTY)
+#: a human decided (the record's ``review`` map); the file was moved to the final label's folder or to rejected/
+REVIEWED = "reviewed"
+FINISHED = frozenset({CLASSIFIED, NEEDS_REVIEW, REJECTED, SKIPPED, EMPTY, REVIEWED})
+STATUSES = (PROCESSING, CLASSIFIED, NEEDS_REVIEW, REJECTED, FAILED, SKIPPED, EMPTY, REVIEWED)
 
 CLAIMED = "claimed"  #: step: the first delivery created the document
 DECIDED = "decided"  #: step: the decision (label or rejection) is recorded
@@ -90,6 +92,8 @@ class Field:
     UPDATED_AT = "updated_at"
     FINISHED_AT = "finished_at"
     SKU = "sku"
+    REVIEW = "review"  #: a human decision (owner: the review desk); see REVIEW_* below
+    CANDIDATE = "candidate"  #: the shadow model's answer (owner: the model loop); see CANDIDATE_* below
 
     ALL: tuple[str, ...] = ()  # filled below
 
@@ -122,6 +126,27 @@ CONTRACT_FIELDS = frozenset(
 TIMING_STEPS = ("download", "classify", "copy", "delete", "total")
 TOTAL_MS = "total"
 _REASON, _MESSAGE, _TARGET, _BUCKET, _NAME, _GENERATION = "reason", "message", "target", "bucket", "name", "generation"
+
+
+# -- the review map (a human decision) and the candidate map (the shadow model) -----
+
+#: ``review`` keys: {"decision", "final_label", "reason", "reviewed_by", "reviewed_at", "previous"}
+REVIEW_DECISION, REVIEW_FINAL_LABEL, REVIEW_REASON = "decision", "final_label", "reason"
+REVIEW_BY, REVIEW_AT, REVIEW_PREVIOUS = "reviewed_by", "reviewed_at", "previous"
+#: ``review.decision`` values
+APPROVED, RELABELED, REVIEW_REJECTED = "approved", "relabeled", "rejected"
+REVIEW_DECISIONS = (APPROVED, RELABELED, REVIEW_REJECTED)
+#: ``candidate`` keys: the shadow model's answer, never acted upon
+CANDIDATE_KEYS = ("model_version", "label", "confidence", "top_k", "latency_ms")
+
+
+def candidate_answer(
+    model_version: str, label: str, confidence: float, top_k: list[dict[str, Any]], latency_ms: float
+) -> dict[str, Any]:
+    """A record's ``candidate`` map: the shadow model's top label, its
+    probability (0..1), ``top_k`` (:func:`top_k_entries`) and the time it took
+    (milliseconds, decoding included)."""
+    return dict(zip(CANDIDATE_KEYS, (model_version, label, confidence, list(top_k), latency_ms), strict=True))
 
 
 # -- parts of a record ----------------------------------------------------------
@@ -209,6 +234,7 @@ class Decision:
     error: dict[str, str] | None = None  # error_info(); set for REJECTED and SKIPPED
     target: str | None = None  # the object name in the processed bucket it files the object under
     sku: str | None = None  # the uploader's SKU (custom metadata ``SKU_METADATA_KEY``), read with the bytes
+    candidate: dict[str, Any] | None = None  # candidate_answer() of the shadow model, when one ran
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -223,6 +249,8 @@ class Decision:
             data[_TARGET] = self.target
         if self.sku is not None:
             data[Field.SKU] = self.sku
+        if self.candidate is not None:
+            data[Field.CANDIDATE] = dict(self.candidate)
         return data
 
     @classmethod
@@ -236,6 +264,7 @@ class Decision:
             error=data.get(Field.ERROR),
             target=data.get(_TARGET),
             sku=data.get(Field.SKU),
+            candidate=data.get(Field.CANDIDATE) if isinstance(data.get(Field.CANDIDATE), Mapping) else None,
         )
 
 
@@ -267,11 +296,33 @@ class Classification:
     updated_at: datetime | None = None
     finished_at: datetime | None = None
     sku: str | None = None
+    review: dict[str, Any] | None = None  # a human decision (REVIEW_* keys), or None
+    candidate: dict[str, Any] | None = None  # the shadow model's answer (CANDIDATE_KEYS), or None
     id: str | None = None  # the document id (not stored as a field)
 
     @property
     def finished(self) -> bool:
         return self.status in FINISHED
+
+    @property
+    def final_label(self) -> str | None:
+        """The label the retailer stands behind: the human's ``final_label``
+        when reviewed (None when the human rejected the file), else the
+        model's ``label`` when the record is ``classified``, else None."""
+        if self.status == REVIEWED and self.review is not None:
+            label = self.review.get(REVIEW_FINAL_LABEL)
+            return label if isinstance(label, str) and label else None
+        return self.label if self.status == CLASSIFIED else None
+
+    @property
+    def review_decision(self) -> str | None:
+        """``review.decision`` (APPROVED, RELABELED or REVIEW_REJECTED), or None."""
+        return self.review.get(REVIEW_DECISION) if self.review else None
+
+    @property
+    def reviewer(self) -> str | None:
+        """``review.reviewed_by``, or None."""
+        return self.review.get(REVIEW_BY) if self.review else None
 
     @property
     def reason(self) -> str | None:
@@ -300,6 +351,8 @@ class Classification:
             Field.UPDATED_AT: self.updated_at,
             Field.FINISHED_AT: self.finished_at,
             Field.SKU: self.sku,
+            Field.REVIEW: dict(self.review) if self.review is not None else None,
+            Field.CANDIDATE: dict(self.candidate) if self.candidate is not None else None,
         }
 
     @classmethod
@@ -335,6 +388,8 @@ class Classification:
             updated_at=data.get(Field.UPDATED_AT),
             finished_at=data.get(Field.FINISHED_AT),
             sku=data.get(Field.SKU) if isinstance(data.get(Field.SKU), str) else None,
+            review=dict(data[Field.REVIEW]) if isinstance(data.get(Field.REVIEW), Mapping) else None,
+            candidate=dict(data[Field.CANDIDATE]) if isinstance(data.get(Field.CANDIDATE), Mapping) else None,
             id=doc_id if doc_id is not None else data.get(DOC_ID),
         )
 

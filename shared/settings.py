@@ -13,6 +13,9 @@ from typing import ClassVar
 
 from shared.imaging import DecodeLimits
 
+#: SHADOW values: "auto" (shadow when a candidate pointer exists), "off"
+SHADOW_MODES = ("auto", "off")
+
 
 class SettingsError(ValueError):
     """A required setting is missing or a value does not parse."""
@@ -46,6 +49,9 @@ class Settings:
     lease_seconds: float = 120.0  # how long one delivery holds an object version; a crashed one blocks others this long
     dependency_deadline_seconds: float = 15.0  # total retry time of one Firestore or Storage call before "retry later"
     sku_metadata_key: str = "sku"  # the uploader's custom metadata key holding a SKU, stored in the record's ``sku``
+    # shadow mode: "auto" scores each upload with the candidate model too (models/candidate.json, when it
+    # exists) and stores its answer in the record's ``candidate`` field, never acting on it; "off": never
+    shadow: str = "auto"
     # TEST-ONLY: failpoints in the processing core (functions/failpoints.py), e.g.
     # "after_copy=crash"; empty (the default, and what Terraform deploys): off
     failpoints: str = ""
@@ -75,6 +81,7 @@ class Settings:
         "LEASE_SECONDS": "lease_seconds",
         "DEPENDENCY_DEADLINE_SECONDS": "dependency_deadline_seconds",
         "SKU_METADATA_KEY": "sku_metadata_key",
+        "SHADOW": "shadow",
         "FAILPOINTS": "failpoints",
     }
     REQUIRED: ClassVar[tuple[str, ...]] = ("GOOGLE_CLOUD_PROJECT", "INCOMING_BUCKET", "PROCESSED_BUCKET", "MODELS_BUCKET")
@@ -105,7 +112,14 @@ class Settings:
             raise SettingsError("MAX_BATCH_IMAGES and MAX_REQUEST_BYTES must be positive")
         if settings.lease_seconds <= 0 or settings.dependency_deadline_seconds <= 0:
             raise SettingsError("LEASE_SECONDS and DEPENDENCY_DEADLINE_SECONDS must be positive")
+        if settings.shadow not in SHADOW_MODES:
+            raise SettingsError(f"SHADOW={settings.shadow!r}: expected one of {', '.join(SHADOW_MODES)}")
         return settings
+
+    @property
+    def shadow_on(self) -> bool:
+        """Whether the classify path scores uploads with a candidate model (when one is published)."""
+        return self.shadow == "auto"
 
     @property
     def allowed_buckets(self) -> frozenset[str]:
