@@ -41,7 +41,7 @@ def _add_field(group: argparse._ActionsContainer, owner: type, f: dataclasses.Fi
         kwargs["action"] = argparse.BooleanOptionalAction
     elif typing.get_origin(kind) is tuple:  # a repeatable option, named in the singular (sources -> --source)
         kwargs.update(action="append", type=str, default=None, metavar="PATH[:WEIGHT]")
-        group.add_argument(_option(f.name.removesuffix("s")), dest=f.name, **kwargs)
+        group.add_argument(_option(f.name.removesuffix("s")), _option(f.name), dest=f.name, **kwargs)
         return
     else:
         args = [a for a in typing.get_args(kind) if a is not type(None)]

@@ -20,7 +20,7 @@ under a ``gs://`` prefix.
 - ``styles.csv`` columns: ``id`` (the record id, also the image's file name),
   ``articleType`` (the label), then provenance: ``record_id``, ``bucket``,
   ``object`` (the file in the processed bucket), ``source_object``,
-  ``generation`` (the upload's generation), ``decision`` (approved, relabeled or
+  ``generation`` (the upload's generation), ``review_decision`` (approved, relabeled or
   ``auto``), ``reviewer``, ``model_version``, ``model_label``, ``confidence``,
   ``sha256``, ``created_at``.
 
@@ -60,7 +60,7 @@ COLUMNS = (
     "object",
     "source_object",
     "generation",
-    "decision",
+    "review_decision",
     "reviewer",
     "model_version",
     "model_label",
@@ -197,7 +197,7 @@ def row(item: Item, digest: str) -> dict[str, str]:
         "object": record.destination.name,
         "source_object": record.source.name,
         "generation": str(record.source.generation),
-        "decision": (record.review_decision or "") if item.reviewed else AUTO,
+        "review_decision": (record.review_decision or "") if item.reviewed else AUTO,
         "reviewer": (record.reviewer or "") if item.reviewed else "",
         "model_version": record.model_version or "",
         "model_label": record.label or "",

@@ -38,7 +38,7 @@ def test_a_full_record_round_trips() -> None:
         finished_at=NOW,
     )
     stored = record.to_firestore()
-    assert set(stored) == set(Field.ALL) and len(Field.ALL) == 20
+    assert set(stored) == set(Field.ALL) and len(Field.ALL) == 22  # 20 + review, candidate (issue 17)
     assert stored[Field.SOURCE]["generation"] == "1795628002389068"  # a string: it exceeds 2**53
     assert Classification.from_firestore(stored, "doc-1") == Classification(**{**record.__dict__, "id": "doc-1"})
     assert record.finished and record.reason is None

@@ -129,7 +129,7 @@ def test_export_writes_the_training_layout_with_provenance(tmp_path):
     assert malformed == 0 and sorted(rows) == sorted([(records[1].id, "Watches"), (records[2].id, "Heels")])
     table = {r["id"]: r for r in csv.DictReader(io.StringIO((tmp_path / "export" / "styles.csv").read_text()))}
     relabeled = table[records[1].id]
-    assert relabeled["decision"] == "relabeled" and relabeled["reviewer"] == "ana" and relabeled["model_label"] == "Heels"
+    assert relabeled["review_decision"] == "relabeled" and relabeled["reviewer"] == "ana" and relabeled["model_label"] == "Heels"
     assert relabeled["generation"] == "1002" and relabeled["object"] == "x/photo-2.jpg" and relabeled["model_version"] == "v1"
     assert (tmp_path / "export" / "images" / f"{records[2].id}.jpg").read_bytes() == b"one"
     summary = json.loads((tmp_path / "export" / "export.json").read_text())
