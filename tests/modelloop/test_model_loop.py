@@ -73,8 +73,9 @@ class Loop:
         bucket = self.storage.bucket(PROCESSED)
         old = bucket.blob(record.destination.name)
         new_name = destinations.target(rec.CLASSIFIED, final_label, record.source.name)
-        bucket.copy_blob(old, bucket, new_name)
-        old.delete()
+        if new_name != old.name:  # an approval leaves the file where it is
+            bucket.copy_blob(old, bucket, new_name)
+            old.delete()
         self.db.collection(rec.COLLECTION).document(record.id).update(
             {
                 rec.Field.STATUS: rec.REVIEWED,
