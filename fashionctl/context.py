@@ -18,8 +18,10 @@ from localcloud.state import ENV_FILE, read_env_file
 from shared.settings import Settings
 
 #: what the environment may override in the stack's env file: the function
-#: settings (Settings.ENV), the emulator hosts, and the deployed sweep's URL
-OVERRIDABLE = frozenset({*Settings.ENV, "STORAGE_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "SWEEP_URL"})
+#: settings (Settings.ENV), the emulator hosts, and the deployed sweep's and review desk's URLs
+OVERRIDABLE = frozenset(
+    {*Settings.ENV, "STORAGE_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "SWEEP_URL", "REVIEW_URL"}
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

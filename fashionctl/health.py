@@ -1,8 +1,9 @@
 """``fashionctl health``: is the pipeline keeping up?
 
 Reports the current model version, the backlog in the incoming bucket and the
-age of its oldest object, the last sweep run, and the error rate of the last
-hour (failed records / all records updated in the hour). Exits 1 when
+age of its oldest object, the review backlog (items per band, the oldest
+one's age, decisions per day, the model's accuracy on reviewed items), the
+last sweep run, and the error rate of the last hour (failed records / all records updated in the hour). Exits 1 when
 unhealthy: no model, a backlog older than ``max_backlog_age``, or an error
 rate above ``max_error_rate``.
 """
@@ -37,6 +38,7 @@ class Health:
     records_last_hour: int
     failed_last_hour: int
     problems: list[str] = field(default_factory=list)
+    review: dict[str, Any] | None = None  # shared.review_backlog.Backlog.to_dict(); not judged
 
     @property
     def error_rate(self) -> float:
@@ -90,6 +92,7 @@ def last_hour(db: Any, now: datetime) -> tuple[int, int]:
 
 
 def check(env: Mapping[str, str], db: Any, storage: Any, thresholds: Thresholds, now: datetime | None = None) -> Health:
+    from functions.review_desk import read_backlog
     from functions.sweep import last_run
     from reporting.collect import current_model
 
@@ -97,6 +100,7 @@ def check(env: Mapping[str, str], db: Any, storage: Any, thresholds: Thresholds,
     count, oldest = backlog(storage, env["INCOMING_BUCKET"], now)
     records, failed = last_hour(db, now)
     health = Health(current_model(storage, env["MODELS_BUCKET"]), count, oldest, last_run(db), records, failed)
+    health.review = read_backlog(db, now, timeout=QUERY_TIMEOUT, days=7).to_dict()  # decisions of the last 7 days
     health.problems = assess(health, thresholds)
     return health
 
@@ -117,11 +121,24 @@ def render(health: Health) -> str:
         f"status:        {'healthy' if health.healthy else 'UNHEALTHY'}",
         f"model:         {health.model_version or 'none'}",
         f"backlog:       {health.backlog} objects, oldest {age}",
+        f"review:        {review_text(health.review)}",
         f"last sweep:    {sweep_text}",
         f"last hour:     {health.records_last_hour} records, {health.failed_last_hour} failed ({health.error_rate:.1%})",
         *(f"problem:       {problem}" for problem in health.problems),
     ]
     return "\n".join(lines)
+
+
+def review_text(review: Mapping[str, Any] | None) -> str:
+    """One line: the review backlog and the model's accuracy on reviewed items."""
+    if not review:
+        return "-"
+    bands = ", ".join(f"{band} {n}" for band, n in sorted(review["per_band"].items()))
+    age = "-" if review["oldest_age_s"] is None else f"{review['oldest_age_s']:.0f} s"
+    today = sum(review["reviewed_per_day"].get(datetime.now(UTC).strftime("%Y-%m-%d"), {}).values())
+    accuracy = review["accuracy_on_reviewed"]
+    right = "-" if accuracy is None else f"{accuracy:.1%} ({review['model_right']}/{review['reviewed']}; approved = right)"
+    return f"{review['total']} waiting ({bands}), oldest {age}; {today} decided today; model right on reviewed: {right}"
 
 
 def run(env: Mapping[str, str], thresholds: Thresholds, as_json: bool = False, out: TextIO | None = None) -> int:

@@ -106,3 +106,23 @@ def source_generation(blob: Any, ref: rec.ObjectRef) -> int | None:
         return int(metadata.get(SOURCE_GENERATION, ""))
     except ValueError:
         return None
+
+
+#: keys a person's decision adds to a copy it moves (functions/review_desk.py)
+REVIEW_DECISION = "review-decision"
+REVIEWED_BY = "reviewed-by"
+
+
+def reviewed_metadata(metadata: Mapping[str, str] | None, decision: str, final_label: str | None, reviewer: str) -> dict:
+    """A moved copy's custom metadata: the copy's own (the uploader's and the
+    model's result), with ``status`` ``reviewed``, ``category`` the final
+    label (removed for a rejection), the decision and the reviewer."""
+    data = {str(k): str(v) for k, v in (metadata or {}).items()}
+    data[STATUS] = rec.REVIEWED
+    data[REVIEW_DECISION] = decision
+    data[REVIEWED_BY] = reviewer
+    if final_label is None:
+        data.pop(CATEGORY, None)
+    else:
+        data[CATEGORY] = final_label
+    return data

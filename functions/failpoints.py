@@ -14,7 +14,10 @@ bytes are read, nothing decided), ``after_decision`` (the decision is written
 to Firestore), ``after_copy`` (the processed copy exists, its destination is
 not yet recorded), ``before_delete`` (destination recorded, the source not
 yet deleted), ``after_delete`` (the source is deleted, the record not yet
-final).
+final). The review desk's decisions: ``review_after_copy`` (the copy at the
+final name exists, not yet recorded), ``review_before_delete`` (recorded, the
+review copy not yet deleted), ``review_after_delete`` (deleted, the decision
+not yet committed).
 
 Actions:
 
@@ -36,7 +39,18 @@ from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
 
-POINTS = ("after_download", "after_decision", "after_copy", "before_delete", "after_delete")
+POINTS = (
+    "after_download",
+    "after_decision",
+    "after_copy",
+    "before_delete",
+    "after_delete",
+    # the review desk's move (functions/review_desk.py): the new copy written,
+    # its name recorded (review copy not yet deleted), the review copy deleted
+    "review_after_copy",
+    "review_before_delete",
+    "review_after_delete",
+)
 CRASH_EXIT_CODE = 70
 
 

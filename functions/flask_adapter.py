@@ -5,6 +5,7 @@ included, is JSON; every error is ``{"error": {"code", "message"}}``."""
 from __future__ import annotations
 
 import json
+import logging
 from typing import TYPE_CHECKING, Any
 
 import flask
@@ -62,3 +63,24 @@ def api_request(request: flask.Request, limit: int) -> ApiRequest:
     except (ValueError, HTTPException) as exc:
         raise ApiError(400, "bad_request", f"malformed request: {exc}") from None
     return ApiRequest(request.method, request.path, lower_headers(request), request.args.to_dict(), form, files, body)
+
+
+def review_answer(request: flask.Request, api: Any) -> flask.Response:
+    """The review desk's answer to a Flask request (``api``: a
+    :class:`functions.review_api.ReviewApi`): the request read like the
+    prediction API's (at most 1 MiB: decisions are small), the page's files
+    and images as bytes, everything else JSON, all with its security headers."""
+    from functions.predict_api import ApiError, ApiResponse
+    from functions.review_api import RawResponse
+
+    try:
+        answer = api.handle(api_request(request, 1024 * 1024))
+    except ApiError as exc:
+        answer = api.secured(ApiResponse(exc.status, exc.body()))
+    except Exception:
+        logging.getLogger("functions").exception("unexpected failure on %s %s", request.method, request.path)
+        answer = api.secured(ApiResponse(500, ApiError(0, "internal", "internal error").body()))
+    if isinstance(answer, RawResponse):
+        data = b"" if request.method == "HEAD" else answer.data
+        return flask.Response(data, answer.status, answer.headers, content_type=answer.content_type)
+    return json_response(answer.body, answer.status, answer.headers)

@@ -1,11 +1,10 @@
 """Cloud Functions entry points: thin adapters over the core.
 
 ``classify_upload``: CloudEvent ``google.cloud.storage.object.v1.finalized``
-on the incoming bucket. A transient failure raises, so the platform retries
-(with a dead-letter topic behind the retries); everything else returns.
+on the incoming bucket; a transient failure raises (the platform retries).
 ``predict``: the HTTP prediction API (routes in functions/predict_api.py).
 ``sweep``: called by Cloud Scheduler (OIDC); the core in functions/sweep.py.
-
+``review``: the review desk's API and page (functions/review_api.py).
 What they work with is built once per instance by functions/wiring.py; every
 HTTP error is ``{"error": {"code", "message"}}`` (functions/flask_adapter.py).
 """
@@ -106,12 +105,18 @@ def sweep(request: flask.Request) -> flask.Response:
     return json_response(result, 200)
 
 
+@functions_framework.http
+def review(request: flask.Request) -> flask.Response:
+    from functions.flask_adapter import review_answer
+
+    return review_answer(request, wiring.review())
+
+
 @functions_framework.errorhandler(HTTPException)
 def _framework_error(exc: HTTPException) -> flask.Response:
-    """What Flask or functions-framework answer before any entry point runs
-    (a path with a newline that no route matches, /robots.txt and
-    /favicon.ico, a malformed CloudEvent) is JSON like our own errors, not
-    Flask's HTML page; the prediction API counts it and adds its CORS headers."""
+    """What Flask or functions-framework answer before any entry point runs (a
+    path with a newline, /robots.txt, a malformed CloudEvent) is JSON like our
+    own errors; the prediction API counts it and adds its CORS headers."""
     status = exc.code or 500
     code = (exc.name or "error").lower().replace(" ", "_")
     message = exc.description or exc.name
@@ -131,10 +136,9 @@ def _framework_error(exc: HTTPException) -> flask.Response:
 
 @functions_framework.errorhandler(Exception)
 def _crash(exc: Exception) -> flask.Response:
-    """An exception out of an entry point (the classify function's "retry
-    later", or a bug): still 500 with functions-framework's crash header,
-    so that the platform retries, but in the one error shape, and the trace
-    only in the log."""
+    """An exception out of an entry point (the classify function's "retry later",
+    or a bug): 500 with the crash header (the platform retries), in the one
+    error shape, the trace only in the log."""
     from functions.processing import TransientError
 
     if isinstance(exc, TransientError):

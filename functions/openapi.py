@@ -56,7 +56,13 @@ _COUNTS = {"type": "object", "additionalProperties": {"type": "integer"}}
 _TOTALS = {
     "type": "object",
     "required": ["total", "status", "category", "rejection"],
-    "properties": {"total": {"type": "integer"}, "status": _COUNTS, "category": _COUNTS, "rejection": _COUNTS},
+    "properties": {
+        "total": {"type": "integer"},
+        "status": _COUNTS,
+        "category": _COUNTS,
+        "rejection": _COUNTS,
+        "review": _COUNTS,  # people's decisions (approved, relabeled, rejected), not finishes
+    },
 }
 _PERCENTILE = {"type": ["number", "null"]}
 _STATS = {
@@ -65,6 +71,22 @@ _STATS = {
     "properties": {
         "days": {"type": "object", "additionalProperties": _TOTALS},
         "totals": _TOTALS,
+        "review": {
+            "type": "object",
+            "description": "the review backlog: items per band, the oldest one's age (s), decisions per day, "
+            "the model's accuracy on reviewed items (approved = right; relabeled and rejected = wrong)",
+            "required": ["per_band", "total", "oldest_age_s", "reviewed_per_day", "reviewed", "accuracy_on_reviewed"],
+            "properties": {
+                "per_band": _COUNTS,
+                "total": {"type": "integer"},
+                "oldest_age_s": {"type": ["number", "null"]},
+                "reviewed_per_day": {"type": "object", "additionalProperties": _COUNTS},
+                "reviewed": {"type": "integer"},
+                "model_right": {"type": "integer"},
+                "accuracy_on_reviewed": {"type": ["number", "null"]},
+                "accuracy_rule": {"type": "string"},
+            },
+        },
         "instance": {
             "type": "object",
             "required": ["since", "requests_total", "requests", "latency_ms"],

@@ -129,12 +129,14 @@ class PredictApi:
         fetch_gcs: Callable[[str, str], bytes] | None = None,
         read_stats: StatsReader | None = None,
         today: Callable[[], datetime] = lambda: datetime.now(UTC),
+        read_backlog: Callable[[int], dict[str, Any]] | None = None,
     ) -> None:
         self.settings = settings
         self._models = models
         self._fetch_gcs = fetch_gcs
         self._read_stats = read_stats
         self._today = today
+        self._read_backlog = read_backlog  # the review backlog for /stats (functions/stats_store.py)
         self.metrics = Metrics()
         self._routes: dict[str, dict[str, Callable[[ApiRequest], ApiResponse]]] = {
             "/": {"GET": self._describe},
@@ -259,7 +261,10 @@ class PredictApi:
         totals = sum_shards(())
         for day in per_day.values():
             merge_totals(totals, day)
-        return ApiResponse(200, {"days": per_day, "totals": totals, "instance": self.metrics.snapshot()})
+        body = {"days": per_day, "totals": totals, "instance": self.metrics.snapshot()}
+        if self._read_backlog is not None:
+            body["review"] = self._read_backlog(count)  # waiting now; decided in the same days
+        return ApiResponse(200, body)
 
     # -- prediction ----------------------------------------------------------
 

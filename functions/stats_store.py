@@ -36,3 +36,21 @@ def stats_reader(connect: Callable[[], Any]) -> Callable[[list[str]], dict[str, 
             raise ApiError(503, "stats_unavailable", "the statistics store is unavailable; retry later") from None
 
     return read
+
+
+def backlog_reader(connect: Callable[[], Any]) -> Callable[[int], dict[str, Any]]:
+    """``read(days) -> the review backlog`` (shared.review_backlog.Backlog.to_dict():
+    the items waiting, and the decisions of the last ``days`` days) over the
+    Firestore client ``connect()`` returns. Raises ApiError 503
+    ``stats_unavailable`` when Firestore is unavailable."""
+
+    def read(days: int) -> dict[str, Any]:
+        from functions.review_desk import read_backlog
+
+        try:
+            return read_backlog(connect(), timeout=READ_TIMEOUT, days=days).to_dict()
+        except (*DEPENDENCY_ERRORS, DefaultCredentialsError) as exc:
+            log.warning("cannot read the review backlog: %s", exc)
+            raise ApiError(503, "stats_unavailable", "the statistics store is unavailable; retry later") from None
+
+    return read

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from functions.model_cache import ModelCache
     from functions.predict_api import PredictApi
     from functions.processing import Processor
+    from functions.review_api import ReviewApi
     from functions.sweep import Sweeper
 
 
@@ -96,7 +97,7 @@ def predict_api(settings: Settings, storage: Any = None, db: Callable[[], Any] |
     one, until ``/stats`` is asked for."""
     from functions.gcs_fetch import gcs_fetcher
     from functions.predict_api import PredictApi
-    from functions.stats_store import stats_reader
+    from functions.stats_store import backlog_reader, stats_reader
 
     if storage is None:
         from google.cloud import storage as gcs
@@ -110,7 +111,48 @@ def predict_api(settings: Settings, storage: Any = None, db: Callable[[], Any] |
 
             return firestore.Client(project=settings.project, database=settings.firestore_database)
 
-    return PredictApi(settings, model_cache(settings, storage).get, gcs_fetcher(storage, settings), stats_reader(db))
+    return PredictApi(
+        settings,
+        model_cache(settings, storage).get,
+        gcs_fetcher(storage, settings),
+        stats_reader(db),
+        read_backlog=backlog_reader(db),
+    )
+
+
+def review_api(
+    settings: Settings,
+    storage: Any = None,
+    db: Any = None,
+    on_decided: Callable[[Any], None] | None = None,
+) -> ReviewApi:
+    """The review desk's API: the queue and decisions over ``storage`` and
+    ``db`` (default: the settings' clients), the current model's labels, the
+    reviewer from the verified IAP JWT when ``IAP_AUDIENCE`` is set (else
+    ``REVIEWER``), HMAC-signed image URLs (or V4 signed ones with
+    ``REVIEW_IMAGE_URLS=signed``). ``on_decided(record)``: called after each
+    committed decision (the events hook; default none)."""
+    from functions.review_api import ReviewApi
+    from functions.review_auth import IapIdentity, ImageUrlSigner, LocalIdentity
+    from functions.review_desk import ReviewDesk
+
+    if storage is None:
+        from google.cloud import storage as gcs
+
+        storage = gcs.Client(project=settings.project)
+    if db is None:
+        from google.cloud import firestore
+
+        db = firestore.Client(project=settings.project, database=settings.firestore_database)
+    models = model_cache(settings, storage)
+
+    def labels() -> list[str]:
+        return list(models.get().labels)
+
+    identity = IapIdentity(settings.iap_audience) if settings.iap_audience else LocalIdentity(settings.reviewer_name)
+    signer = ImageUrlSigner(settings.review_url_key.encode(), settings.review_url_ttl_seconds)
+    desk = ReviewDesk(settings, storage, db, labels)
+    return ReviewApi(settings, desk, signer, identity, labels, on_decided=on_decided)
 
 
 # -- the per-process cache of the deployed functions ---------------------------------
@@ -134,6 +176,17 @@ def _components() -> Components:
 @cache
 def _api() -> PredictApi:
     return predict_api(settings())
+
+
+@cache
+def _review() -> ReviewApi:
+    return review_api(settings())
+
+
+def review() -> ReviewApi:
+    """This instance's review desk API, built on first use."""
+    with _lock:
+        return _review()
 
 
 def components() -> Components:

@@ -10,6 +10,7 @@ Firestore emulator) through an optional ``progress`` callback.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -27,11 +28,11 @@ from localcloud.tools import NPM_FIRESTORE, NPM_FIRESTORE_VERSION, Tools, choose
 from shared.settings import Settings
 
 #: start order; ``down`` stops in the reverse order
-COMPONENTS = ("pubsub", "firestore", "storage", "function", "predict", "sweep", "bridge")
+COMPONENTS = ("pubsub", "firestore", "storage", "function", "predict", "sweep", "review", "bridge")
 #: values of StackConfig.bridge_source
 BRIDGE_SOURCES = ("auto", "pubsub", "listing")
 #: the ``state.info`` keys that describe the stack, in the order to show them
-INFO_KEYS = ("firestore", "model", "function", "predict", "sweep", "bridge")
+INFO_KEYS = ("firestore", "model", "function", "predict", "sweep", "review", "bridge")
 
 Progress = Callable[[str], None]
 
@@ -284,6 +285,17 @@ def _start_all(config: StackConfig, tools: Tools, state: State) -> None:
             timings["sweep"] = wait_until(sweep, http_answers(sweep.url or "", ok_only=False), config.start_timeout)
             state.env["SWEEP_URL"] = sweep.url
             state.info["sweep"] = f"sweep from {source} at {sweep.url} (Cloud Scheduler's part: `fashionctl sweep`)"
+            # the review desk on loopback: the reviewer from REVIEWER (default the OS user), image URLs
+            # signed with a key made for this stack unless REVIEW_URL_KEY is set
+            review_settings = cache if cache.review_url_key else replace(cache, review_url_key=secrets.token_hex(32))
+            review = state.add(
+                components.start_http_function(
+                    source, "review", ports.review, log_dir, {**components.settings_env(review_settings), **hosts}, name="review"
+                )
+            )
+            timings["review"] = wait_until(review, http_answers(f"{review.url}/api/me"), config.start_timeout)
+            state.env["REVIEW_URL"] = review.url
+            state.info["review"] = f"review desk from {source} at {review.url}/ (reviewer {review_settings.reviewer_name})"
     else:
         state.info["function"] = f"skipped: {source or 'no function source'} does not exist (yet)"
     if target and use_pubsub:

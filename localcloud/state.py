@@ -31,6 +31,7 @@ class Ports:
     function: int = 8087
     predict: int = 8088
     sweep: int = 8089
+    review: int = 8090
 
     @classmethod
     def free(cls) -> Ports:

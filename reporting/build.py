@@ -24,6 +24,7 @@ import numpy as np
 from shared import records as rec
 from shared.records import Field
 from shared.report_style import ACCENT, SECOND, report_css
+from shared.review_backlog import backlog_of
 
 #: the CSV export's columns, named after the record's fields where they are one
 CSV_COLUMNS = (
@@ -57,9 +58,12 @@ class Summary:
     review_queue: int = 0
     confidences: list[float] = field(default_factory=list)
     latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)  # step -> {"p50": ..}
+    #: the review desk over these records (shared.review_backlog.Backlog.to_dict())
+    review: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "review": self.review,
             "total": self.total,
             "per_day": self.per_day,
             "statuses": self.statuses,
@@ -70,7 +74,8 @@ class Summary:
         }
 
 
-def summarize(records: Sequence[dict[str, Any]]) -> Summary:
+def summarize(records: Sequence[dict[str, Any]], now: datetime | None = None) -> Summary:
+    """The figures of ``records``; ``now``: when the review backlog's ages are taken (default: now)."""
     parsed = [rec.Classification.from_firestore(r) for r in records]
     days: Counter = Counter()
     for record in parsed:
@@ -88,6 +93,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> Summary:
         review_queue=statuses.get(rec.NEEDS_REVIEW, 0),
         confidences=[float(r.confidence) for r in parsed if isinstance(r.confidence, int | float)],
         latency_ms=latency_percentiles(records),
+        review=backlog_of(parsed, now or datetime.now(UTC)).to_dict(),
     )
 
 
@@ -237,10 +243,38 @@ def render_html(summary: Summary, pngs: dict[str, bytes], meta: dict[str, Any]) 
 <div class="cards">{"".join(f'<div class="card"><b>{esc(v)}</b><span>{esc(k)}</span></div>' for k, v in cards)}</div>
 <h2>Processing latency (ms)</h2>
 <table><tr><th>step</th>{"".join(f"<th>p{p}</th>" for p in PERCENTILES)}</tr>{latency_rows}</table>
+{review_section(summary.review)}
 <h2>Charts</h2>{figures}
 <p class="meta">Exports: records.csv, records.json next to this file.</p>
 </body></html>
 """
+
+
+def review_section(review: dict[str, Any]) -> str:
+    """The review desk's part of the report: the backlog among the report's
+    records, decisions per day, the model's accuracy on reviewed items."""
+    if not review:
+        return ""
+    esc = html.escape
+    age = review.get("oldest_age_s")
+    accuracy = review.get("accuracy_on_reviewed")
+    cards = [
+        *((f"Waiting: {band}", str(n)) for band, n in sorted(review["per_band"].items())),
+        ("Oldest waiting", "-" if age is None else f"{age / 3600:.1f} h"),
+        ("Reviewed", str(review["reviewed"])),
+        ("Model right on reviewed", "-" if accuracy is None else f"{accuracy:.1%}"),
+    ]
+    decisions = sorted({d for day in review["reviewed_per_day"].values() for d in day})
+    rows = "".join(
+        f"<tr><td>{esc(day)}</td>{''.join(f'<td>{counts.get(d, 0)}</td>' for d in decisions)}</tr>"
+        for day, counts in review["reviewed_per_day"].items()
+    )
+    table = f"<table><tr><th>day</th>{''.join(f'<th>{esc(d)}</th>' for d in decisions)}</tr>{rows}</table>" if rows else ""
+    return (
+        "<h2>Review desk</h2>"
+        f"<div class='cards'>{''.join(f'<div class=card><b>{esc(v)}</b><span>{esc(k)}</span></div>' for k, v in cards)}</div>"
+        f"{table}<p class='meta'>Over the records of this report. {esc(review.get('accuracy_rule', ''))}.</p>"
+    )
 
 
 @dataclass(frozen=True)
@@ -259,6 +293,6 @@ class Report:
         }
 
 
-def build(records: Sequence[dict[str, Any]], meta: dict[str, Any]) -> Report:
-    summary = summarize(records)
+def build(records: Sequence[dict[str, Any]], meta: dict[str, Any], now: datetime | None = None) -> Report:
+    summary = summarize(records, now)
     return Report(render_html(summary, charts(summary), meta), to_csv(records), to_json(records, summary, meta), summary)

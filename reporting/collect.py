@@ -64,7 +64,7 @@ def make_report(
         if version
         else None,
     }
-    return build(records_between(db, since, now), meta)
+    return build(records_between(db, since, now), meta, now)
 
 
 def upload(report: Report, storage: Any, bucket: str, stamp: str) -> list[str]:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("functions", "shared")  # always bundled; local packages they import are added
+PAGE_DIR = "functions/review_page"  #: static files served by the review function
 NEVER = frozenset({"tests", "scripts", "training", "fashionctl", "localcloud"})  # not deployable code
 DEFAULT_OUT = REPO_ROOT / "build" / "bundle" / "functions.zip"
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
@@ -109,6 +110,9 @@ def sources(root: Path = REPO_ROOT) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     for package in packages(root):
         for path in _package_files(root, package):
+            files[path.relative_to(root).as_posix()] = path.read_bytes()
+    for path in sorted((root / PAGE_DIR).rglob("*")):  # the review page's static files (functions/review_api.py)
+        if path.is_file() and "__pycache__" not in path.parts:
             files[path.relative_to(root).as_posix()] = path.read_bytes()
     names = entry_points(root / "functions" / "main.py")
     if not names:

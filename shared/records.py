@@ -51,7 +51,7 @@ SKIPPED = "skipped"  # the object version was gone (deleted or overwritten) befo
 #: content yet (tools write an empty object first and the content as a newer
 #: version); no copy, the object stays where it is, not a rejection
 EMPTY = "empty"
-#: a human decided (the record's ``review`` map); the file was moved to the final label's folder or to rejected/
+#: a needs_review record a person decided (its ``review`` map; functions/review_desk.py)
 REVIEWED = "reviewed"
 FINISHED = frozenset({CLASSIFIED, NEEDS_REVIEW, REJECTED, SKIPPED, EMPTY, REVIEWED})
 STATUSES = (PROCESSING, CLASSIFIED, NEEDS_REVIEW, REJECTED, FAILED, SKIPPED, EMPTY, REVIEWED)
@@ -67,6 +67,14 @@ TRANSIENT = "transient"
 SOURCE_GONE = "source_gone"
 SUPERSEDED = "superseded"  #: skipped: a zero-byte version a newer version of the name replaced
 ZERO_BYTES = "zero_bytes"  #: empty: the object version holds no bytes
+
+#: bands of a classified or needs_review record (``band``): auto-filed, quick check, manual review
+BAND_AUTO, BAND_CHECK, BAND_REVIEW = "auto", "check", "review"
+BANDS = (BAND_AUTO, BAND_CHECK, BAND_REVIEW)
+
+#: a person's decisions on a needs_review record (``review.decision``)
+APPROVED, RELABELED, REVIEW_REJECTED = "approved", "relabeled", "rejected"
+REVIEW_DECISIONS = (APPROVED, RELABELED, REVIEW_REJECTED)
 
 
 class Field:
@@ -92,8 +100,10 @@ class Field:
     UPDATED_AT = "updated_at"
     FINISHED_AT = "finished_at"
     SKU = "sku"
-    REVIEW = "review"  #: a human decision (owner: the review desk); see REVIEW_* below
-    CANDIDATE = "candidate"  #: the shadow model's answer (owner: the model loop); see CANDIDATE_* below
+    BAND = "band"
+    REVIEW = "review"
+    REVIEW_PENDING = "review_pending"
+    CANDIDATE = "candidate"  #: the shadow model's answer (owner: the model loop); see CANDIDATE_KEYS
 
     ALL: tuple[str, ...] = ()  # filled below
 
@@ -102,7 +112,7 @@ Field.ALL = tuple(value for key, value in vars(Field).items() if key.isupper() a
 #: the key readers add for the document id (not a stored field)
 DOC_ID = "id"
 #: the processing core's bookkeeping, left out of exports
-INTERNAL_FIELDS = frozenset({Field.LEASE_OWNER, Field.LEASE_UNTIL, Field.DECISION})
+INTERNAL_FIELDS = frozenset({Field.LEASE_OWNER, Field.LEASE_UNTIL, Field.DECISION, Field.REVIEW_PENDING})
 #: what a finished record always holds (the contract's fields)
 CONTRACT_FIELDS = frozenset(
     {
@@ -126,16 +136,13 @@ CONTRACT_FIELDS = frozenset(
 TIMING_STEPS = ("download", "classify", "copy", "delete", "total")
 TOTAL_MS = "total"
 _REASON, _MESSAGE, _TARGET, _BUCKET, _NAME, _GENERATION = "reason", "message", "target", "bucket", "name", "generation"
-
-
-# -- the review map (a human decision) and the candidate map (the shadow model) -----
-
-#: ``review`` keys: {"decision", "final_label", "reason", "reviewed_by", "reviewed_at", "previous"}
+#: keys of the ``review`` map (docs/records.md)
 REVIEW_DECISION, REVIEW_FINAL_LABEL, REVIEW_REASON = "decision", "final_label", "reason"
 REVIEW_BY, REVIEW_AT, REVIEW_PREVIOUS = "reviewed_by", "reviewed_at", "previous"
-#: ``review.decision`` values
-APPROVED, RELABELED, REVIEW_REJECTED = "approved", "relabeled", "rejected"
-REVIEW_DECISIONS = (APPROVED, RELABELED, REVIEW_REJECTED)
+
+
+# -- the candidate map (the shadow model) ----------------------------------------
+
 #: ``candidate`` keys: the shadow model's answer, never acted upon
 CANDIDATE_KEYS = ("model_version", "label", "confidence", "top_k", "latency_ms")
 
@@ -296,7 +303,9 @@ class Classification:
     updated_at: datetime | None = None
     finished_at: datetime | None = None
     sku: str | None = None
-    review: dict[str, Any] | None = None  # a human decision (REVIEW_* keys), or None
+    band: str | None = None  # BANDS; classified and needs_review records only
+    review: dict[str, Any] | None = None  # a person's decision (ReviewEntry.to_dict() + "previous")
+    review_pending: dict[str, Any] | None = None  # internal: a decision being applied (functions/review_desk.py)
     candidate: dict[str, Any] | None = None  # the shadow model's answer (CANDIDATE_KEYS), or None
     id: str | None = None  # the document id (not stored as a field)
 
@@ -306,12 +315,10 @@ class Classification:
 
     @property
     def final_label(self) -> str | None:
-        """The label the retailer stands behind: the human's ``final_label``
-        when reviewed (None when the human rejected the file), else the
-        model's ``label`` when the record is ``classified``, else None."""
-        if self.status == REVIEWED and self.review is not None:
-            label = self.review.get(REVIEW_FINAL_LABEL)
-            return label if isinstance(label, str) and label else None
+        """The category a person or the model settled on: ``review.final_label``
+        when reviewed, ``label`` when classified, else None."""
+        if self.status == REVIEWED:
+            return (self.review or {}).get(REVIEW_FINAL_LABEL)
         return self.label if self.status == CLASSIFIED else None
 
     @property
@@ -351,7 +358,9 @@ class Classification:
             Field.UPDATED_AT: self.updated_at,
             Field.FINISHED_AT: self.finished_at,
             Field.SKU: self.sku,
-            Field.REVIEW: dict(self.review) if self.review is not None else None,
+            Field.BAND: self.band,
+            Field.REVIEW: self.review,
+            Field.REVIEW_PENDING: self.review_pending,
             Field.CANDIDATE: dict(self.candidate) if self.candidate is not None else None,
         }
 
@@ -388,7 +397,9 @@ class Classification:
             updated_at=data.get(Field.UPDATED_AT),
             finished_at=data.get(Field.FINISHED_AT),
             sku=data.get(Field.SKU) if isinstance(data.get(Field.SKU), str) else None,
+            band=data.get(Field.BAND) if isinstance(data.get(Field.BAND), str) else None,
             review=dict(data[Field.REVIEW]) if isinstance(data.get(Field.REVIEW), Mapping) else None,
+            review_pending=dict(data[Field.REVIEW_PENDING]) if isinstance(data.get(Field.REVIEW_PENDING), Mapping) else None,
             candidate=dict(data[Field.CANDIDATE]) if isinstance(data.get(Field.CANDIDATE), Mapping) else None,
             id=doc_id if doc_id is not None else data.get(DOC_ID),
         )
@@ -430,8 +441,9 @@ def day_of(moment: datetime) -> str:
 
 TOTAL = "total"  #: shard field: finished objects
 DAY = "day"  #: shard field: its day, YYYY-MM-DD
-COUNTER_GROUPS = ("status", "category", "rejection")  #: shard fields "<group>.<name>"
-STATUS_GROUP, CATEGORY_GROUP, REJECTION_GROUP = COUNTER_GROUPS
+#: shard fields "<group>.<name>"; "review": people's decisions (approved, relabeled, rejected), not finishes
+COUNTER_GROUPS = ("status", "category", "rejection", "review")
+STATUS_GROUP, CATEGORY_GROUP, REJECTION_GROUP, REVIEW_GROUP = COUNTER_GROUPS
 
 
 def shard_path(moment: datetime, shard: int | None = None) -> tuple[str, str, str, str]:

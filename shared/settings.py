@@ -7,6 +7,7 @@ exactly these); nothing else in the code reads the environment.
 from __future__ import annotations
 
 import os
+import pwd
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import ClassVar
@@ -55,6 +56,12 @@ class Settings:
     # TEST-ONLY: failpoints in the processing core (functions/failpoints.py), e.g.
     # "after_copy=crash"; empty (the default, and what Terraform deploys): off
     failpoints: str = ""
+    # review desk (functions/review_api.py)
+    reviewer: str = ""  # local reviewer name (no IAP); empty: the OS user running the function
+    iap_audience: str = ""  # set in the cloud: the reviewer comes from the verified IAP JWT with this audience
+    review_url_key: str = ""  # HMAC key of the local image URLs; empty: a random key per instance
+    review_url_ttl_seconds: int = 300  # how long an image URL stays valid (1..900)
+    review_image_urls: str = "proxy"  # "proxy": bytes through the function, HMAC-signed URLs; "signed": V4 signed URLs
 
     #: environment variable -> field
     ENV: ClassVar[dict[str, str]] = {
@@ -83,6 +90,11 @@ class Settings:
         "SKU_METADATA_KEY": "sku_metadata_key",
         "SHADOW": "shadow",
         "FAILPOINTS": "failpoints",
+        "REVIEWER": "reviewer",
+        "IAP_AUDIENCE": "iap_audience",
+        "REVIEW_URL_KEY": "review_url_key",
+        "REVIEW_URL_TTL_SECONDS": "review_url_ttl_seconds",
+        "REVIEW_IMAGE_URLS": "review_image_urls",
     }
     REQUIRED: ClassVar[tuple[str, ...]] = ("GOOGLE_CLOUD_PROJECT", "INCOMING_BUCKET", "PROCESSED_BUCKET", "MODELS_BUCKET")
 
@@ -112,9 +124,18 @@ class Settings:
             raise SettingsError("MAX_BATCH_IMAGES and MAX_REQUEST_BYTES must be positive")
         if settings.lease_seconds <= 0 or settings.dependency_deadline_seconds <= 0:
             raise SettingsError("LEASE_SECONDS and DEPENDENCY_DEADLINE_SECONDS must be positive")
+        if not 1 <= settings.review_url_ttl_seconds <= 900:
+            raise SettingsError("REVIEW_URL_TTL_SECONDS must be between 1 and 900 (image URLs expire within minutes)")
+        if settings.review_image_urls not in ("proxy", "signed"):
+            raise SettingsError("REVIEW_IMAGE_URLS must be proxy or signed")
         if settings.shadow not in SHADOW_MODES:
             raise SettingsError(f"SHADOW={settings.shadow!r}: expected one of {', '.join(SHADOW_MODES)}")
         return settings
+
+    @property
+    def reviewer_name(self) -> str:
+        """The local reviewer: ``REVIEWER``, else the OS user running the function."""
+        return self.reviewer or pwd.getpwuid(os.getuid()).pw_name
 
     @property
     def shadow_on(self) -> bool:

@@ -42,7 +42,7 @@ def stack_errors() -> Iterator[None]:
 def _port_options(command: F) -> F:
     """``--storage-port`` ... ``--sweep-port``."""
     defaults = localcloud.Ports()
-    for name in reversed(("storage", "pubsub", "firestore", "function", "predict", "sweep")):
+    for name in reversed(("storage", "pubsub", "firestore", "function", "predict", "sweep", "review")):
         command = click.option(
             f"--{name}-port", type=int, default=getattr(defaults, name), show_default=True, help="0 picks a free port"
         )(command)
@@ -107,6 +107,7 @@ def up(
     function_port: int,
     predict_port: int,
     sweep_port: int,
+    review_port: int,
     project: str,
     model_store: Path,
     function_source: Path,
@@ -134,6 +135,7 @@ def up(
             function=function_port,
             predict=predict_port,
             sweep=sweep_port,
+            review=review_port,
         ),
         settings=settings,
         model_store=model_store or default_model_store(localcloud.DEFAULT_MODEL_STORE),

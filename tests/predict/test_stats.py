@@ -55,7 +55,7 @@ def test_stats_rejects_bad_days(api: Service) -> None:
 
 def test_sum_shards_reads_nested_maps_too() -> None:
     totals = sum_shards([{"total": 2, "status": {"classified": 2}, "category": {"Heels": 2}, "day": "x"}, {"total": "bad"}])
-    assert totals == {"total": 2, "status": {"classified": 2}, "category": {"Heels": 2}, "rejection": {}}
+    assert totals == {"total": 2, "status": {"classified": 2}, "category": {"Heels": 2}, "rejection": {}, "review": {}}
 
 
 def _requests_counted(service: Service) -> dict[str, int]:

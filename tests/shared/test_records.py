@@ -38,7 +38,7 @@ def test_a_full_record_round_trips() -> None:
         finished_at=NOW,
     )
     stored = record.to_firestore()
-    assert set(stored) == set(Field.ALL) and len(Field.ALL) == 22  # 20 + review, candidate (issue 17)
+    assert set(stored) == set(Field.ALL) and len(Field.ALL) == 24  # + band, review, review_pending (issue 15), candidate (17)
     assert stored[Field.SOURCE]["generation"] == "1795628002389068"  # a string: it exceeds 2**53
     assert Classification.from_firestore(stored, "doc-1") == Classification(**{**record.__dict__, "id": "doc-1"})
     assert record.finished and record.reason is None
@@ -92,7 +92,8 @@ def test_leases_and_counters() -> None:
     increments = rec.counter_fields(rec.REJECTED, None, "not_an_image")
     assert increments == {"total": 1, "status.rejected": 1, "rejection.not_an_image": 1}
     shard = rec.counted({"total": 2, "status.rejected": 2}, increments, "2026-11-29")
-    assert rec.sum_shards([shard]) == {"total": 3, "status": {"rejected": 3}, "category": {}, "rejection": {"not_an_image": 1}}
+    expected = {"total": 3, "status": {"rejected": 3}, "category": {}, "rejection": {"not_an_image": 1}, "review": {}}
+    assert rec.sum_shards([shard]) == expected
     assert rec.shard_path(NOW, 7) == ("stats", "2026-11-29", "shards", "7")
 
 
