@@ -148,7 +148,7 @@ def test_reviewed_results_train_a_candidate_that_is_shadowed_compared_promoted_a
     assert code == 0, out
     summary = json.loads(out)
     assert summary["written"] == len(waiting) + len(auto) and sum(summary["labels"].values()) == summary["written"]
-    assert summary["skipped"].get("no_final_label", 0) == 9 - len(waiting) - len(auto)
+    assert summary["skipped"] == {}  # the review queue's records are not read at all
     with (export / "styles.csv").open() as handle:
         rows = {row["record_id"]: row for row in csv.DictReader(handle)}
     for record in waiting:
