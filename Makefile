@@ -12,7 +12,7 @@ OUT ?= build/model-store
 TRAIN_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help venv venv-serve test lint format train train-small embed-model demo bench bundle clean
+.PHONY: help venv venv-serve browser test lint format train train-small embed-model demo bench bundle clean
 
 help:
 	@echo "make demo   get a model, start the local emulated cloud, upload sample images, show the results (KEEP=1 leaves it running)"
@@ -43,6 +43,15 @@ $(VENV)/.serve-installed: requirements.txt requirements-local.txt pyproject.toml
 
 venv-serve: $(if $(wildcard $(VENV)/.installed),$(VENV)/.installed,$(VENV)/.serve-installed)
 
+# Debian's Chromium for the review page's browser tests (tests/review: Playwright drives it;
+# `playwright install` is never run). Installs it with apt-get when missing and allowed (root
+# or sudo); else says that those tests will skip.
+browser:
+	@command -v chromium >/dev/null && exit 0; \
+	if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	elif sudo -n true 2>/dev/null; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else echo "no chromium and no right to install it (apt-get install chromium): the browser tests of tests/review will skip"; fi
+
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -51,7 +60,7 @@ format: venv
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: venv
+test: venv browser
 	$(VENV)/bin/ruff check .
 	FASHION_SHARED_DATA=$(DATA_DIR) $(PY) -m pytest $(PYTEST_ARGS)
 

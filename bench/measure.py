@@ -67,6 +67,23 @@ def time_calls(fn: Callable[[], object], iterations: int, warmup: int) -> list[f
     return samples
 
 
+def time_interleaved(fns: dict[str, Callable[[], object]], iterations: int, warmup: int) -> dict[str, list[float]]:
+    """Call every function of ``fns`` once per round, ``warmup`` rounds
+    unmeasured then ``iterations`` measured, the order reversed every other
+    round; seconds per call, by name. Load from other processes falls on all
+    of them alike, so their ratio holds on a busy machine, where two loops
+    measured one after the other compare two different loads."""
+    names = list(fns)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for k in range(warmup + iterations):
+        for name in names if k % 2 == 0 else reversed(names):
+            start = time.perf_counter()
+            fns[name]()
+            if k >= warmup:
+                samples[name].append(time.perf_counter() - start)
+    return samples
+
+
 def _status_kb(pid: int, field: str) -> int:
     try:
         with open(f"/proc/{pid}/status") as fh:

@@ -45,16 +45,28 @@ def training_table(t: dict) -> None:
     print(f"peak RSS {t['peak_rss_mb']} MB, CPU {t['cpu_s']} s, test accuracy {t.get('test_accuracy')}")
 
 
+_INFERENCE_HEADERS = ["path", "min ms", "p50 ms", "p99 ms", "images/s"]
+
+
 def _inference_rows(r: dict) -> list[list[Any]]:
-    return [[name, v["p50_ms"], v["p99_ms"], v["images_per_s"]] for name, v in r["rows"].items()]
+    return [[name, v.get("min_ms", "-"), v["p50_ms"], v["p99_ms"], v["images_per_s"]] for name, v in r["rows"].items()]
+
+
+def _overhead_text(r: dict, variant: str) -> str:
+    """``min 1.02x / p50 1.03x / paired 1.02x`` (interleaved runs: fastest
+    calls, medians, median of the per-round ratios) or the older p50 ratio alone."""
+    o = r.get(f"{variant}_overhead")
+    if not o:
+        return f"p50 {r[f'{variant}_overhead_ratio']}x"
+    return f"min {o['min_ratio']}x / p50 {o['median_ratio']}x / paired {o.get('paired_median_ratio', '-')}x"
 
 
 def inference_summary(r: dict) -> None:
-    print(table(["path", "p50 ms", "p99 ms", "images/s"], _inference_rows(r)))
+    print(table(_INFERENCE_HEADERS, _inference_rows(r)))
     variants = r.get("variants", ["int8", "float32"])
     print(
-        "Classifier / bare invoke (p50): "
-        + ", ".join(f"{v} {r[f'{v}_overhead_ratio']}x" for v in variants)
+        "Classifier / bare invoke (measured in turn in one loop): "
+        + ", ".join(f"{v} {_overhead_text(r, v)}" for v in variants)
         + "; faster than Keras model.predict: "
         + ", ".join(f"{v} {r['speedup_vs_keras_predict'][v]}x" for v in variants)
     )
@@ -206,8 +218,19 @@ def targets(results: dict) -> list[dict[str, Any]]:
     inference = results.get("inference")
     if inference:
         for variant in inference.get("variants", ["int8", "float32"]):
-            ratio = inference[f"{variant}_overhead_ratio"]
-            add(f"Classifier / bare invoke(), {variant} (x)", ratio, "<= 1.1", ratio <= 1.1)
+            overhead = inference.get(f"{variant}_overhead")
+            if overhead:  # both the fastest calls and the medians of the interleaved loop
+                worst = max(overhead["min_ratio"], overhead["median_ratio"])
+                served = " (served)" if variant == inference.get("served_variant") else ""
+                add(
+                    f"Classifier / bare invoke(), {variant}{served}, min / p50 (x)",
+                    _overhead_text(inference, variant),
+                    "<= 1.1",
+                    worst <= 1.1,
+                )
+            else:
+                ratio = inference[f"{variant}_overhead_ratio"]
+                add(f"Classifier / bare invoke(), {variant} (x)", ratio, "<= 1.1", ratio <= 1.1)
         if "served_is_fastest" in inference:
             add(
                 f"served variant ({inference['served_variant']}) is the fastest bare invoke()",
@@ -240,7 +263,7 @@ def markdown(results: dict) -> str:
         r = results["inference"]
         parts += [
             f"### Inference (one core)\n\nMeasured {r.get('measured_at', '-')}.",
-            md_table(["path", "p50 ms", "p99 ms", "images/s"], _inference_rows(r)),
+            md_table(_INFERENCE_HEADERS, _inference_rows(r)),
         ]
     if "http" in results:
         r = results["http"]

@@ -11,6 +11,7 @@ custom metadata, so that a CDN or DAM can read it without Firestore:
 | ``classification-id`` | the record id (``classifications/<id>``) |
 | ``status`` | ``classified``, ``needs_review`` or ``rejected`` |
 | ``category``, ``confidence``, ``model-version`` | the result (``confidence``: 0..1, 6 decimals); absent for a rejection |
+| ``band`` | ``auto``, ``check`` or ``review`` (shared/thresholds.py); absent for a rejection |
 | ``rejection-reason`` | why, for a rejection |
 
 Where the uploader's metadata uses one of these keys, the result wins.
@@ -33,6 +34,7 @@ CATEGORY = "category"
 CONFIDENCE = "confidence"
 MODEL_VERSION = "model-version"
 REJECTION_REASON = "rejection-reason"
+BAND = "band"
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,8 @@ def result_metadata(ref: rec.ObjectRef, decision: rec.Decision) -> dict[str, str
         data[CONFIDENCE] = f"{decision.confidence:.6f}"
     if decision.model_version is not None:
         data[MODEL_VERSION] = decision.model_version
+    if decision.band is not None:
+        data[BAND] = decision.band
     reason = rec.reason_of(decision.error)
     if reason is not None:
         data[REJECTION_REASON] = reason

@@ -18,7 +18,19 @@ _ERROR = {
 }
 _PREDICTION = {
     "type": "object",
-    "required": ["category", "confidence", "all_probabilities", "top_k", "needs_review", "model_version", "latency_ms"],
+    "required": [
+        "category",
+        "confidence",
+        "all_probabilities",
+        "top_k",
+        "needs_review",
+        "band",
+        "threshold",
+        "check_threshold",
+        "threshold_source",
+        "model_version",
+        "latency_ms",
+    ],
     "properties": {
         "category": {"type": "string"},
         "confidence": {"type": "number", "minimum": 0, "maximum": 1},
@@ -31,7 +43,26 @@ _PREDICTION = {
                 "properties": {"label": {"type": "string"}, "score": {"type": "number"}},
             },
         },
-        "needs_review": {"type": "boolean"},
+        "needs_review": {"type": "boolean", "description": "true unless the band is auto"},
+        "band": {
+            "type": "string",
+            "enum": ["auto", "check", "review"],
+            "description": "auto: at or above the category's auto threshold (the pipeline files it under <category>/); "
+            "check: at or above its check threshold (a quick check); review: below both",
+        },
+        "threshold": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 1,
+            "description": "the auto threshold applied to the predicted category (1 = never auto-filed)",
+        },
+        "check_threshold": {"type": "number", "minimum": 0, "maximum": 1},
+        "threshold_source": {
+            "type": "string",
+            "enum": ["manifest", "override", "global"],
+            "description": "manifest: the model's per-class thresholds; override: CLASS_THRESHOLDS or the request's "
+            "threshold; global: CONFIDENCE_THRESHOLD (the model measured none for the category)",
+        },
         "model_version": {"type": "string"},
         "latency_ms": {"type": "number", "minimum": 0},
     },
@@ -104,7 +135,12 @@ _STATS = {
 }
 _OPTIONS = {
     "top_k": {"type": "integer", "minimum": 1, "maximum": 100},
-    "threshold": {"type": "number", "minimum": 0, "maximum": 1},
+    "threshold": {
+        "type": "number",
+        "minimum": 0,
+        "maximum": 1,
+        "description": "auto threshold for every category in this request (default: the model's per-class thresholds)",
+    },
 }
 
 

@@ -23,8 +23,9 @@ from functions.model_cache import ModelUnavailable
 from functions.openapi import openapi_document
 from shared.classifier import Classifier, Prediction
 from shared.errors import ImageError
-from shared.records import merge_totals, sum_shards
+from shared.records import BAND_AUTO, merge_totals, sum_shards
 from shared.settings import Settings
+from shared.thresholds import EVERY_CLASS, FROM_OVERRIDE, ClassThresholds, ThresholdPolicy
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,19 @@ class ApiResponse:
 @dataclass(frozen=True)
 class Options:
     top_k: int
-    threshold: float
+    threshold: float | None  # the request's auto threshold for every class; None: the model's per-class ones
+
+    def policy(self, classifier: Classifier, settings: Settings) -> ThresholdPolicy:
+        """The thresholds this request applies: the manifest's per-class ones
+        under the settings' overrides, or the request's ``threshold`` for
+        every class (each class keeping its measured check threshold, capped at it)."""
+        overrides = settings.threshold_overrides
+        if self.threshold is not None:
+            overrides = {EVERY_CLASS: ClassThresholds(self.threshold, float("nan"), FROM_OVERRIDE)}
+        manifest = classifier.manifest
+        return ThresholdPolicy(
+            manifest.thresholds, list(manifest.labels), fallback=settings.confidence_threshold, overrides=overrides
+        )
 
 
 class Metrics:
@@ -335,12 +348,17 @@ class PredictApi:
         return {"index": index, "status": 200} | self._result(result, classifier, options, started)
 
     def _result(self, prediction: Prediction, classifier: Classifier, options: Options, started: float) -> dict[str, Any]:
+        band, used = options.policy(classifier, self.settings).band(prediction.label, prediction.confidence)
         return {
             "category": prediction.label,
             "confidence": prediction.confidence,
             "all_probabilities": prediction.probabilities,
             "top_k": [{"label": label, "score": score} for label, score in prediction.top_k],
-            "needs_review": prediction.confidence < options.threshold,
+            "needs_review": band != BAND_AUTO,
+            "band": band,
+            "threshold": used.auto,
+            "check_threshold": used.check,
+            "threshold_source": used.source,
             "model_version": classifier.version,
             "latency_ms": round((time.perf_counter() - started) * 1000, 3),
         }
@@ -405,14 +423,14 @@ class PredictApi:
 
     def _options(self, request: ApiRequest, params: Mapping[str, Any]) -> Options:
         top_k = params.get("top_k", request.args.get("top_k", self.settings.top_k))
-        threshold = params.get("threshold", request.args.get("threshold", self.settings.confidence_threshold))
+        threshold = params.get("threshold", request.args.get("threshold"))
         try:
             top_k = int(top_k)
-            threshold = float(threshold)
+            threshold = None if threshold is None else float(threshold)
         except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: int(1e400), JSON's infinity
             raise ApiError(400, "bad_request", "top_k must be an integer and threshold a number") from exc
         if isinstance(params.get("top_k"), bool) or not 1 <= top_k <= 100:
             raise ApiError(400, "bad_request", "top_k must be between 1 and 100")
-        if not 0.0 <= threshold <= 1.0:
+        if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise ApiError(400, "bad_request", "threshold must be between 0 and 1")
         return Options(top_k=top_k, threshold=threshold)

@@ -37,6 +37,7 @@ from functions.failpoints import FailPoints
 from functions.model_cache import ModelCache, ModelUnavailable
 from shared import record_updates as updates
 from shared import records as rec
+from shared import thresholds
 from shared.errors import ImageError
 from shared.settings import Settings
 
@@ -288,13 +289,15 @@ class Processor:
             timings["classify"] = _ms(start)
             return rec.Decision(status=rec.REJECTED, model_version=classifier.version, error=exc.to_dict())
         timings["classify"] = _ms(start)
-        confident = prediction.confidence >= self.settings.confidence_threshold
+        # the model's per-class thresholds (its manifest), CLASS_THRESHOLDS, else CONFIDENCE_THRESHOLD
+        band, _ = thresholds.policy(classifier.manifest, self.settings).band(prediction.label, prediction.confidence)
         return rec.Decision(
-            status=rec.CLASSIFIED if confident else rec.NEEDS_REVIEW,
+            status=rec.CLASSIFIED if band == rec.BAND_AUTO else rec.NEEDS_REVIEW,
             label=prediction.label,
             confidence=prediction.confidence,
             top_k=rec.top_k_entries(prediction.top_k),
             model_version=classifier.version,
+            band=band,
             candidate=self._shadow(data, classifier.version),
         )
 

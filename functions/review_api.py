@@ -78,15 +78,11 @@ def review_body(review: dict[str, Any] | None) -> dict[str, Any] | None:
     return body
 
 
-def signed_gcs_url(storage: Any, bucket: str, name: str, ttl: int) -> str:
+def signed_gcs_url(storage: Any, credentials: Any, bucket: str, name: str, ttl: int) -> str:
     """A V4 signed GET URL in the cloud, signed through the IAM signBlob API
-    with the function's own service account (it needs
-    roles/iam.serviceAccountTokenCreator on itself). Not run locally."""
-    import google.auth
-    from google.auth.transport.requests import Request
-
-    credentials, _ = google.auth.default()
-    credentials.refresh(Request())
+    with the function's own service account (``credentials``: its refreshed
+    default credentials; it needs roles/iam.serviceAccountTokenCreator on
+    itself). Not run locally."""
     return (
         storage.bucket(bucket)
         .blob(name)
@@ -123,6 +119,7 @@ class ReviewApi:
         self.labels = labels
         self.page_dir = page_dir
         self.on_decided = on_decided
+        self._credentials: Any = None  # built on the first signed URL
         image_hosts = " " + SIGNED_URL_HOST if settings.review_image_urls == "signed" else ""
         self.security_headers = {
             "Content-Security-Policy": (
@@ -299,5 +296,17 @@ class ReviewApi:
             return None
         if self.settings.review_image_urls == "signed":
             bucket = record.destination.bucket or self.settings.processed_bucket
-            return signed_gcs_url(self.desk.storage, bucket, record.destination.name, self.signer.ttl)
+            credentials = self._signing_credentials()
+            return signed_gcs_url(self.desk.storage, credentials, bucket, record.destination.name, self.signer.ttl)
         return self.signer.url(record.id)
+
+    def _signing_credentials(self) -> Any:
+        """The function's default credentials, refreshed when expired (for V4 signed URLs)."""
+        import google.auth
+        from google.auth.transport.requests import Request
+
+        if self._credentials is None:
+            self._credentials, _ = google.auth.default()
+        if not self._credentials.valid:
+            self._credentials.refresh(Request())
+        return self._credentials

@@ -101,10 +101,25 @@ class Classifier:
                 self._interpreter.resize_tensor_input(self._input["index"], [pixels.shape[0], self.size, self.size, 3])
                 self._interpreter.allocate_tensors()
                 self._batch = pixels.shape[0]
-            self._interpreter.set_tensor(self._input["index"], self._quantize_input(pixels))
+            self._write_input(pixels)
             self._interpreter.invoke()
             raw = self._interpreter.get_tensor(self._output["index"])
         return self._dequantize_output(raw)
+
+    def _write_input(self, pixels: np.ndarray) -> None:
+        """Put ``pixels`` into the input tensor. Pixels the model takes as
+        they are (float32 input, or uint8 with scale 1 and zero point 0) are
+        converted while being written into the interpreter's own buffer:
+        no temporary array, whose allocation and first touch (600 KB of
+        float32 at 224x224) cost about a tenth of the served model's
+        invoke() (``make bench``, docs/benchmarks.md). No view of the buffer
+        is kept past this call, as LiteRT requires before ``invoke()``."""
+        dtype = np.dtype(self._input["dtype"])
+        scale, zero_point = self._input["quantization"]
+        if dtype == np.float32 or (dtype == np.uint8 and scale == 1.0 and zero_point == 0):
+            np.copyto(self._interpreter.tensor(self._input["index"])(), pixels, casting="unsafe")
+        else:
+            self._interpreter.set_tensor(self._input["index"], self._quantize_input(pixels))
 
     def _quantize_input(self, pixels: np.ndarray) -> np.ndarray:
         dtype = np.dtype(self._input["dtype"])

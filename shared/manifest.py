@@ -16,6 +16,7 @@ from typing import Any
 
 from shared.errors import ModelError
 from shared.preprocess import PREPROCESSING
+from shared.thresholds import from_manifest as thresholds_from_manifest
 
 SCHEMA_VERSION = 1
 INPUT_DTYPES = ("uint8", "int8", "float32")
@@ -38,6 +39,10 @@ class Manifest:
     created_at: str = ""
     model_file: str = "model.tflite"
     schema_version: int = SCHEMA_VERSION
+    #: per-class thresholds measured on the validation split (training/thresholds.py,
+    #: read by shared/thresholds.py): {"classes": {label: {"auto", "check", ...}}, ...};
+    #: empty in manifests written before them (serving then uses CONFIDENCE_THRESHOLD)
+    thresholds: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,6 +85,11 @@ class Manifest:
             problems.append("model_sha256 must be 64 lowercase hex digits")
         if not isinstance(self.preprocessing, dict) or self.preprocessing.get("name") != PREPROCESSING["name"]:
             problems.append(f"preprocessing {self.preprocessing!r} is not the one this code implements ({PREPROCESSING['name']})")
+        if isinstance(self.labels, list):
+            try:
+                thresholds_from_manifest(self.thresholds, self.labels)
+            except ValueError as exc:
+                problems.append(str(exc))
         if self.schema_version != SCHEMA_VERSION:
             problems.append(f"schema_version {self.schema_version!r} is not {SCHEMA_VERSION}")
         if problems:

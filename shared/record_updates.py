@@ -70,6 +70,7 @@ def final_update(decision: Decision, destination: Destination | None, timings_ms
         Field.DESTINATION: destination.to_dict() if destination else None,
         Field.ERROR: decision.error,
         Field.SKU: decision.sku,
+        Field.BAND: decision.band,
         **({Field.CANDIDATE: dict(decision.candidate)} if decision.candidate is not None else {}),
         Field.TIMINGS_MS: dict(timings_ms),
         Field.STEP: DONE,

@@ -62,15 +62,20 @@ COPIED = "copied"  #: step: the copy in the processed bucket is recorded
 DONE = "done"  #: step: finished
 STEPS = (CLAIMED, DECIDED, COPIED, DONE)
 
+#: bands of a classified or needs_review result (``band``; shared/thresholds.py
+#: decides them from the model's per-class thresholds): ``auto`` is filed under
+#: ``<category>/`` (status classified); ``check`` (a quick check) and ``review``
+#: go to ``review/<category>/`` (status needs_review)
+BAND_AUTO = "auto"
+BAND_CHECK = "check"
+BAND_REVIEW = "review"
+BANDS = (BAND_AUTO, BAND_CHECK, BAND_REVIEW)
+
 #: error reasons the core itself records (image problems: shared.errors.ImageError.REASONS)
 TRANSIENT = "transient"
 SOURCE_GONE = "source_gone"
 SUPERSEDED = "superseded"  #: skipped: a zero-byte version a newer version of the name replaced
 ZERO_BYTES = "zero_bytes"  #: empty: the object version holds no bytes
-
-#: bands of a classified or needs_review record (``band``): auto-filed, quick check, manual review
-BAND_AUTO, BAND_CHECK, BAND_REVIEW = "auto", "check", "review"
-BANDS = (BAND_AUTO, BAND_CHECK, BAND_REVIEW)
 
 #: a person's decisions on a needs_review record (``review.decision``)
 APPROVED, RELABELED, REVIEW_REJECTED = "approved", "relabeled", "rejected"
@@ -241,6 +246,7 @@ class Decision:
     error: dict[str, str] | None = None  # error_info(); set for REJECTED and SKIPPED
     target: str | None = None  # the object name in the processed bucket it files the object under
     sku: str | None = None  # the uploader's SKU (custom metadata ``SKU_METADATA_KEY``), read with the bytes
+    band: str | None = None  # one of BANDS for CLASSIFIED and NEEDS_REVIEW; None otherwise
     candidate: dict[str, Any] | None = None  # candidate_answer() of the shadow model, when one ran
 
     def to_dict(self) -> dict[str, Any]:
@@ -256,6 +262,8 @@ class Decision:
             data[_TARGET] = self.target
         if self.sku is not None:
             data[Field.SKU] = self.sku
+        if self.band is not None:
+            data[Field.BAND] = self.band
         if self.candidate is not None:
             data[Field.CANDIDATE] = dict(self.candidate)
         return data
@@ -271,6 +279,7 @@ class Decision:
             error=data.get(Field.ERROR),
             target=data.get(_TARGET),
             sku=data.get(Field.SKU),
+            band=data.get(Field.BAND),
             candidate=data.get(Field.CANDIDATE) if isinstance(data.get(Field.CANDIDATE), Mapping) else None,
         )
 
@@ -397,7 +406,7 @@ class Classification:
             updated_at=data.get(Field.UPDATED_AT),
             finished_at=data.get(Field.FINISHED_AT),
             sku=data.get(Field.SKU) if isinstance(data.get(Field.SKU), str) else None,
-            band=data.get(Field.BAND) if isinstance(data.get(Field.BAND), str) else None,
+            band=data.get(Field.BAND) if data.get(Field.BAND) in BANDS else None,
             review=dict(data[Field.REVIEW]) if isinstance(data.get(Field.REVIEW), Mapping) else None,
             review_pending=dict(data[Field.REVIEW_PENDING]) if isinstance(data.get(Field.REVIEW_PENDING), Mapping) else None,
             candidate=dict(data[Field.CANDIDATE]) if isinstance(data.get(Field.CANDIDATE), Mapping) else None,

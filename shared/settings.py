@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from typing import ClassVar
 
 from shared.imaging import DecodeLimits
+from shared.thresholds import ClassThresholds, parse_overrides
 
 #: SHADOW values: "auto" (shadow when a candidate pointer exists), "off"
 SHADOW_MODES = ("auto", "off")
@@ -28,7 +29,12 @@ class Settings:
     incoming_bucket: str
     processed_bucket: str
     models_bucket: str
+    #: the auto threshold (and check threshold: no check band) of classes the model's
+    #: manifest measured no thresholds for (shared/thresholds.py)
     confidence_threshold: float = 0.6
+    #: per-class overrides of the manifest's thresholds, "<label>=<auto>[/<check>],...";
+    #: "*=0.6" applies one threshold to every class (shared/thresholds.py); empty: none
+    class_thresholds: str = ""
     top_k: int = 3
     max_image_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 16_000_000
@@ -70,6 +76,7 @@ class Settings:
         "PROCESSED_BUCKET": "processed_bucket",
         "MODELS_BUCKET": "models_bucket",
         "CONFIDENCE_THRESHOLD": "confidence_threshold",
+        "CLASS_THRESHOLDS": "class_thresholds",
         "TOP_K": "top_k",
         "MAX_IMAGE_BYTES": "max_image_bytes",
         "MAX_IMAGE_PIXELS": "max_image_pixels",
@@ -118,6 +125,10 @@ class Settings:
         settings = cls(**values)
         if not 0.0 <= settings.confidence_threshold <= 1.0:
             raise SettingsError("CONFIDENCE_THRESHOLD must be between 0 and 1")
+        try:
+            parse_overrides(settings.class_thresholds)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from exc
         if settings.incoming_bucket == settings.processed_bucket:
             raise SettingsError("INCOMING_BUCKET and PROCESSED_BUCKET must differ, or moves would re-trigger the function")
         if settings.max_batch_images < 1 or settings.max_request_bytes < 1:
@@ -149,6 +160,11 @@ class Settings:
     @property
     def allowed_origins(self) -> frozenset[str]:
         return frozenset(origin.strip() for origin in self.cors_origins.split(",") if origin.strip())
+
+    @property
+    def threshold_overrides(self) -> dict[str, ClassThresholds]:
+        """``CLASS_THRESHOLDS`` parsed (checked by :meth:`from_env`)."""
+        return parse_overrides(self.class_thresholds)
 
     @property
     def decode_limits(self) -> DecodeLimits:

@@ -25,6 +25,7 @@ locals {
     PROCESSED_BUCKET     = google_storage_bucket.processed.name
     MODELS_BUCKET        = google_storage_bucket.models.name
     CONFIDENCE_THRESHOLD = tostring(var.confidence_threshold)
+    CLASS_THRESHOLDS     = var.class_thresholds
     FIRESTORE_DATABASE   = google_firestore_database.main.name
     LOG_LEVEL            = var.log_level
   }
@@ -41,6 +42,12 @@ locals {
       # default 4 x the CPU count (functions_framework/_http/gunicorn.py):
       # one thread per request Cloud Run lets in.
       THREADS = tostring(var.predict_concurrency)
+    }
+    # review.tf: the audience of IAP's signed header (empty without IAP),
+    # and V4 signed image URLs (the function signs them as its account).
+    review = {
+      IAP_AUDIENCE      = local.review_iap_audience
+      REVIEW_IMAGE_URLS = "signed"
     }
   }
 

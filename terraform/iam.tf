@@ -6,7 +6,7 @@
 # README's "Service accounts" table describes it and tests/deploy checks both
 # against each other. Grants the table cannot hold (they name a resource
 # created later or a variable list) follow it: run.invoker on a function
-# (functions.tf), predict's allow-listed buckets and API key secret, the
+# (functions.tf, review.tf), review's URL signing as itself (review.tf), predict's allow-listed buckets and API key secret, the
 # build account's write access to the image repository.
 
 locals {
@@ -16,7 +16,8 @@ locals {
     predict   = "predict function"
     training  = "training job"
     scheduler = "Cloud Scheduler caller of the sweep"
-    build     = "Cloud Build builds of the three functions"
+    build     = "Cloud Build builds of the functions"
+    review    = "review function (the review desk)"
   }
 
   # What classify and the sweep both do to the buckets: take uploads out of
@@ -50,6 +51,12 @@ locals {
     scheduler = {
       project = []
       buckets = {}
+    }
+    # Decisions: read and write records and stats, move files within
+    # processed (review/... -> <category>/ or rejected/), read the model's labels.
+    review = {
+      project = ["roles/datastore.user"]
+      buckets = { processed = ["roles/storage.objectUser"], models = ["roles/storage.objectViewer"] }
     }
     # Cloud Build runs the functions' builds as this account (build_config):
     # it reads the source archive in the models bucket and writes build logs.

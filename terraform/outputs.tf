@@ -72,3 +72,18 @@ output "event_max_delivery_attempts" {
   description = "Delivery attempts before an upload event is dead-lettered (cloudbuild.yaml's dead-letter step applies it)."
   value       = var.event_max_delivery_attempts
 }
+
+output "review_url" {
+  description = "Internal URL of the review function (reachable through the load balancer when review_iap_enabled, else from the project's network only)."
+  value       = google_cloudfunctions2_function.review.service_config[0].uri
+}
+
+output "review_address" {
+  description = "IP address of the review desk's load balancer: point review_domain's DNS A record here (null without IAP)."
+  value       = one([for address in google_compute_global_address.review : address.address])
+}
+
+output "review_page" {
+  description = "The review desk behind IAP (null without IAP)."
+  value       = var.review_iap_enabled ? "https://${var.review_domain}/" : null
+}

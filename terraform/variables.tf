@@ -118,11 +118,21 @@ variable "predict_concurrency" {
 
 variable "confidence_threshold" {
   type        = number
-  description = "Below this top-1 probability a photo goes to review/ (CONFIDENCE_THRESHOLD)."
+  description = "The auto threshold of classes the model's manifest measured no per-class thresholds for (older models): below this top-1 probability a photo goes to review/ (CONFIDENCE_THRESHOLD)."
   default     = 0.6
   validation {
     condition     = var.confidence_threshold >= 0 && var.confidence_threshold <= 1
     error_message = "confidence_threshold must be between 0 and 1."
+  }
+}
+
+variable "class_thresholds" {
+  type        = string
+  description = "Per-class overrides of the model manifest's thresholds, \"<label>=<auto>[/<check>]\" comma-separated, \"*\" for every class (\"*=0.6\": one threshold for all); empty: the manifest's (CLASS_THRESHOLDS, shared/thresholds.py)."
+  default     = ""
+  validation {
+    condition     = var.class_thresholds == "" || can(regex("^\\s*[^=,]+=[0-9.]+(/[0-9.]+)?\\s*(,\\s*[^=,]+=[0-9.]+(/[0-9.]+)?\\s*)*$", var.class_thresholds))
+    error_message = "class_thresholds must be comma-separated <label>=<auto>[/<check>] entries with numbers between 0 and 1."
   }
 }
 
@@ -333,5 +343,35 @@ variable "labels" {
   validation {
     condition     = alltrue([for k in keys(var.labels) : can(regex("^[a-z][a-z0-9_-]{0,62}$", k))])
     error_message = "label keys must be lowercase letters, digits, _ or -, starting with a letter."
+  }
+}
+
+variable "review_iap_enabled" {
+  type        = bool
+  description = "Put the review desk behind an HTTPS load balancer with Identity-Aware Proxy (review.tf). Needs review_domain and review_group. Off: no load balancer, and the review function is reachable from the project's network only."
+  default     = false
+  validation {
+    condition     = var.review_iap_enabled == true || var.review_iap_enabled == false
+    error_message = "review_iap_enabled must be true or false."
+  }
+}
+
+variable "review_domain" {
+  type        = string
+  description = "Host name of the review desk (a Google-managed certificate is issued for it; its DNS A record must point at the review_address output). Used when review_iap_enabled."
+  default     = ""
+  validation {
+    condition     = var.review_domain == "" || can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$", var.review_domain))
+    error_message = "review_domain must be empty or a lowercase host name such as review.example.com."
+  }
+}
+
+variable "review_group" {
+  type        = string
+  description = "Google group whose members may use the review desk (roles/iap.httpsResourceAccessor), e.g. catalogue-reviewers@example.com. Used when review_iap_enabled."
+  default     = ""
+  validation {
+    condition     = var.review_group == "" || can(regex("^[^@\\s:]+@[a-z0-9.-]+\\.[a-z]{2,63}$", var.review_group))
+    error_message = "review_group must be empty or a group e-mail address (without the group: prefix)."
   }
 }

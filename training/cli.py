@@ -1,4 +1,4 @@
-"""``python -m training [run|prepare|train|export|evaluate|report|publish]``.
+"""``python -m training [run|prepare|train|export|evaluate|thresholds|gate|report|publish]``.
 
 Every option comes from a field of JobConfig, TrainConfig or GateConfig
 (training/config.py, training/publish.py): its name (``work_dir`` ->
@@ -17,12 +17,13 @@ from pathlib import Path
 
 from training.config import JobConfig, TrainConfig
 from training.publish import GateConfig
+from training.thresholds import ThresholdConfig
 
-STAGES = ("run", "prepare", "train", "export", "evaluate", "gate", "report", "publish")
+STAGES = ("run", "prepare", "train", "export", "evaluate", "thresholds", "gate", "report", "publish")
 log = logging.getLogger("training")
 
 #: Nested sections of JobConfig and their dataclasses.
-SECTIONS = {"train": TrainConfig, "gate": GateConfig}
+SECTIONS = {"train": TrainConfig, "gate": GateConfig, "thresholds": ThresholdConfig}
 #: Fields set from another option rather than their own: TrainConfig.seed is the job's --seed.
 DERIVED = {("train", "seed")}
 
@@ -107,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         p.run_export(config, p.load_keras(config), p.load_dataset(config))
     elif args.stage == "evaluate":
         p.run_evaluate(config, p.load_keras(config), p.load_dataset(config))
+    elif args.stage == "thresholds":
+        p.run_thresholds(config)
     elif args.stage == "gate":
         decision = p.run_gate(config)
         print(json.dumps(decision.to_dict()))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from shared.dev_paths import REPO_ROOT, default_data, default_weights
 from training.publish import GateConfig
+from training.thresholds import ThresholdConfig
 
 __all__ = ["AUGMENTATIONS", "REPO_ROOT", "JobConfig", "TrainConfig", "default_data", "default_weights"]
 
@@ -115,3 +116,4 @@ class JobConfig:
     )
     train: TrainConfig = field(default_factory=TrainConfig)
     gate: GateConfig = field(default_factory=GateConfig)
+    thresholds: ThresholdConfig = field(default_factory=ThresholdConfig)

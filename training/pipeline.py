@@ -20,6 +20,7 @@ from shared.model_layout import MANIFEST_FILE, METRICS_FILE, MODEL_FILE, POINTER
 from shared.preprocess import PREPROCESSING
 from training import data as data_stage
 from training import evaluate as ev
+from training import thresholds as thr
 from training.config import JobConfig
 from training.publish import GateDecision, decide, publish
 from training.report import CHARTS, render_html, write_charts
@@ -430,12 +431,48 @@ def run_gate(config: JobConfig, dataset: data_stage.Dataset | None = None) -> Ga
     return decision
 
 
+@_timed("thresholds")
+def run_thresholds(config: JobConfig, dataset: data_stage.Dataset | None = None) -> dict[str, Any]:
+    """Choose each class's auto and check thresholds on the validation split
+    through the served model (training/thresholds.py) and write them into
+    the manifest of the work folder, or of ``--model-dir`` (an existing
+    trained model: its split.json names the validation images, read from
+    ``--data``; its report is rendered again when its inputs are there).
+    The model file, and so its sha256, is left as it is."""
+    directory = Path(config.thresholds.model_dir) if config.thresholds.model_dir else config.work_dir
+    manifest = read_manifest(directory / MANIFEST_FILE)
+    classifier = Classifier((directory / manifest.model_file).read_bytes(), manifest)
+    if dataset is None:
+        split = data_stage.Split.from_json((directory / SPLIT_FILE).read_text())
+        dataset = data_stage.load_split(open_store(_require_data(config)), split, size=manifest.input_size, names=("val",))
+    if list(dataset.split.labels) != list(manifest.labels):
+        raise SystemExit(f"the split's labels {dataset.split.labels} are not the model's {manifest.labels}")
+    predicted, confidence = thr.served_results(classifier, dataset.pixels["val"])
+    thresholds = thr.measure(manifest.labels, dataset.targets["val"], predicted, confidence, config.thresholds)
+    thresholds["variant"] = manifest.quantization.get("variant", manifest.quantization.get("type"))
+    manifest.thresholds = thresholds
+    write_manifest(manifest, directory / MANIFEST_FILE)
+    thr.log_summary(thresholds)
+    if directory != config.work_dir and all((directory / n).is_file() for n in (METRICS_FILE, HISTORY_FILE, SPLIT_FILE)):
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as charts:
+            render_report(directory, Path(charts))
+    return thresholds
+
+
 @_timed("report")
 def run_report(config: JobConfig) -> Path:
-    metrics = _load_metrics(config)
-    manifest = read_manifest(config.work_dir / MANIFEST_FILE)
-    history = json.loads((config.work_dir / HISTORY_FILE).read_text())
-    split = data_stage.Split.from_json((config.work_dir / SPLIT_FILE).read_text())
+    return render_report(config.work_dir, config.work_dir)
+
+
+def render_report(directory: Path, charts_dir: Path) -> Path:
+    """``directory``'s report.html from its metrics, manifest, history and
+    split; the charts are drawn into ``charts_dir`` (and inlined)."""
+    metrics = json.loads((directory / METRICS_FILE).read_text())
+    manifest = read_manifest(directory / MANIFEST_FILE)
+    history = json.loads((directory / HISTORY_FILE).read_text())
+    split = data_stage.Split.from_json((directory / SPLIT_FILE).read_text())
     index = {label: k for k, label in enumerate(split.labels)}
     distribution = {
         name: {
@@ -447,15 +484,15 @@ def run_report(config: JobConfig) -> Path:
         for name, rows in split.items.items()
     }
     write_charts(
-        config.work_dir,
+        charts_dir,
         history=history,
         labels=split.labels,
         served=metrics["served"],
         keras_metrics=metrics["keras"],
         distribution=distribution,
     )
-    path = config.work_dir / REPORT_FILE
-    path.write_text(render_html(config.work_dir, metrics, manifest.to_dict()), encoding="utf-8")
+    path = directory / REPORT_FILE
+    path.write_text(render_html(charts_dir, metrics, manifest.to_dict()), encoding="utf-8")
     log.info("report written to %s", path, extra={"stage": "report", "path": str(path)})
     return path
 
@@ -477,7 +514,7 @@ def run_publish(config: JobConfig) -> bool:
 
 
 def run_all(config: JobConfig) -> bool:
-    """prepare -> train -> export -> evaluate -> gate -> report -> publish.
+    """prepare -> train -> export -> evaluate -> thresholds -> gate -> report -> publish.
     Returns whether the new model became the current one."""
     timings = config.work_dir / "timings.json"
     if timings.is_file():
@@ -486,6 +523,7 @@ def run_all(config: JobConfig) -> bool:
     model = run_train(config, dataset)
     run_export(config, model, dataset)
     run_evaluate(config, model, dataset)
+    run_thresholds(config, dataset)
     run_gate(config, dataset)
     run_report(config)
     return run_publish(config)

@@ -108,6 +108,40 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"
 
 
+def _threshold_cell(value: float, reached: bool) -> str:
+    return f"{value:.3f}" if reached else "never (1.0)"
+
+
+def thresholds_html(thresholds: dict[str, Any] | None) -> str:
+    """The report's per-class thresholds section (training/thresholds.py), or a
+    line saying the manifest has none (serving then uses CONFIDENCE_THRESHOLD)."""
+    esc = html.escape
+    if not thresholds or not thresholds.get("classes"):
+        return "<p class='meta'>No per-class thresholds in the manifest: serving uses CONFIDENCE_THRESHOLD for every class.</p>"
+    rows = "".join(
+        f"<tr><td>{esc(label)}</td><td>{e['predicted']}</td>"
+        f"<td>{_threshold_cell(e['auto'], e['auto_reached'])}</td><td>{_pct(e['auto_rate'])} ({e['auto_images']})</td>"
+        f"<td>{_pct(e['auto_precision'])}</td>"
+        f"<td>{_threshold_cell(e['check'], e['check_reached']) if e['check'] < e['auto'] else 'no check band'}</td>"
+        f"<td>{_pct(e['check_rate'])} ({e['check_images']})</td><td>{_pct(e['check_precision'])}</td>"
+        f"<td>{e['review_images']}</td></tr>"
+        for label, e in thresholds["classes"].items()
+    )
+    never = [label for label, e in thresholds["classes"].items() if not e["auto_reached"]]
+    note = (
+        f"<p class='meta'>Never auto-filed (the target was not reached on validation): {esc(', '.join(never))}.</p>"
+        if never
+        else ""
+    )
+    return f"""<p class="meta">Targets: auto-filed precision {_pct(thresholds["auto_precision"])}, quick check
+{_pct(thresholds["check_precision"])} (of the quick-check band itself), at least {thresholds["min_auto_images"]} validation images
+auto-filed and {thresholds.get("min_check_images", "-")} in the quick-check band;
+{thresholds["images"]} validation images through the served model ({esc(str(thresholds.get("variant", "")))}).
+Rule: {esc(thresholds.get("rule", ""))}. Shares are of the images predicted as the class.</p>
+<table><tr><th>predicted class</th><th>val images</th><th>auto threshold</th><th>auto-filed</th><th>auto precision</th>
+<th>check threshold</th><th>quick check</th><th>check precision</th><th>full review</th></tr>{rows}</table>{note}"""
+
+
 def render_html(out: Path, metrics: dict[str, Any], manifest: dict[str, Any]) -> str:
     """One HTML file with every chart inlined, readable offline and by mail."""
     esc = html.escape
@@ -166,6 +200,8 @@ served as {esc(manifest["quantization"].get("type", ""))} · {len(manifest["labe
 <p class="meta">Served: {esc(str(metrics.get("served_variant", "")))}, {esc(str(metrics.get("served_because", "")))}</p>
 <h2>Per class (served model)</h2>
 <table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>test images</th></tr>{rows}</table>
+<h2>Per-class thresholds (validation split)</h2>
+{thresholds_html(manifest.get("thresholds"))}
 <h2>Charts</h2>{charts}
 <h2>Data</h2>
 <p class="meta">Source {esc(metrics.get("source", ""))} · split {esc(str(metrics.get("split_counts", {})))} · seed {metrics.get("seed")} ·

@@ -42,7 +42,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def test_training_stage_times(results: dict[str, Any]) -> None:
     training = results["training"]
-    assert set(training["stages_s"]) == {"prepare", "train", "export", "evaluate", "gate", "report", "publish"}
+    assert set(training["stages_s"]) == {"prepare", "train", "export", "evaluate", "thresholds", "gate", "report", "publish"}
     assert training["wall_s"] >= sum(training["stages_s"].values()) > 0
     assert training["peak_rss_mb"] > 100  # TensorFlow was loaded
     assert "total wall time" in results["_stdout"]

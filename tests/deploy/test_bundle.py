@@ -17,7 +17,7 @@ import pytest
 from scripts import bundle
 from tests.deploy.conftest import REPO, block, load_terraform
 
-ENTRY_POINTS = {"classify_upload", "predict", "sweep"}
+ENTRY_POINTS = {"classify_upload", "predict", "sweep", "review"}
 
 
 def _make_bundle(out: Path) -> bytes:

@@ -166,7 +166,7 @@ def test_firestore_is_native_with_an_index(tf: Terraform):
 @pytest.fixture(scope="module")
 def functions(tf: Terraform) -> dict[str, dict]:
     found = tf.of_type("google_cloudfunctions2_function")
-    assert set(found) == {"classify", "predict", "sweep"}
+    assert set(found) == {"classify", "predict", "sweep", "review"}
     return found
 
 
@@ -178,11 +178,12 @@ def test_entry_points_exist_in_functions_main(functions):
         assert entry in code, f"{name}: entry point {entry} is not a function of functions/main.py"
         assert ENTRY_DECORATORS & set(code[entry]), f"{name}: {entry} is not a functions_framework entry point"
         deployed[name] = entry
-    assert deployed == {"classify": "classify_upload", "predict": "predict", "sweep": "sweep"}
+    assert deployed == {"classify": "classify_upload", "predict": "predict", "sweep": "sweep", "review": "review"}
     # The event function is a CloudEvent function, the others HTTP.
     assert "functions_framework.cloud_event" in code["classify_upload"]
     assert "functions_framework.http" in code["predict"]
     assert "functions_framework.http" in code["sweep"]
+    assert "functions_framework.http" in code["review"]
 
 
 def test_runtime_is_one_litert_supports(tf: Terraform, functions):
@@ -268,7 +269,7 @@ def test_trigger_is_the_incoming_bucket_with_retries(functions):
     assert trigger["retry_policy"] == "RETRY_POLICY_RETRY"
     assert trigger["event_filters"] == [{"attribute": "bucket", "value": ref("google_storage_bucket", "incoming")}]
     assert trigger["service_account_email"] == account("classify")
-    for name in ("predict", "sweep"):
+    for name in ("predict", "sweep", "review"):
         assert "event_trigger" not in functions[name]
 
 
@@ -374,6 +375,12 @@ EXPECTED_ROLES = {
     "scheduler": {
         ("function:sweep", "roles/run.invoker"),
     },
+    "review": {
+        ("bucket:processed", "roles/storage.objectUser"),  # a decision moves the file within processed
+        ("bucket:models", "roles/storage.objectViewer"),
+        ("project", "roles/datastore.user"),
+        ("account:review", "roles/iam.serviceAccountTokenCreator"),  # signs its V4 image URLs as itself
+    },
     "build": {
         ("bucket:models", "roles/storage.objectViewer"),
         ("project", "roles/logging.logWriter"),
@@ -391,6 +398,10 @@ def _scope(kind: str, body: dict) -> str:
         match = re.fullmatch(r"\$\{google_cloudfunctions2_function\.(\w+)\.service_config\[0\]\.service\}", body["service"])
         assert match, body["service"]
         return f"function:{match.group(1)}"
+    if kind == "google_service_account_iam_member":
+        match = re.fullmatch(r'\$\{google_service_account\.accounts\["(\w+)"\]\.name\}', body["service_account_id"])
+        assert match, body["service_account_id"]
+        return f"account:{match.group(1)}"
     if kind == "google_secret_manager_secret_iam_member":
         assert body["secret_id"] == "${var.api_key_secret_id}"
         return "secret:api_key"

@@ -63,15 +63,28 @@ def test_top_k_and_threshold_options(api: Service) -> None:
     body = check_response(post_json(api, "/predict", {"image": b64(image), "top_k": 1, "threshold": 1.0}), "/predict", "post")
     assert_prediction(body, api, top_k=1)
     assert body["needs_review"] is True
+    # 1.0: never auto-filed; the request's threshold is the one used (the tiny model measured none: check = it)
+    assert (body["band"], body["threshold"], body["check_threshold"], body["threshold_source"]) == (
+        "review",
+        1.0,
+        1.0,
+        "override",
+    )
     body = check_response(
         requests.post(api.url + "/predict?top_k=2&threshold=0", files={"file": image}, timeout=TIMEOUT), "/predict", "post"
     )
     assert_prediction(body, api, top_k=2)
     assert body["needs_review"] is False
+    assert (body["band"], body["threshold"]) == ("auto", 0.0)
     body = check_response(
         requests.post(api.url + "/predict", files={"file": image}, data={"top_k": "2"}, timeout=TIMEOUT), "/predict", "post"
     )
     assert len(body["top_k"]) == 2
+    # no request threshold, a manifest without thresholds: CONFIDENCE_THRESHOLD (0.5 here) for every class
+    assert (body["threshold"], body["check_threshold"], body["threshold_source"]) == (0.5, 0.5, "global")
+    assert body["band"] == ("auto" if body["confidence"] >= 0.5 else "review") and body["needs_review"] is (
+        body["band"] != "auto"
+    )
 
 
 def test_informational_routes(api: Service) -> None:

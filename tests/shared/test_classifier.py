@@ -360,3 +360,33 @@ def test_concurrent_classification_matches_sequential(classifiers, photos, varia
     for k in sequential_batches:
         for got, want in zip(concurrent_batches[k], sequential_batches[k], strict=True):
             assert got == pytest.approx(want, abs=1e-5), k
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_predict_arrays_gives_the_bare_interpreters_scores(tiny_model_dir, variant: str) -> None:
+    """The Classifier writes the pixels straight into the interpreter's
+    input buffer: the scores are those of the bare interpreter fed the same
+    pixels through set_tensor, whatever batch size came before."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    folder = getattr(tiny_model_dir, f"{variant}_dir")
+    manifest = read_manifest(folder / MANIFEST_FILE)
+    model_bytes = (folder / manifest.model_file).read_bytes()
+    classifier = Classifier(model_bytes, manifest)
+    bare = Interpreter(model_content=model_bytes)
+    bare.allocate_tensors()
+    inp, out = bare.get_input_details()[0], bare.get_output_details()[0]
+    size = manifest.input_size
+    rng = np.random.default_rng(5)
+    for batch in (1, 3, 1):
+        pixels = rng.integers(0, 256, (batch, size, size, 3)).astype(np.uint8)
+        scores = classifier.predict_arrays(pixels)
+        for k in range(batch):
+            bare.set_tensor(inp["index"], pixels[k : k + 1].astype(inp["dtype"]))
+            bare.invoke()
+            raw = bare.get_tensor(out["index"]).astype(np.float32)
+            if out["dtype"] != np.float32:
+                scale, zero_point = out["quantization"]
+                raw = (raw - zero_point) * scale
+            expected = np.clip(raw, 0, None) / np.clip(raw, 0, None).sum()
+            np.testing.assert_allclose(scores[k], expected[0], atol=1e-6)

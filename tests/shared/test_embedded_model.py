@@ -72,3 +72,23 @@ def test_the_embedded_model_scores_what_its_manifest_and_the_readme_say(classifi
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     figure = f"{100 * stated:.1f}%"
     assert re.search(rf"embedded[^\n]*{re.escape(figure)}", readme), f"README states no {figure} for the embedded model"
+
+
+def test_the_embedded_model_carries_thresholds_for_every_label(classifier, version_dir):
+    """Its manifest has both thresholds of every class (``python -m training
+    thresholds``, measured on its validation split), which serving applies,
+    and its report shows them."""
+    from shared.settings import Settings
+    from shared.thresholds import policy
+
+    thresholds = classifier.manifest.thresholds
+    assert thresholds["split"] == "val" and thresholds["images"] == classifier.manifest.training_data["counts"]["val"]
+    assert set(thresholds["classes"]) == set(classifier.labels)
+    for label, entry in thresholds["classes"].items():
+        assert 0 < entry["check"] <= entry["auto"] <= 1, label
+        assert entry["auto_images"] + entry["check_images"] + entry["review_images"] == entry["predicted"], label
+        if entry["auto_reached"]:
+            assert entry["auto_precision"] >= thresholds["auto_precision"] and entry["auto_images"] >= 20, label
+    used = policy(classifier.manifest, Settings(project="p", incoming_bucket="i", processed_bucket="o", models_bucket="m"))
+    assert {label: used.for_label(label).source for label in classifier.labels} == dict.fromkeys(classifier.labels, "manifest")
+    assert "Per-class thresholds (validation split)" in (version_dir / "report.html").read_text(encoding="utf-8")

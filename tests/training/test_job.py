@@ -52,7 +52,7 @@ def job(tmp_path_factory):
         "WARNING",
     ]
     stages = {}
-    for stage in ("prepare", "train", "export", "evaluate", "gate", "report", "publish"):
+    for stage in ("prepare", "train", "export", "evaluate", "thresholds", "gate", "report", "publish"):
         stages[stage] = training_main([stage, *common])
     return {"root": root, "data": data, "work": root / "work", "store": root / "store", "common": common, "codes": stages}
 
@@ -179,3 +179,19 @@ def test_fashionctl_reports_a_missing_model(tmp_path):
         timeout=60,
     )
     assert result.returncode == 2 and "holds no model" in result.stderr
+
+
+def test_the_thresholds_stage_writes_every_class_into_the_manifest_and_report(job):
+    """Run alone, it measured the validation split through the served model;
+    with two or three validation images a class, below --min-auto-images (20),
+    no class may auto-file: every auto threshold is 1.0 (never), and the
+    published manifest and report say so (read from the store: a later test
+    runs evaluate again in the work folder)."""
+    published = job["store"] / "models" / "v-test-1"
+    thresholds = read_manifest(published / "manifest.json").thresholds
+    split = json.loads((published / "split.json").read_text())
+    assert thresholds["images"] == split["counts"]["val"] and thresholds["split"] == "val"
+    assert set(thresholds["classes"]) == set(LABELS)
+    assert all(not e["auto_reached"] and e["auto"] == 1.0 for e in thresholds["classes"].values())
+    assert sum(e["predicted"] for e in thresholds["classes"].values()) == split["counts"]["val"]
+    assert "Never auto-filed" in (published / "report.html").read_text(encoding="utf-8")
