@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from fashionctl.commands import backfill, classify, events, health, report, results, review, stack, sweep, upload
+from fashionctl.commands import backfill, classify, dataset, events, health, model, report, results, review, stack, sweep, upload
 from fashionctl.context import Context
 from fashionctl.errors import CommandError
 
@@ -24,7 +24,7 @@ def group(ctx: click.Context) -> None:
     ctx.obj = Context()
 
 
-for _module in (classify, stack, upload, results, sweep, report, health, review, events, backfill):
+for _module in (classify, stack, upload, results, sweep, report, health, review, events, backfill, dataset, model):
     for _command in _module.COMMANDS:
         group.add_command(_command)
 

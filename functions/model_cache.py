@@ -1,5 +1,7 @@
 """The current model, loaded once per instance from the models bucket and
-swapped when the pointer names a newer version (no redeploy needed)."""
+swapped when the pointer names a newer version (no redeploy needed). The
+same cache over ``models/candidate.json`` (``optional=True``) holds the
+candidate model of shadow mode, or nothing while no candidate is published."""
 
 from __future__ import annotations
 
@@ -14,6 +16,9 @@ from typing import Any
 from shared.classifier import Classifier
 from shared.errors import ModelError
 from shared.model_layout import MANIFEST_FILE, MODEL_FILE, POINTER, parse_pointer, version_prefix
+
+#: what an optional cache's pointer check returns when no pointer exists
+_ABSENT = object()
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +38,12 @@ class ModelCache:
         *,
         retry: Any = None,
         timeout: float = 60.0,
+        pointer: str = POINTER,
+        optional: bool = False,
     ) -> None:
-        """``retry`` (a google.api_core Retry; None: the Storage client's
+        """``pointer``: the pointer object it follows (the current model's by
+        default); ``optional``: a missing pointer means "no model" (see
+        :meth:`get_optional`), not an error. ``retry`` (a google.api_core Retry; None: the Storage client's
         default, which retries for 120 s) and ``timeout`` bound each Storage
         call: the pointer check runs under the lock on a request's path, so a
         Storage outage must not hold every request for minutes."""
@@ -47,6 +56,8 @@ class ModelCache:
         self._classifier: Classifier | None = None
         self._version: str | None = None  # as the pointer names it
         self._checked = float("-inf")
+        self._pointer = pointer
+        self._optional = optional
 
     @property
     def loaded(self) -> Classifier | None:
@@ -61,7 +72,7 @@ class ModelCache:
             if self._classifier is not None and self._clock() - self._checked < self._refresh:
                 return self._classifier
             try:
-                version = parse_pointer(self._bucket.blob(POINTER).download_as_bytes(**self._calls))
+                version = parse_pointer(self._bucket.blob(self._pointer).download_as_bytes(**self._calls))
                 if self._classifier is None or self._version != version:
                     self._classifier, self._version = self._load(version), version
                     log.info("model %s loaded", version, extra={"model_version": version})
@@ -74,6 +85,34 @@ class ModelCache:
                     exc,
                     extra={"model_version": self._classifier.version},
                 )
+            self._checked = self._clock()
+            return self._classifier
+
+    def get_optional(self) -> Classifier | None:
+        """For an ``optional`` cache: the model the pointer names, or None
+        while there is no pointer (checked at most every ``refresh_seconds``;
+        a model that stops loading, or a check that fails, also gives None
+        once no model is loaded). Never raises."""
+        if self._clock() - self._checked < self._refresh:
+            return self._classifier
+        with self._lock:
+            if self._clock() - self._checked < self._refresh:
+                return self._classifier
+            try:
+                from google.api_core.exceptions import NotFound
+
+                try:
+                    data = self._bucket.blob(self._pointer).download_as_bytes(**self._calls)
+                except NotFound:
+                    self._classifier, self._version = None, None
+                    data = None
+                if data is not None:
+                    version = parse_pointer(data)
+                    if self._classifier is None or self._version != version:
+                        self._classifier, self._version = self._load(version), version
+                        log.info("model %s loaded from %s", version, self._pointer, extra={"model_version": version})
+            except Exception as exc:  # noqa: BLE001 - an optional model never fails its caller
+                log.warning("optional model check of %s failed: %s", self._pointer, exc, extra={"pointer": self._pointer})
             self._checked = self._clock()
             return self._classifier
 

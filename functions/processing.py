@@ -128,6 +128,7 @@ class Processor:
         outbox: EventOutbox | None = None,
         record_decision: bool = True,
         delete_source: bool = True,
+        candidates: ModelCache | None = None,
     ) -> None:
         """``outbox``: publishes the completion events (default: the one
         ``settings`` describe, off when ``EVENTS_TOPIC`` is empty).
@@ -136,8 +137,11 @@ class Processor:
         the run, so a repeat decides the same): the decision is written with
         the destination after the copy, one document write less per object.
         ``delete_source``: False leaves the source object in place
-        (``fashionctl backfill --keep-source``)."""
+        (``fashionctl backfill --keep-source``).
+        ``candidates``: the candidate model's optional cache (shadow mode;
+        None: off)."""
         self.settings = settings
+        self.candidates = candidates
         self.record_decision = record_decision
         self.delete_source = delete_source
         self.storage = storage_client
@@ -362,6 +366,27 @@ class Processor:
             top_k=rec.top_k_entries(prediction.top_k),
             model_version=classifier.version,
             band=band,
+            candidate=self._shadow(data, classifier.version),
+        )
+
+    def _shadow(self, data: bytes, current_version: str) -> dict[str, Any] | None:
+        """Shadow mode: the candidate model's answer on the same bytes
+        (``records.candidate_answer``; its latency includes decoding), or
+        None (no candidate, the candidate is the current model, or it
+        failed: logged, never the upload's problem). Never acted upon."""
+        if self.candidates is None:
+            return None
+        candidate = self.candidates.get_optional()
+        if candidate is None or candidate.version == current_version:
+            return None
+        start = time.perf_counter()
+        try:
+            prediction = candidate.classify(data, top_k=self.settings.top_k, limits=self.settings.decode_limits)
+        except Exception as exc:  # noqa: BLE001 - the shadow model never fails the upload
+            log.warning("candidate %s failed: %s", candidate.version, exc, extra={"candidate_version": candidate.version})
+            return None
+        return rec.candidate_answer(
+            candidate.version, prediction.label, prediction.confidence, rec.top_k_entries(prediction.top_k), _ms(start)
         )
 
     def _store(

@@ -41,10 +41,12 @@ class Components:
     processor: Processor
 
 
-def model_cache(settings: Settings, storage: Any) -> ModelCache:
-    """The model cache, its Storage calls bounded like the core's."""
+def model_cache(settings: Settings, storage: Any, *, candidate: bool = False) -> ModelCache:
+    """The model cache, its Storage calls bounded like the core's;
+    ``candidate``: the optional cache of the candidate model (shadow mode)."""
     from functions.dependencies import CALL_TIMEOUT, storage_retry
     from functions.model_cache import ModelCache
+    from shared.model_layout import CANDIDATE_POINTER, POINTER
 
     return ModelCache(
         storage,
@@ -53,6 +55,8 @@ def model_cache(settings: Settings, storage: Any) -> ModelCache:
         settings.model_refresh_seconds,
         retry=storage_retry(settings.dependency_deadline_seconds),
         timeout=CALL_TIMEOUT,
+        pointer=CANDIDATE_POINTER if candidate else POINTER,
+        optional=candidate,
     )
 
 
@@ -73,7 +77,8 @@ def build(settings: Settings, *, storage: Any = None, db: Any = None) -> Compone
 
         db = firestore.Client(project=settings.project, database=settings.firestore_database)
     models = model_cache(settings, storage)
-    return Components(settings, storage, db, models, Processor(settings, storage, db, models))
+    candidates = model_cache(settings, storage, candidate=True) if settings.shadow_on else None
+    return Components(settings, storage, db, models, Processor(settings, storage, db, models, candidates=candidates))
 
 
 def sweeper(components: Components) -> Sweeper:

@@ -1,7 +1,10 @@
 """Where model artifacts live in a model store (a local folder or a bucket).
 
 ``models/<version>/model.tflite``, ``manifest.json``, ``metrics.json``,
-reports and plots; ``models/current.json`` names the current version.
+reports and plots; ``models/current.json`` names the current version (and,
+once a promotion or a rollback moved it, the ``previous`` one);
+``models/candidate.json``, when present, names a candidate that serving
+scores in shadow (never acted upon) until it is promoted.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from shared.errors import ModelError
 
 MODELS_PREFIX = "models"
 POINTER = f"{MODELS_PREFIX}/current.json"
+CANDIDATE_POINTER = f"{MODELS_PREFIX}/candidate.json"
 MODEL_FILE = "model.tflite"
 MANIFEST_FILE = "manifest.json"
 METRICS_FILE = "metrics.json"
@@ -42,10 +46,24 @@ def new_version(now: datetime | None = None) -> str:
     return now.strftime("%Y%m%d-%H%M%S")
 
 
-def pointer_payload(version: str, now: datetime | None = None) -> str:
+def pointer_payload(version: str, now: datetime | None = None, *, previous: str | None = None) -> str:
+    """A pointer's JSON: ``version``, ``updated_at`` and, when given, the
+    ``previous`` version it replaced (what a rollback goes back to)."""
     check_version(version)
     now = now or datetime.now(UTC)
-    return json.dumps({"version": version, "updated_at": now.isoformat()}, indent=2) + "\n"
+    data = {"version": version, "updated_at": now.isoformat()}
+    if previous is not None:
+        data["previous"] = check_version(previous)
+    return json.dumps(data, indent=2) + "\n"
+
+
+def pointer_previous(data: bytes | str) -> str | None:
+    """The ``previous`` version a pointer names, or None (none recorded)."""
+    try:
+        previous = json.loads(data).get("previous")
+    except (ValueError, AttributeError) as exc:
+        raise ModelError(f"the pointer is unreadable: {exc}") from exc
+    return check_version(previous) if previous is not None else None
 
 
 def parse_pointer(data: bytes | str) -> str:

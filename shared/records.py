@@ -116,6 +116,7 @@ class Field:
     #: earlier model decisions replaced by ``fashionctl reclassify --apply``, oldest first:
     #: [{status, label, confidence, top_k, model_version, destination, replaced_at, run_id}]
     PREVIOUS = "previous"
+    CANDIDATE = "candidate"  #: the shadow model's answer (owner: the model loop); see CANDIDATE_KEYS
 
     ALL: tuple[str, ...] = ()  # filled below
 
@@ -151,6 +152,21 @@ _REASON, _MESSAGE, _TARGET, _BUCKET, _NAME, _GENERATION = "reason", "message", "
 #: keys of the ``review`` map (docs/records.md)
 REVIEW_DECISION, REVIEW_FINAL_LABEL, REVIEW_REASON = "decision", "final_label", "reason"
 REVIEW_BY, REVIEW_AT, REVIEW_PREVIOUS = "reviewed_by", "reviewed_at", "previous"
+
+
+# -- the candidate map (the shadow model) ----------------------------------------
+
+#: ``candidate`` keys: the shadow model's answer, never acted upon
+CANDIDATE_KEYS = ("model_version", "label", "confidence", "top_k", "latency_ms")
+
+
+def candidate_answer(
+    model_version: str, label: str, confidence: float, top_k: list[dict[str, Any]], latency_ms: float
+) -> dict[str, Any]:
+    """A record's ``candidate`` map: the shadow model's top label, its
+    probability (0..1), ``top_k`` (:func:`top_k_entries`) and the time it took
+    (milliseconds, decoding included)."""
+    return dict(zip(CANDIDATE_KEYS, (model_version, label, confidence, list(top_k), latency_ms), strict=True))
 
 
 # -- parts of a record ----------------------------------------------------------
@@ -239,6 +255,7 @@ class Decision:
     target: str | None = None  # the object name in the processed bucket it files the object under
     sku: str | None = None  # the uploader's SKU (custom metadata ``SKU_METADATA_KEY``), read with the bytes
     band: str | None = None  # one of BANDS for CLASSIFIED and NEEDS_REVIEW; None otherwise
+    candidate: dict[str, Any] | None = None  # candidate_answer() of the shadow model, when one ran
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -255,6 +272,8 @@ class Decision:
             data[Field.SKU] = self.sku
         if self.band is not None:
             data[Field.BAND] = self.band
+        if self.candidate is not None:
+            data[Field.CANDIDATE] = dict(self.candidate)
         return data
 
     @classmethod
@@ -269,6 +288,7 @@ class Decision:
             target=data.get(_TARGET),
             sku=data.get(Field.SKU),
             band=data.get(Field.BAND),
+            candidate=data.get(Field.CANDIDATE) if isinstance(data.get(Field.CANDIDATE), Mapping) else None,
         )
 
 
@@ -305,6 +325,7 @@ class Classification:
     review: dict[str, Any] | None = None  # a person's decision (ReviewEntry.to_dict() + "previous")
     review_pending: dict[str, Any] | None = None  # internal: a decision being applied (functions/review_desk.py)
     previous: list[dict[str, Any]] = field(default_factory=list)  # decisions replaced by reclassify --apply
+    candidate: dict[str, Any] | None = None  # the shadow model's answer (CANDIDATE_KEYS), or None
     id: str | None = None  # the document id (not stored as a field)
 
     @property
@@ -318,6 +339,16 @@ class Classification:
         if self.status == REVIEWED:
             return (self.review or {}).get(REVIEW_FINAL_LABEL)
         return self.label if self.status == CLASSIFIED else None
+
+    @property
+    def review_decision(self) -> str | None:
+        """``review.decision`` (APPROVED, RELABELED or REVIEW_REJECTED), or None."""
+        return self.review.get(REVIEW_DECISION) if self.review else None
+
+    @property
+    def reviewer(self) -> str | None:
+        """``review.reviewed_by``, or None."""
+        return self.review.get(REVIEW_BY) if self.review else None
 
     @property
     def reason(self) -> str | None:
@@ -351,6 +382,7 @@ class Classification:
             Field.REVIEW: self.review,
             Field.REVIEW_PENDING: self.review_pending,
             Field.PREVIOUS: list(self.previous),
+            Field.CANDIDATE: dict(self.candidate) if self.candidate is not None else None,
         }
 
     @classmethod
@@ -391,6 +423,7 @@ class Classification:
             review=dict(data[Field.REVIEW]) if isinstance(data.get(Field.REVIEW), Mapping) else None,
             review_pending=dict(data[Field.REVIEW_PENDING]) if isinstance(data.get(Field.REVIEW_PENDING), Mapping) else None,
             previous=[p for p in data.get(Field.PREVIOUS) or [] if isinstance(p, Mapping)],
+            candidate=dict(data[Field.CANDIDATE]) if isinstance(data.get(Field.CANDIDATE), Mapping) else None,
             id=doc_id if doc_id is not None else data.get(DOC_ID),
         )
 

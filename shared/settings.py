@@ -15,6 +15,9 @@ from typing import ClassVar
 from shared.imaging import DecodeLimits
 from shared.thresholds import ClassThresholds, parse_overrides
 
+#: SHADOW values: "auto" (shadow when a candidate pointer exists), "off"
+SHADOW_MODES = ("auto", "off")
+
 
 class SettingsError(ValueError):
     """A required setting is missing or a value does not parse."""
@@ -59,6 +62,9 @@ class Settings:
     # counter shards per day (stats/<day>/shards/<n>): each sustains about one write a second in Cloud
     # Firestore, so this caps finished objects a second (docs/backfill.md); readers sum whatever shards exist
     stats_shards: int = 50
+    # shadow mode: "auto" scores each upload with the candidate model too (models/candidate.json, when it
+    # exists) and stores its answer in the record's ``candidate`` field, never acting on it; "off": never
+    shadow: str = "auto"
     # TEST-ONLY: failpoints in the processing core (functions/failpoints.py), e.g.
     # "after_copy=crash"; empty (the default, and what Terraform deploys): off
     failpoints: str = ""
@@ -98,6 +104,7 @@ class Settings:
         "EVENTS_TOPIC": "events_topic",
         "EVENTS_GRACE_SECONDS": "events_grace_seconds",
         "STATS_SHARDS": "stats_shards",
+        "SHADOW": "shadow",
         "FAILPOINTS": "failpoints",
         "REVIEWER": "reviewer",
         "IAP_AUDIENCE": "iap_audience",
@@ -145,12 +152,19 @@ class Settings:
             raise SettingsError("REVIEW_URL_TTL_SECONDS must be between 1 and 900 (image URLs expire within minutes)")
         if settings.review_image_urls not in ("proxy", "signed"):
             raise SettingsError("REVIEW_IMAGE_URLS must be proxy or signed")
+        if settings.shadow not in SHADOW_MODES:
+            raise SettingsError(f"SHADOW={settings.shadow!r}: expected one of {', '.join(SHADOW_MODES)}")
         return settings
 
     @property
     def reviewer_name(self) -> str:
         """The local reviewer: ``REVIEWER``, else the OS user running the function."""
         return self.reviewer or pwd.getpwuid(os.getuid()).pw_name
+
+    @property
+    def shadow_on(self) -> bool:
+        """Whether the classify path scores uploads with a candidate model (when one is published)."""
+        return self.shadow == "auto"
 
     @property
     def allowed_buckets(self) -> frozenset[str]:

@@ -40,6 +40,10 @@ def _add_field(group: argparse._ActionsContainer, owner: type, f: dataclasses.Fi
     kwargs: dict = {"default": default, "help": meta.get("help", "") + (f" (default: {default})" if default is not None else "")}
     if kind is bool:
         kwargs["action"] = argparse.BooleanOptionalAction
+    elif typing.get_origin(kind) is tuple:  # a repeatable option, named in the singular (sources -> --source)
+        kwargs.update(action="append", type=str, default=None, metavar="PATH[:WEIGHT]")
+        group.add_argument(_option(f.name.removesuffix("s")), _option(f.name), dest=f.name, **kwargs)
+        return
     else:
         args = [a for a in typing.get_args(kind) if a is not type(None)]
         kwargs["type"] = args[0] if args else kind
@@ -79,6 +83,7 @@ def config_from_args(args: argparse.Namespace) -> JobConfig:
     }
     top = {f.name: values[f.name] for f in dataclasses.fields(JobConfig) if f.name not in SECTIONS}
     top["work_dir"] = Path(top["work_dir"])
+    top["sources"] = tuple(top.get("sources") or ())
     return JobConfig(**top, **sections)
 
 

@@ -92,6 +92,28 @@ class JobConfig:
     flip_average: bool = field(
         default=True, metadata={"help": "export a model that averages the scores of the image and its mirror image"}
     )
+    sources: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "help": "an added data source (an export: styles.csv + images/, a folder or gs://), path[:weight]; repeatable. "
+            "weight: how many times per epoch its training images count (a sampling ratio, default 1)"
+        },
+    )
+    split_from: str | None = field(
+        default=None,
+        metadata={"help": "a previous split.json (e.g. the current model's): its assignments are kept, so images never cross"},
+    )
+    init_from: str | None = field(
+        default=None, metadata={"help": "a Keras model (model.keras of an earlier run) to start from: fine-tune it"}
+    )
+    publish_as: str = field(
+        default="current",
+        metadata={
+            "help": "current: move the current pointer when the gate passes; candidate: publish as the candidate "
+            "(scored in shadow, promoted by `fashionctl model promote`)",
+            "choices": ("current", "candidate"),
+        },
+    )
     train: TrainConfig = field(default_factory=TrainConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     thresholds: ThresholdConfig = field(default_factory=ThresholdConfig)

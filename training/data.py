@@ -54,10 +54,14 @@ class Split:
     fingerprint: str = ""
     source: str = ""
     rules: dict[str, Any] = field(default_factory=dict)  # how held-out images were chosen
+    #: several sources (training/sources.py): name -> {"uri", "weight", "rule", "counts"}; empty: the base only
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> str:
+        extra = {"sources": self.sources} if self.sources else {}
         return json.dumps(
             {
+                **extra,
                 "labels": self.labels,
                 "seed": self.seed,
                 "fractions": self.fractions,
@@ -83,6 +87,7 @@ class Split:
             fingerprint=data.get("fingerprint", ""),
             source=data.get("source", ""),
             rules=data.get("rules", {}),
+            sources=data.get("sources", {}),
         )
 
 
@@ -325,11 +330,20 @@ def materialize(split: Split, pixels_by_id: dict[str, np.ndarray]) -> Dataset:
     return Dataset(split=split, pixels=pixels, targets=targets)
 
 
-def load_split(store: Store, split: Split, *, size: int, names: tuple[str, ...] = SPLITS) -> Dataset:
+def load_split(
+    store: Store, split: Split, *, size: int, names: tuple[str, ...] = SPLITS, stores: dict[str, Store] | None = None
+) -> Dataset:
     """Decode exactly the images a saved split names (to reproduce a run);
-    ``names`` limits it to some splits (the others come back empty)."""
+    ``names`` limits it to some splits (the others come back empty).
+    ``store``: the base source's images; ``stores``: the other sources'
+    (source name -> store; default: the locations the split lists)."""
+    from training import sources as src
+
+    if split.sources and stores is None:
+        stores = src.stores_of(split)
+    stores = {**(stores or {}), src.BASE: store}
     pixels = {
-        image_id: prepare_image(store.read_bytes(f"images/{image_id}.jpg"), size)
+        image_id: prepare_image(stores[src.source_of(image_id)].read_bytes(f"images/{src.local_id(image_id)}.jpg"), size)
         for name in names
         for image_id, _ in split.items[name]
     }

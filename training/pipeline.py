@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from shared.classifier import Classifier, inspect_model
+from shared.errors import ModelError
 from shared.manifest import Manifest, read_manifest, sha256_bytes, write_manifest
-from shared.model_layout import MANIFEST_FILE, METRICS_FILE, MODEL_FILE, new_version
+from shared.model_layout import MANIFEST_FILE, METRICS_FILE, MODEL_FILE, POINTER, new_version
 from shared.preprocess import PREPROCESSING
 from training import data as data_stage
 from training import evaluate as ev
@@ -95,34 +96,76 @@ def _require_data(config: JobConfig) -> str:
 
 @_timed("prepare")
 def run_prepare(config: JobConfig) -> data_stage.Dataset:
+    """The base dataset's split (or, with ``split_from``, the previous
+    split's base items as they were), plus each added source
+    (training/sources.py); the split is saved as ``split.json``."""
+    from training import sources as src
+
     config.work_dir.mkdir(parents=True, exist_ok=True)
-    dataset = data_stage.prepare(
-        open_store(_require_data(config)),
-        size=config.size,
-        top_n=config.top_n,
-        seed=config.seed,
-        val=config.val_fraction,
-        test=config.test_fraction,
-        small_images=config.small_images,
-    )
+    base_store = open_store(_require_data(config))
+    previous = _previous_split(config)
+    if previous is not None:
+        base_only = {name: [row for row in rows if src.source_of(row[0]) == src.BASE] for name, rows in previous.items.items()}
+        kept = data_stage.Split(**{**previous.__dict__, "items": base_only, "sources": {}})
+        dataset = data_stage.load_split(base_store, kept, size=config.size)
+        log.info(
+            "prepare: the base split of %s reused", config.split_from, extra={"stage": "prepare", "split_from": config.split_from}
+        )
+    else:
+        dataset = data_stage.prepare(
+            base_store,
+            size=config.size,
+            top_n=config.top_n,
+            seed=config.seed,
+            val=config.val_fraction,
+            test=config.test_fraction,
+            small_images=config.small_images,
+        )
+    if config.sources:
+        dataset = src.prepare_all(
+            dataset,
+            base_store,
+            src.parse_sources(config.sources),
+            size=config.size,
+            val=config.val_fraction,
+            test=config.test_fraction,
+            previous=previous,
+        )
     (config.work_dir / SPLIT_FILE).write_text(dataset.split.to_json())
     return dataset
 
 
-def load_dataset(config: JobConfig) -> data_stage.Dataset:
+def _previous_split(config: JobConfig) -> data_stage.Split | None:
+    if not config.split_from:
+        return None
+    store = open_store(
+        str(Path(config.split_from).parent) if "://" not in config.split_from else config.split_from.rsplit("/", 1)[0]
+    )
+    return data_stage.Split.from_json(store.read_bytes(config.split_from.rsplit("/", 1)[-1]).decode())
+
+
+def load_dataset(config: JobConfig, names: tuple[str, ...] = data_stage.SPLITS) -> data_stage.Dataset:
     """Decode the images named by the saved split (a stage run alone)."""
     split = data_stage.Split.from_json((config.work_dir / SPLIT_FILE).read_text())
-    return data_stage.load_split(open_store(_require_data(config)), split, size=config.size)
+    return data_stage.load_split(open_store(_require_data(config)), split, size=config.size, names=names)
 
 
 @_timed("train")
 def run_train(config: JobConfig, dataset: data_stage.Dataset):
     from training.model import ModelSpec
+    from training.sources import weighted_train
     from training.train import train
 
     weights = None if config.weights == "none" else config.weights
+    init = None
+    if config.init_from:
+        import keras
+
+        init = keras.models.load_model(config.init_from)
+        weights = None  # every weight comes from the model it fine-tunes
+        log.info("fine-tuning %s", config.init_from, extra={"stage": "train", "init_from": config.init_from})
     spec = ModelSpec(num_classes=len(dataset.split.labels), size=config.size, alpha=config.alpha, weights=weights)
-    model, history = train(dataset, spec, config.train)
+    model, history = train(weighted_train(dataset, config.seed), spec, config.train, init=init)
     model.save(config.work_dir / KERAS_FILE)
     (config.work_dir / HISTORY_FILE).write_text(json.dumps(history))
     return model
@@ -200,6 +243,11 @@ def build_manifest(
             "counts": {k: len(v) for k, v in split.items.items()},
             "split_file": SPLIT_FILE,
             "rules": split.rules,
+            **(
+                {"sources": {k: {n: v for n, v in info.items() if n != "counts"} for k, info in split.sources.items()}}
+                if split.sources
+                else {}
+            ),
         },
         metrics=metrics or {},
         preprocessing=dict(PREPROCESSING),
@@ -227,6 +275,7 @@ def run_evaluate(config: JobConfig, model, dataset: data_stage.Dataset) -> dict[
         "variants": {},
     }
     version = config.version or new_version()
+    predictions: dict[str, np.ndarray] = {}
     for variant in variant_names(config):
         flip = _flips(config, variant)
         model_bytes = (config.work_dir / VARIANT_FILES[variant]).read_bytes()
@@ -234,6 +283,7 @@ def run_evaluate(config: JobConfig, model, dataset: data_stage.Dataset) -> dict[
             model_bytes, version=version, labels=labels, config=config, variant=variant, split=dataset.split, flip=flip
         )
         predicted = ev.predict_classifier(Classifier(model_bytes, manifest), pixels).argmax(axis=1)
+        predictions[variant] = predicted
         metrics = ev.classification_metrics(truth, predicted, labels)
         metrics.update(
             agreement=ev.agreement(predicted, keras_pred[flip]),
@@ -253,6 +303,7 @@ def run_evaluate(config: JobConfig, model, dataset: data_stage.Dataset) -> dict[
         )
     served, why = choose_served(results["variants"], config.max_accuracy_loss)
     chosen = results["variants"][served]
+    results["per_source"] = _per_source(dataset, predictions[served], keras_pred[_flips(config, served)])
     results.update(
         version=version,
         labels=labels,
@@ -285,6 +336,7 @@ def run_evaluate(config: JobConfig, model, dataset: data_stage.Dataset) -> dict[
                 ev.classification_metrics(truth, keras_pred[_flips(config, served)], labels)["accuracy"], 4
             ),
             "invoke_ms": chosen["invoke_ms"],
+            "per_source_test_accuracy": {name: round(v["accuracy"], 4) for name, v in results["per_source"].items()},
         },
     )
     (config.work_dir / MODEL_FILE).write_bytes(model_bytes)
@@ -298,6 +350,22 @@ def run_evaluate(config: JobConfig, model, dataset: data_stage.Dataset) -> dict[
         extra={"stage": "evaluate", "served_variant": served, "test_accuracy": chosen["accuracy"]},
     )
     return results
+
+
+def _per_source(dataset: data_stage.Dataset, served: np.ndarray, keras: np.ndarray) -> dict[str, dict[str, Any]]:
+    """Test accuracy of the served variant and of Keras on each source's fixed test set."""
+    from training.sources import masks_by_source
+
+    truth = dataset.targets["test"]
+    out = {}
+    for name, mask in masks_by_source(dataset.split).items():
+        n = int(mask.sum())
+        out[name] = {
+            "accuracy": float((served[mask] == truth[mask]).mean()) if n else 0.0,
+            "keras_accuracy": float((keras[mask] == truth[mask]).mean()) if n else 0.0,
+            "images": n,
+        }
+    return out
 
 
 def choose_served(variants: dict[str, dict[str, Any]], max_loss: float) -> tuple[str, str]:
@@ -334,9 +402,30 @@ def _load_metrics(config: JobConfig) -> dict[str, Any]:
 
 
 @_timed("gate")
-def run_gate(config: JobConfig) -> GateDecision:
+def run_gate(config: JobConfig, dataset: data_stage.Dataset | None = None) -> GateDecision:
+    """The quality gate. When the store has a current model that reads the
+    same labels at the same input size, both models are scored on this
+    run's fixed test sets, per source (training.model_loop.gate_on_split);
+    otherwise the candidate's test accuracy is judged against the floor and
+    the current model's recorded accuracy (training.publish.decide)."""
+    from training import model_loop
+
     metrics = _load_metrics(config)
-    decision = decide(open_store(config.out), metrics["test_accuracy"], config.gate)
+    store = open_store(config.out)
+    decision = None
+    current_version = model_loop.pointed(store, POINTER) if store.exists(POINTER) else None
+    if current_version:
+        try:
+            current = model_loop.load_classifier(store, current_version)
+        except ModelError as exc:
+            log.warning("the current model cannot be scored: %s", exc, extra={"stage": "gate"})
+            current = None
+        if current is not None and current.size == config.size and sorted(current.labels) == sorted(metrics["labels"]):
+            dataset = dataset or load_dataset(config, names=("test",))
+            mine = {name: {"accuracy": v["accuracy"], "images": v["images"]} for name, v in metrics["per_source"].items()}
+            decision = model_loop.gate_on_split(current, current, dataset, config.gate, candidate_scores=mine)
+    if decision is None:
+        decision = decide(store, metrics["test_accuracy"], config.gate)
     metrics["gate"] = decision.to_dict() | {"store": config.out}
     _write_metrics(config, metrics)
     return decision
@@ -419,7 +508,9 @@ def run_publish(config: JobConfig) -> bool:
         decision = decide(store, metrics["test_accuracy"], config.gate)
     names = [MODEL_FILE, MANIFEST_FILE, METRICS_FILE, REPORT_FILE, SPLIT_FILE, HISTORY_FILE, *CHARTS]
     artifacts = {name: config.work_dir / name for name in names if (config.work_dir / name).is_file()}
-    return publish(store, metrics["version"], artifacts, decision, force=config.force_publish)
+    return publish(
+        store, metrics["version"], artifacts, decision, force=config.force_publish, as_candidate=config.publish_as == "candidate"
+    )
 
 
 def run_all(config: JobConfig) -> bool:
@@ -433,7 +524,7 @@ def run_all(config: JobConfig) -> bool:
     run_export(config, model, dataset)
     run_evaluate(config, model, dataset)
     run_thresholds(config, dataset)
-    run_gate(config)
+    run_gate(config, dataset)
     run_report(config)
     return run_publish(config)
 

@@ -3,6 +3,7 @@ so every stage reads and writes the same way wherever it runs."""
 
 from __future__ import annotations
 
+import contextlib
 import mimetypes
 from pathlib import Path
 from typing import Protocol
@@ -15,6 +16,7 @@ class Store(Protocol):
     def write_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None: ...
     def exists(self, key: str) -> bool: ...
     def list(self, prefix: str = "") -> list[str]: ...
+    def delete(self, key: str) -> None: ...
 
 
 class LocalStore:
@@ -47,6 +49,10 @@ class LocalStore:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; nothing happens when it is absent."""
+        self._path(key).unlink(missing_ok=True)
 
     def list(self, prefix: str = "") -> list[str]:
         root = self._real_root
@@ -86,6 +92,13 @@ class GcsStore:
 
     def exists(self, key: str) -> bool:
         return self.bucket.blob(self._name(key)).exists()
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; nothing happens when it is absent."""
+        from google.api_core.exceptions import NotFound
+
+        with contextlib.suppress(NotFound):
+            self.bucket.blob(self._name(key)).delete()
 
     def list(self, prefix: str = "") -> list[str]:
         full = self._name(prefix)

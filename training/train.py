@@ -232,10 +232,12 @@ class Features:
     val: np.ndarray
 
 
-def compute_features(data: Dataset, spec: ModelSpec, config: TrainConfig) -> Features:
+def compute_features(data: Dataset, spec: ModelSpec, config: TrainConfig, init: keras.Model | None = None) -> Features:
     """Run the frozen layers (pretrained, never trained: the same for every
-    seed) once over the training views and the val split."""
-    _, base = build_model(spec)
+    seed; ``init``'s when fine-tuning a model) once over the training views and the val split."""
+    model, base = build_model(spec)
+    if init is not None:
+        model.set_weights(init.get_weights())
     bottom, _ = split_base(base, config.cache_after)
     views = config.views if config.augment != "none" else 1
     aug = augmenter(config.seed, config.augment) if config.augment != "none" else None
@@ -250,7 +252,7 @@ def compute_features(data: Dataset, spec: ModelSpec, config: TrainConfig) -> Fea
 
 
 def train(
-    data: Dataset, spec: ModelSpec, config: TrainConfig, features: Features | None = None
+    data: Dataset, spec: ModelSpec, config: TrainConfig, features: Features | None = None, init: keras.Model | None = None
 ) -> tuple[keras.Model, dict[str, list[float]]]:
     """Fit the model; returns it (pixels in, scores out) with the merged
     per-epoch history.
@@ -264,15 +266,21 @@ def train(
     early stopping on validation accuracy restoring the best epoch's weights.
     ``features``: computed before by :func:`compute_features` with the same
     ``cache_after`` and pretrained weights (several seeds share them).
+    ``init``: a trained model of the same architecture (``spec``) to start
+    from (fine-tuning it) instead of the pretrained base and a new head.
     """
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()  # the same data, seed and machine give the same model
     model, base = build_model(spec)
+    if init is not None:
+        model.set_weights(init.get_weights())
     if config.cache_after:
         _, top = split_base(base, config.cache_after)
         trainee = head_on(top, spec)
+        if init is not None:
+            trainee.get_layer("probabilities").set_weights(model.get_layer("probabilities").get_weights())
         if features is None or features.cache_after != config.cache_after:
-            features = compute_features(data, spec, config)
+            features = compute_features(data, spec, config, init)
         train_ds, val_ds = _feature_datasets(features, data.targets["val"], config, spec.num_classes)
         count, targets = len(features.train_targets), features.train_targets
     else:

@@ -39,8 +39,8 @@ def test_a_full_record_round_trips() -> None:
     )
     stored = record.to_firestore()
     assert (
-        set(stored) == set(Field.ALL) and len(Field.ALL) == 25
-    )  # + band, review, review_pending (issue 15), outbox (issue 16), previous (issue 18)
+        set(stored) == set(Field.ALL) and len(Field.ALL) == 26
+    )  # + band, review, review_pending (15), outbox (16), candidate (17), previous (18)
     assert stored[Field.SOURCE]["generation"] == "1795628002389068"  # a string: it exceeds 2**53
     assert Classification.from_firestore(stored, "doc-1") == Classification(**{**record.__dict__, "id": "doc-1"})
     assert record.finished and record.reason is None

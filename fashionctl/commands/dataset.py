@@ -1,0 +1,67 @@
+"""``fashionctl dataset export``: the records and the processed bucket -> a
+training set (training/dataset_export.py)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from fashionctl.context import Context, pass_context, state_dir_option
+from fashionctl.errors import USAGE, CommandError
+
+
+@click.group("dataset", short_help="training sets made from the retailer's results")
+def dataset() -> None:
+    """Training sets made from the retailer's results."""
+
+
+@dataset.command(
+    "export",
+    short_help="write reviewed and auto-filed results as a training set (styles.csv + images/)",
+    help="Write the classification records and their photos in the processed bucket as a training set in the "
+    "layout the training job reads (styles.csv + images/), to a folder or gs://bucket/prefix: the human label where "
+    "a record was reviewed, the model's where it was filed automatically, provenance columns, duplicates (same "
+    "bytes) written once. Reads FIRESTORE_EMULATOR_HOST / STORAGE_EMULATOR_HOST and GOOGLE_CLOUD_PROJECT from the "
+    "environment, else from the stack's env file. Prints a JSON summary.",
+)
+@state_dir_option
+@click.option("--out", required=True, metavar="DIR|gs://BUCKET/PREFIX", help="where to write the training set")
+@click.option("--reviewed-only", is_flag=True, help="only records a human approved or relabeled")
+@click.option("--min-confidence", type=click.FloatRange(0.0, 1.0), help="auto-filed records only at this confidence or above")
+@click.option("--since", metavar="DATE", help="records created on or after (YYYY-MM-DD or ISO 8601, UTC)")
+@click.option("--until", metavar="DATE", help="records created before (YYYY-MM-DD or ISO 8601, UTC)")
+@click.option("--category", "categories", multiple=True, help="only this final label (repeatable)")
+@pass_context
+def export(
+    context: Context,
+    out: str,
+    reviewed_only: bool,
+    min_confidence: float | None,
+    since: str | None,
+    until: str | None,
+    categories: tuple[str, ...],
+) -> int:
+    from google.api_core.exceptions import GoogleAPIError
+    from google.auth.exceptions import DefaultCredentialsError
+
+    from training import dataset_export as core
+    from training.storage import GcsStore, open_store
+
+    try:
+        filters = core.filters_from(
+            reviewed_only=reviewed_only, min_confidence=min_confidence, since=since, until=until, categories=categories
+        )
+    except ValueError as exc:
+        raise CommandError(str(exc), USAGE) from exc
+    try:
+        storage = context.storage
+        store = GcsStore(out, storage) if out.startswith("gs://") else open_store(out)
+        result = core.export(core.read_records(context.firestore, filters), core.fetcher(storage), store, filters)
+    except (GoogleAPIError, DefaultCredentialsError) as exc:
+        raise CommandError(f"the export failed: {exc}\nis the stack running? see `fashionctl status`") from exc
+    click.echo(json.dumps(result.to_dict()))
+    return 0
+
+
+COMMANDS = (dataset,)
