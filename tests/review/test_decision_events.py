@@ -14,13 +14,15 @@ import pytest
 import requests
 
 import localcloud
+from functions.review_desk import DecisionRequest, ReviewDesk
 from shared import outbox as box
 from shared import records as rec
 from shared import result_events as events
+from shared.settings import Settings
 from tests.emulators import PROJECT, free_port, pubsub_emulator
 from tests.events.conftest import drain
 from tests.events.test_events_emulators import validate
-from tests.pipeline.conftest import REPO, function_env
+from tests.pipeline.conftest import INCOMING, MODELS, PROCESSED, REPO, function_env
 from tests.review.conftest import REVIEWER, ReviewStack, review_env
 
 TOPIC = "review-events"
@@ -134,3 +136,37 @@ def test_approve_then_a_changed_relabel_gives_two_distinct_events(stack: ReviewS
     check_decided(relabeled, attributes, doc_id, record)
     assert relabeled["data"]["review"]["decision"] == rec.RELABELED and relabeled["data"]["review"]["final_label"] == other
     assert box.event_states(record[rec.Field.OUTBOX]) == {decided_id(doc_id, 2): box.SENT, decided_id(doc_id, 3): box.SENT}
+
+
+def test_a_failure_before_the_publish_then_the_same_decision_publishes_it(
+    stack: ReviewStack, with_events: EventStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The desk core in this process (the wiring's outbox from the settings):
+    a failure after the commit (``review_before_publish=error``) leaves the
+    event pending; the same decision sent again is answered unchanged and
+    publishes it, with the same id."""
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", with_events.pubsub_host)
+
+    def desk(failpoints: str = "") -> ReviewDesk:
+        settings = Settings(
+            project=localcloud.PROJECT,
+            incoming_bucket=INCOMING,
+            processed_bucket=PROCESSED,
+            models_bucket=MODELS,
+            events_topic=TOPIC,
+            failpoints=failpoints,
+        )
+        return ReviewDesk(settings, stack.storage(), stack.firestore(), lambda: list(stack.labels))
+
+    doc_id = stack.item()
+    with_events.drain(quiet=1.0)
+    with pytest.raises(ConnectionError):
+        desk("review_before_publish=error").decide(DecisionRequest(doc_id, "approve"), REVIEWER)
+    assert box.event_states(stack.record(doc_id)[rec.Field.OUTBOX]) == {decided_id(doc_id, 2): box.PENDING}
+    assert with_events.drain(quiet=1.5) == []
+    result = desk().decide(DecisionRequest(doc_id, "approve"), REVIEWER)
+    assert result.unchanged
+    got = with_events.drain()
+    assert [event["id"] for event, _ in got] == [decided_id(doc_id, 2)]
+    check_decided(*got[0], doc_id, stack.record(doc_id))
+    assert box.event_states(stack.record(doc_id)[rec.Field.OUTBOX]) == {decided_id(doc_id, 2): box.SENT}
