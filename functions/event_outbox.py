@@ -127,8 +127,10 @@ class EventOutbox:
         return box.update(box.staged(record.get(rec.Field.OUTBOX), event, now))
 
     def on_decided(self, record_id: str, record: Mapping[str, Any] | None = None) -> int:
-        """The review desk's hook, called after a decision on ``record_id`` is
-        committed (``record``: the document as written; read when None):
+        """A repair hook for a decision on ``record_id`` committed without its
+        event (``record``: the document as written; read when None). The
+        review desk does not need it: it stages with :meth:`stage_decided` in
+        the decision's own write and calls :meth:`deliver` after the commit.
         stages the ``fashion.review.v1.decided`` event of the record's
         current decision in its outbox, unless that decision's event is
         already there (the decision's own write may have staged it with

@@ -17,7 +17,8 @@ yet deleted), ``after_delete`` (the source is deleted, the record not yet
 final). The review desk's decisions: ``review_after_copy`` (the copy at the
 final name exists, not yet recorded), ``review_before_delete`` (recorded, the
 review copy not yet deleted), ``review_after_delete`` (deleted, the decision
-not yet committed). The completion events: ``before_publish`` (the record is
+not yet committed), ``review_before_publish`` (the decision committed with its
+event pending in the record's outbox, the event not yet published). The completion events: ``before_publish`` (the record is
 final with its event pending in its outbox, the event not yet published).
 
 Actions:
@@ -51,6 +52,8 @@ POINTS = (
     "review_after_copy",
     "review_before_delete",
     "review_after_delete",
+    # the decision committed with its event pending in the outbox, not yet published
+    "review_before_publish",
     # the record is final with its completion event pending, the event not yet published
     "before_publish",
 )

@@ -15,9 +15,16 @@ A decision is applied in steps, each repeatable after a crash at any point:
    (:func:`functions.destinations.with_generation`), never overwriting;
 3. the new name and the review copy's generation are recorded in ``review_pending``;
 4. the review copy is deleted, pinned to that generation;
-5. a transaction sets ``status`` ``reviewed``, the ``review`` map and the new
-   ``destination``, clears ``review_pending`` and counts the decision in the
-   day's stats shard (group ``review``).
+5. an atomic batch sets ``status`` ``reviewed``, the ``review`` map and the new
+   ``destination``, clears ``review_pending``, stages the decision's
+   ``fashion.review.v1.decided`` event in the record's outbox
+   (:meth:`functions.event_outbox.EventOutbox.stage_decided`; one stable id
+   per decision, its record version) and counts the decision in the day's
+   stats shard (group ``review``);
+6. the event is published and marked sent
+   (:meth:`functions.event_outbox.EventOutbox.deliver`). A crash before that
+   leaves it pending in the outbox: a retry of the same decision, or the
+   sweep, publishes it with the same id.
 
 A retry of the same decision picks up wherever the last attempt stopped. The
 classify function and the sweep never touch the record (it is finished:
@@ -47,6 +54,7 @@ from google.cloud import firestore
 
 from functions import copy_metadata, destinations
 from functions.dependencies import CALL_TIMEOUT, bounded_retry, storage_retry
+from functions.event_outbox import EventOutbox
 from functions.failpoints import FailPoints
 from shared import records as rec
 from shared.review_backlog import Backlog, backlog_of, band_of, margin_of
@@ -228,7 +236,9 @@ def _same(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:
 class ReviewDesk:
     """The queue and the decisions over a google-cloud-storage client
     ``storage`` and a google-cloud-firestore client ``db``. ``labels()``
-    returns the categories a relabel may name (the current model's)."""
+    returns the categories a relabel may name (the current model's).
+    ``outbox``: stages and publishes the decisions' completion events
+    (default: the settings' ``EVENTS_TOPIC``; off when it is empty)."""
 
     def __init__(
         self,
@@ -239,6 +249,7 @@ class ReviewDesk:
         *,
         now: Callable[[], datetime] = rec.utcnow,
         failpoints: FailPoints | None = None,
+        outbox: EventOutbox | None = None,
     ) -> None:
         self.settings = settings
         self.storage = storage
@@ -248,6 +259,7 @@ class ReviewDesk:
         self.failpoints = failpoints if failpoints is not None else FailPoints.parse(settings.failpoints)
         self._retry = bounded_retry(settings.dependency_deadline_seconds)
         self._storage_retry = storage_retry(settings.dependency_deadline_seconds)
+        self.outbox = outbox or EventOutbox.from_settings(settings, db, retry=self._retry, timeout=CALL_TIMEOUT)
 
     # -- reading -----------------------------------------------------------------
 
@@ -325,7 +337,8 @@ class ReviewDesk:
         on_decided: Callable[[rec.Classification], None] | None = None,
     ) -> DecisionResult:
         """Apply one decision (the module's steps). ``on_decided(record)`` is
-        called once, after the decision commits, by the call that committed it.
+        called once, after the decision commits and its event is published,
+        by the call that committed it.
         A different decision with ``change`` on an item whose decision was
         interrupted more than ``LEASE_SECONDS`` ago first finishes that one,
         then replaces it (kept in ``review.previous``).
@@ -344,9 +357,11 @@ class ReviewDesk:
             self._apply(doc, interrupted)  # finish the interrupted decision, then change it
             outcome = self._begin(doc, request, reviewer)
         if isinstance(outcome, rec.Classification):
+            # what a crash between an earlier call's commit and its publish left unpublished
+            self.outbox.deliver(request.id, outcome.to_firestore())
             return DecisionResult(outcome, unchanged=True)
         record = self._apply(doc, outcome)
-        if record is None:  # another call of the same decision committed it
+        if record is None:  # another call of the same decision committed it (and publishes its event)
             return DecisionResult(self.get(request.id), unchanged=True)
         log.info(
             "review %s: %s -> %s",
@@ -475,7 +490,11 @@ class ReviewDesk:
         if pending[_FROM] != pending[_DEST]:
             self._delete(bucket, pending[_FROM], int(pending[_FROM_GENERATION]))
         self.failpoints.hit("review_after_delete")
-        return self._commit(doc, pending)
+        committed = self._commit(doc, pending)
+        if committed is not None:
+            self.failpoints.hit("review_before_publish")
+            self.outbox.deliver(doc.id, committed.to_firestore())  # never raises; what fails waits for the sweep
+        return committed
 
     def _copy(self, bucket: Any, doc: Any, pending: dict[str, Any]) -> tuple[str, int] | None:
         """Step 2: (the name written, the review copy's generation), or None
@@ -534,9 +553,10 @@ class ReviewDesk:
         return mine, update if mine else None
 
     def _commit(self, doc: Any, pending: dict[str, Any]) -> rec.Classification | None:
-        """Step 5: the record and the day's counter in one atomic batch, the
-        record's write fenced on its update time; None when another call of
-        this decision committed it first."""
+        """Step 5: the record, its decision's event (staged in its outbox)
+        and the day's counter in one atomic batch, the record's write fenced
+        on its update time; None when another call of this decision
+        committed it first."""
         for attempt in range(_FENCE_ATTEMPTS):
             snapshot = doc.get(retry=self._retry, timeout=CALL_TIMEOUT)
             if ((snapshot.to_dict() or {}).get(rec.Field.REVIEW_PENDING) or {}).get(_TOKEN) != pending[_TOKEN]:
@@ -550,6 +570,9 @@ class ReviewDesk:
                 rec.Field.REVIEW_PENDING: None,
                 rec.Field.UPDATED_AT: now,
             }
+            stored = snapshot.to_dict() or {}
+            # the decision's event, pending in the same write: no decision without its event
+            update |= self.outbox.stage_decided({**stored, **update}, doc.id, now)
             batch = self.db.batch()
             batch.update(doc, update, option=self.db.write_option(last_update_time=snapshot.update_time))
             # a nested map (stats shard "review": {decision: n}), which sum_shards reads like "review.<decision>"
@@ -560,7 +583,7 @@ class ReviewDesk:
             except gexc.FailedPrecondition:
                 time.sleep(random.uniform(0, 0.05 * (attempt + 1)))
                 continue
-            return rec.Classification.from_firestore({**(snapshot.to_dict() or {}), **update}, snapshot.id)
+            return rec.Classification.from_firestore({**stored, **update}, snapshot.id)
         raise ReviewError(ReviewError.UNAVAILABLE, "busy", "the item changed on every attempt; retry")
 
     def _gone(self, doc: Any, pending: dict[str, Any]) -> rec.Classification:

@@ -131,8 +131,9 @@ def review_api(
     reviewer from the verified IAP JWT when ``IAP_AUDIENCE`` is set (else
     ``REVIEWER``), HMAC-signed image URLs (or V4 signed ones with
     ``REVIEW_IMAGE_URLS=signed``). ``on_decided(record)``: called after each
-    committed decision (default: publish the decision's completion event,
-    ``fashion.review.v1.decided``, through the record's outbox; a no-op while
+    committed decision (default: none). The desk itself stages each
+    decision's completion event, ``fashion.review.v1.decided``, in the
+    decision's write and publishes it after the commit (a no-op while
     ``EVENTS_TOPIC`` is empty: functions/event_outbox.py)."""
     from functions.review_api import ReviewApi
     from functions.review_auth import IapIdentity, ImageUrlSigner, LocalIdentity
@@ -154,26 +155,7 @@ def review_api(
     identity = IapIdentity(settings.iap_audience) if settings.iap_audience else LocalIdentity(settings.reviewer_name)
     signer = ImageUrlSigner(settings.review_url_key.encode(), settings.review_url_ttl_seconds)
     desk = ReviewDesk(settings, storage, db, labels)
-    if on_decided is None:
-        on_decided = decision_events(settings, db)
     return ReviewApi(settings, desk, signer, identity, labels, on_decided=on_decided)
-
-
-def decision_events(settings: Settings, db: Any) -> Callable[[Any], None]:
-    """The review desk's ``on_decided(record)`` hook: stages and publishes the
-    decision's completion event (``EventOutbox.on_decided``); never raises."""
-    from functions.dependencies import CALL_TIMEOUT, bounded_retry
-    from functions.event_outbox import EventOutbox
-
-    outbox = EventOutbox.from_settings(
-        settings, db, retry=bounded_retry(settings.dependency_deadline_seconds), timeout=CALL_TIMEOUT
-    )
-
-    def on_decided(record: Any) -> None:
-        if record.id:
-            outbox.on_decided(record.id, record.to_firestore())
-
-    return on_decided
 
 
 # -- the per-process cache of the deployed functions ---------------------------------

@@ -32,23 +32,29 @@ class EventsLab:
     def drain(self, quiet: float = 3.0, timeout: float = 60.0, name: str = SUBSCRIPTION) -> list[tuple[dict, dict]]:
         """Every message on the subscription until none came for ``quiet``
         seconds: (event, attributes) pairs, acknowledged."""
-        client = localcloud.subscriber_client(self.pubsub_host)
-        got: list[tuple[dict, dict]] = []
-        deadline, last = time.monotonic() + timeout, time.monotonic()
-        try:
-            while time.monotonic() - last < quiet and time.monotonic() < deadline:
-                response = client.pull(request={"subscription": self.subscription_path(name), "max_messages": 100}, timeout=10)
-                if not response.received_messages:
-                    time.sleep(0.2)
-                    continue
-                last = time.monotonic()
-                for received in response.received_messages:
-                    got.append((events.decode(received.message.data), dict(received.message.attributes)))
-                ids = [r.ack_id for r in response.received_messages]
-                client.acknowledge(request={"subscription": self.subscription_path(name), "ack_ids": ids})
-        finally:
-            client.close()
-        return got
+        return drain(self.pubsub_host, self.subscription_path(name), quiet, timeout)
+
+
+def drain(pubsub_host: str, subscription_path: str, quiet: float = 3.0, timeout: float = 60.0) -> list[tuple[dict, dict]]:
+    """Every message on the Pub/Sub emulator's subscription ``subscription_path``
+    until none came for ``quiet`` seconds: (event, attributes) pairs, acknowledged."""
+    client = localcloud.subscriber_client(pubsub_host)
+    got: list[tuple[dict, dict]] = []
+    deadline, last = time.monotonic() + timeout, time.monotonic()
+    try:
+        while time.monotonic() - last < quiet and time.monotonic() < deadline:
+            response = client.pull(request={"subscription": subscription_path, "max_messages": 100}, timeout=10)
+            if not response.received_messages:
+                time.sleep(0.2)
+                continue
+            last = time.monotonic()
+            for received in response.received_messages:
+                got.append((events.decode(received.message.data), dict(received.message.attributes)))
+            ids = [r.ack_id for r in response.received_messages]
+            client.acknowledge(request={"subscription": subscription_path, "ack_ids": ids})
+    finally:
+        client.close()
+    return got
 
 
 @pytest.fixture(scope="module")
