@@ -18,6 +18,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from shared import records as rec
+from shared.model_layout import current_version
+from shared.review_backlog import decided_on
 
 QUERY_TIMEOUT = 30.0
 
@@ -94,12 +96,11 @@ def last_hour(db: Any, now: datetime) -> tuple[int, int]:
 def check(env: Mapping[str, str], db: Any, storage: Any, thresholds: Thresholds, now: datetime | None = None) -> Health:
     from functions.review_desk import read_backlog
     from functions.sweep import last_run
-    from reporting.collect import current_model
 
     now = now or datetime.now(UTC)
     count, oldest = backlog(storage, env["INCOMING_BUCKET"], now)
     records, failed = last_hour(db, now)
-    health = Health(current_model(storage, env["MODELS_BUCKET"]), count, oldest, last_run(db), records, failed)
+    health = Health(current_version(storage, env["MODELS_BUCKET"]), count, oldest, last_run(db), records, failed)
     health.review = read_backlog(db, now, timeout=QUERY_TIMEOUT, days=7).to_dict()  # decisions of the last 7 days
     health.problems = assess(health, thresholds)
     return health
@@ -110,10 +111,14 @@ def render(health: Health) -> str:
     sweep_text = "none"
     if sweep:
         counts = sweep.get("counts") or {}
-        sweep_text = (
-            f"{sweep.get('id')} ({sweep.get('status')}, started {sweep.get('started_at')}, "
-            f"processed {counts.get('processed', 0)}, failed {counts.get('failed', 0)})"
-        )
+        if sweep.get("dry_run"):  # nothing was moved: say so, and what it would have done
+            status, done = (
+                f"{sweep.get('status')}, dry run",
+                f"would process {len(sweep.get('would_process') or [])}, moved nothing",
+            )
+        else:
+            status, done = sweep.get("status"), f"processed {counts.get('processed', 0)}, failed {counts.get('failed', 0)}"
+        sweep_text = f"{sweep.get('id')} ({status}, started {sweep.get('started_at')}, {done})"
         if previous := sweep.get("previous_run"):
             sweep_text += f"; the run before it, {previous.get('run_id')}, {previous.get('status')}"
     age = "-" if health.oldest_backlog_age_s is None else f"{health.oldest_backlog_age_s:.0f} s"
@@ -135,7 +140,7 @@ def review_text(review: Mapping[str, Any] | None) -> str:
         return "-"
     bands = ", ".join(f"{band} {n}" for band, n in sorted(review["per_band"].items()))
     age = "-" if review["oldest_age_s"] is None else f"{review['oldest_age_s']:.0f} s"
-    today = sum(review["reviewed_per_day"].get(datetime.now(UTC).strftime("%Y-%m-%d"), {}).values())
+    today = decided_on(review, rec.day_of(datetime.now(UTC)))
     accuracy = review["accuracy_on_reviewed"]
     right = "-" if accuracy is None else f"{accuracy:.1%} ({review['model_right']}/{review['reviewed']}; approved = right)"
     return f"{review['total']} waiting ({bands}), oldest {age}; {today} decided today; model right on reviewed: {right}"

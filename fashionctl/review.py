@@ -126,7 +126,10 @@ def render_result(result: Mapping[str, Any]) -> str:
         unchanged = " (already so: nothing moved)" if result.get("unchanged") else ""
         return f"{result['id']}: {review.get(REVIEW_DECISION)} -> {where}{unchanged}"
     error = result.get("error") or {}
-    return f"{result.get('id')}: REFUSED {error.get('code')}: {error.get('message')}"
+    message = str(error.get("message"))
+    if error.get("code") == "already_decided":  # the API names its body field; the CLI has a flag for it
+        message = message.replace("send change: true", "pass --change")
+    return f"{result.get('id')}: REFUSED {error.get('code')}: {message}"
 
 
 def print_json(data: Any, out: TextIO | None = None) -> None:

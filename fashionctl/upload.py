@@ -63,12 +63,13 @@ def client_for(target: UploadTarget) -> Any:
     return storage.Client(project=target.project)
 
 
-def run(paths: list[str], target: UploadTarget, *, prefix: str = "", out: TextIO = sys.stdout) -> int:
+def run(paths: list[str], target: UploadTarget, *, prefix: str = "", out: TextIO | None = None) -> int:
     """Upload every file found; prints one line per file. A file whose
     content is not an image (whatever its name) is reported and not
     uploaded. Returns 1 if any file was not uploaded, else 0."""
     from google.api_core.exceptions import GoogleAPIError
 
+    out = out or sys.stdout  # looked up per call (a test's captured stdout)
     files = find_files(paths)
     if not files:
         print("no files found", file=out)
@@ -83,6 +84,10 @@ def run(paths: list[str], target: UploadTarget, *, prefix: str = "", out: TextIO
     for index, (path, name) in enumerate(files, 1):
         key = prefix + name
         try:
+            if path.stat().st_size == 0:
+                failed += 1
+                print(f"[{index}/{len(files)}] NOT UPLOADED {path}: the file is empty", file=out, flush=True)
+                continue
             mime = content_type(path)
             if mime is None:
                 failed += 1

@@ -57,7 +57,7 @@ from functions.dependencies import CALL_TIMEOUT, bounded_retry, storage_retry
 from functions.event_outbox import EventOutbox
 from functions.failpoints import FailPoints
 from shared import records as rec
-from shared.review_backlog import Backlog, backlog_of, band_of, margin_of
+from shared.review_backlog import Backlog, backlog_of, band_of, decided_on, margin_of
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -278,7 +278,12 @@ class ReviewDesk:
         hundreds or thousands of records, not millions), so no composite
         index is needed; the page token is the last item's sort key, so a
         page is stable while items are decided. Raises ReviewError ``invalid``
-        on a malformed token."""
+        on a malformed token, ``unknown_label`` on a category that is not
+        one of the current model's labels."""
+        if query.category and query.category not in self.labels():
+            raise ReviewError(
+                ReviewError.INVALID, "unknown_label", f"unknown category {query.category!r}: not one of the model's labels"
+            )
         collection = self.db.collection(rec.COLLECTION)
         q = collection.where(filter=firestore.FieldFilter(rec.Field.STATUS, "==", rec.NEEDS_REVIEW))
         if query.category:
@@ -300,10 +305,15 @@ class ReviewDesk:
         return QueuePage(page, token, remaining, self.done_today())
 
     def done_today(self) -> int:
-        """Decisions counted today (UTC) in the stats shards, all reviewers."""
-        shards = self.db.collection(rec.STATS, rec.day_of(self.now()), rec.SHARDS).stream(timeout=CALL_TIMEOUT)
-        totals = rec.sum_shards(s.to_dict() or {} for s in shards)
-        return sum(totals[rec.REVIEW_GROUP].values())
+        """Decisions made today (UTC), all reviewers, by the one rule of
+        shared.review_backlog.decision_events (each replaced decision counted
+        once), read from the records decided since midnight."""
+        now = self.now()
+        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        collection = self.db.collection(rec.COLLECTION)
+        decided = collection.where(filter=firestore.FieldFilter(f"{rec.Field.REVIEW}.{rec.REVIEW_AT}", ">=", midnight))
+        found = [rec.Classification.from_firestore(s.to_dict(), s.id) for s in decided.stream(timeout=CALL_TIMEOUT)]
+        return decided_on(backlog_of(found, now).to_dict(), rec.day_of(now))
 
     def image(self, record: rec.Classification) -> tuple[bytes, str | None]:
         """The bytes and Content-Type of the record's file where it now is.

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from reporting.build import Report, build
 from shared import records as rec
-from shared.model_layout import POINTER, parse_pointer, version_prefix
+from shared.model_layout import current_version, version_prefix
 
 QUERY_TIMEOUT = 30.0
 
@@ -28,9 +28,8 @@ def records_between(db: Any, since: datetime, until: datetime) -> list[dict[str,
 
 
 def current_model(storage: Any, models_bucket: str) -> str | None:
-    """The version the pointer names, or None when there is no model."""
-    blob = storage.bucket(models_bucket).get_blob(POINTER)
-    return parse_pointer(blob.download_as_bytes()) if blob is not None else None
+    """The version the pointer names, or None when there is no model (shared.model_layout.current_version)."""
+    return current_version(storage, models_bucket)
 
 
 def object_url(bucket: str, name: str, emulator_host: str | None = None) -> str:

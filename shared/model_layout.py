@@ -13,6 +13,7 @@ import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from shared.errors import ModelError
 
@@ -34,6 +35,15 @@ def check_version(version: object) -> str:
     if not isinstance(version, str) or not _VERSION.fullmatch(version) or set(version) == {"."}:
         raise ModelError(f"{version!r} is not a model version name (letters, digits, '.', '_' and '-', at most 128)")
     return version
+
+
+def current_version(storage: Any, models_bucket: str) -> str | None:
+    """The version ``models/current.json`` in ``models_bucket`` names (read
+    through a google-cloud-storage client ``storage``), or None when there is
+    no pointer. Raises ModelError on a malformed pointer, GoogleAPIError when
+    the bucket cannot be read."""
+    blob = storage.bucket(models_bucket).get_blob(POINTER)
+    return parse_pointer(blob.download_as_bytes()) if blob is not None else None
 
 
 def version_prefix(version: str) -> str:

@@ -17,7 +17,8 @@ from shared import records as rec
 @dataclass
 class Backlog:
     """The review backlog: count per band, age of the oldest item (seconds),
-    decisions per day (``{day: {decision: n}}``) and the model's accuracy on
+    decisions per day (``{day: {decision: n}}``, every decision event by
+    :func:`decision_events`, replaced ones included) and the model's accuracy on
     reviewed items (approved = right; relabeled and rejected = wrong)."""
 
     per_band: dict[str, int] = field(default_factory=dict)
@@ -57,6 +58,30 @@ def margin_of(record: rec.Classification) -> float:
     return round(scores[0] - (scores[1] if len(scores) > 1 else 0.0), 6)
 
 
+def decision_events(review: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """THE rule for "decided on a day" (docs/review.md, "Decisions per day"):
+    every decision a person made counts once, on the UTC day (``YYYY-MM-DD``)
+    of its ``reviewed_at``: the record's current decision and each one it
+    replaced (``review.previous``). So an item approved and later relabeled
+    the same day counts 2 that day (1 approved, 1 relabeled), as the
+    decision counters of ``/stats`` count them. A decision without a time
+    counts on day ``unknown``. Returns ``[(day, decision), ...]``."""
+    entries = [*(e for e in review.get(rec.REVIEW_PREVIOUS) or () if isinstance(e, Mapping)), review]
+    events = []
+    for entry in entries:
+        at = entry.get(rec.REVIEW_AT)
+        events.append((rec.day_of(at) if isinstance(at, datetime) else "unknown", str(entry.get(rec.REVIEW_DECISION))))
+    return events
+
+
+def decided_on(backlog: Mapping[str, Any], day: str) -> int:
+    """Decisions made on ``day`` (``YYYY-MM-DD``, UTC) by the rule of
+    :func:`decision_events`, from a :meth:`Backlog.to_dict` (its
+    ``reviewed_per_day``). Used by ``fashionctl health`` and the review
+    queue's ``progress.done_today``."""
+    return sum((backlog.get("reviewed_per_day") or {}).get(day, {}).values())
+
+
 def backlog_of(records: Iterable[rec.Classification], now: datetime) -> Backlog:
     """The :class:`Backlog` of ``records`` (any statuses; only needs_review
     and reviewed ones count)."""
@@ -69,13 +94,11 @@ def backlog_of(records: Iterable[rec.Classification], now: datetime) -> Backlog:
             if record.created_at and (oldest is None or record.created_at < oldest):
                 oldest = record.created_at
         elif record.status == rec.REVIEWED and record.review:
-            decision = record.review.get(rec.REVIEW_DECISION)
-            at = record.review.get(rec.REVIEW_AT)
-            day = rec.day_of(at) if isinstance(at, datetime) else "unknown"
-            counts = result.reviewed_per_day.setdefault(day, {})
-            counts[decision] = counts.get(decision, 0) + 1
+            for day, decision in decision_events(record.review):
+                counts = result.reviewed_per_day.setdefault(day, {})
+                counts[decision] = counts.get(decision, 0) + 1
             result.reviewed += 1
-            result.model_right += decision == rec.APPROVED
+            result.model_right += record.review.get(rec.REVIEW_DECISION) == rec.APPROVED
     for band in (rec.BAND_CHECK, rec.BAND_REVIEW):
         result.per_band.setdefault(band, 0)
     result.oldest_age_s = (now - oldest).total_seconds() if oldest else None

@@ -16,14 +16,19 @@ from fashionctl.errors import USAGE, CommandError
 @pass_context
 def health(context: Context, max_backlog_age: float, max_error_rate: float, as_json: bool) -> int:
     from google.api_core.exceptions import GoogleAPIError
+    from google.auth.exceptions import DefaultCredentialsError
 
     from fashionctl import health as core
+    from fashionctl.preflight import NO_STACK_HINT, probe_emulators
 
     thresholds = core.Thresholds(max_backlog_age=max_backlog_age, max_error_rate=max_error_rate)
+    probe_emulators(context.env)
     try:
         return core.run(context.env, thresholds, as_json=as_json)
+    except DefaultCredentialsError as exc:
+        raise CommandError(f"cannot check the health: no local stack and no Google credentials\n{NO_STACK_HINT}") from exc
     except KeyError as exc:
-        raise CommandError(f"missing setting {exc} (environment or the stack's env file)", USAGE) from exc
+        raise CommandError(f"missing setting {exc} (environment or the stack's env file)\n{NO_STACK_HINT}", USAGE) from exc
     except GoogleAPIError as exc:
         raise CommandError(f"cannot check the health: {exc}") from exc
 

@@ -17,12 +17,24 @@ from fashionctl.errors import USAGE, CommandError
 @click.option("--upload", is_flag=True, help="also write them to reports/<time>/ in the processed bucket")
 @pass_context
 def report(context: Context, days: int, out: Path, upload: bool) -> int:
-    from google.api_core.exceptions import GoogleAPIError
+    import importlib.util
 
+    from google.api_core.exceptions import GoogleAPIError
+    from google.auth.exceptions import DefaultCredentialsError
+
+    from fashionctl.preflight import NO_STACK_HINT, probe_emulators
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise CommandError(
+            "the report needs matplotlib, which this environment lacks: run `make venv` and use .venv/bin/fashionctl"
+        )
     from fashionctl import report as core
 
+    probe_emulators(context.env)
     try:
         return core.run(context.env, days, out, to_bucket=upload)
+    except DefaultCredentialsError as exc:
+        raise CommandError(f"cannot build the report: no local stack and no Google credentials\n{NO_STACK_HINT}") from exc
     except KeyError as exc:
         raise CommandError(f"missing setting {exc} (environment or the stack's env file)", USAGE) from exc
     except GoogleAPIError as exc:

@@ -78,11 +78,23 @@ def test_review_from_the_command_line_and_the_backlog_everywhere(local_stack, ca
     assert approved["review"]["reviewed_by"] == "cli-tester"
     [refused] = fashionctl_json(capsys, state_dir, "review", "approve", ids[2], code=1)
     assert refused["error"]["code"] == "already_decided"
+    capsys.readouterr()
+    assert cli.main(["review", "approve", ids[2], "--state-dir", str(state_dir)]) == 1
+    assert "pass --change to replace that decision" in capsys.readouterr().out  # the CLI names its flag
     [changed] = fashionctl_json(capsys, state_dir, "review", "approve", ids[2], "--change")
     assert changed["ok"] and changed["review"]["previous"][0]["decision"] == rec.REVIEW_REJECTED
     capsys.readouterr()
     assert cli.main(["review", "list", "--state-dir", str(state_dir)]) == 0
-    assert "0 waiting" in capsys.readouterr().out
+    listed = capsys.readouterr().out
+    assert "0 waiting" in listed
+    # one rule for "decided today" (docs/review.md): 4 decisions + 1 replacing one = 5, everywhere
+    assert "5 decided today" in listed
+    [body] = fashionctl_json(capsys, state_dir, "review", "list")
+    assert body["progress"]["done_today"] == 5
+    bad = requests.get(env["REVIEW_URL"] + "/api/queue", params={"category": "Nope"}, timeout=30)
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "unknown_label"
+    known = requests.get(env["REVIEW_URL"] + "/api/queue", params={"category": other}, timeout=30)
+    assert known.status_code == 200 and known.json()["items"] == []
 
     # approved: ids[0] and (after the change) ids[2]; ids[1] too when `other` was its predicted label
     right = 2 + (other == items[1]["label"])
@@ -92,11 +104,14 @@ def test_review_from_the_command_line_and_the_backlog_everywhere(local_stack, ca
     assert review["accuracy_on_reviewed"] == right / 4
     capsys.readouterr()
     cli.main(["health", "--state-dir", str(state_dir)])
-    assert "model right on reviewed" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "model right on reviewed" in text and "5 decided today" in text
 
     stats = requests.get(env["PREDICT_URL"] + "/stats?days=1", timeout=60).json()
     assert stats["review"]["reviewed"] == 4 and stats["review"]["total"] == 0
     assert sum(stats["totals"]["review"].values()) == 5  # four decisions and one change, each counted
+    today = rec.day_of(rec.utcnow())
+    assert stats["review"]["reviewed_per_day"][today] == stats["days"][today]["review"]  # the same rule, per decision
 
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import firestore
