@@ -80,7 +80,7 @@ class Score(beam.DoFn):
         self.db = firestore_client(self.settings)
 
     def process(self, ref: rec.ObjectRef) -> Iterator[Any]:
-        from functions.copy_metadata import RECORD_ID, Attached
+        from shared.copy_metadata import RECORD_ID, Attached
         from shared.preprocess import prepare_image
 
         bucket = self.storage.bucket(ref.bucket)

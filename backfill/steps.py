@@ -35,7 +35,7 @@ RETRY, DIRECT = "retry", "direct"
 class Item:
     """One object version on its way: its bytes (None: not read, the core
     reads it itself, e.g. gone or zero bytes), what the uploader attached
-    (``functions.copy_metadata.Attached``) and a preprocessing error."""
+    (``shared.copy_metadata.Attached``) and a preprocessing error."""
 
     ref: rec.ObjectRef
     data: bytes | None = None
@@ -138,8 +138,8 @@ class Download(beam.DoFn):
         self.storage = storage_client(self.settings)
 
     def process(self, ref: rec.ObjectRef) -> Iterator[Any]:
-        from functions.copy_metadata import Attached
         from functions.dependencies import TRANSIENT_ERRORS
+        from shared.copy_metadata import Attached
         from shared.preprocess import prepare_image
 
         try:

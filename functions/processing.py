@@ -31,7 +31,6 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from functions import destinations
-from functions.copy_metadata import Attached, source_generation
 from functions.dependencies import CALL_TIMEOUT, TRANSIENT_ERRORS, bounded_retry, storage_retry, transient_cause
 from functions.event_outbox import EventOutbox
 from functions.failpoints import FailPoints
@@ -39,6 +38,7 @@ from functions.model_cache import ModelCache, ModelUnavailable
 from shared import record_updates as updates
 from shared import records as rec
 from shared import thresholds
+from shared.copy_metadata import Attached, source_generation
 from shared.errors import ImageError
 from shared.settings import Settings
 
@@ -393,7 +393,7 @@ class Processor:
         self, ref: rec.ObjectRef, decision: rec.Decision, data: bytes, attached: Attached, timings: dict[str, float]
     ) -> rec.Destination:
         """Write the bytes, with what the uploader attached and the result
-        (``functions/copy_metadata.py``), to the decision's target in the
+        (``shared/copy_metadata.py``), to the decision's target in the
         processed bucket. The newest upload of a name owns the target:
 
         - nothing there: create it (``if_generation_match=0``);

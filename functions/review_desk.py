@@ -52,10 +52,11 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from functions import copy_metadata, destinations
+from functions import destinations
 from functions.dependencies import CALL_TIMEOUT, bounded_retry, storage_retry
 from functions.event_outbox import EventOutbox
 from functions.failpoints import FailPoints
+from shared import copy_metadata
 from shared import records as rec
 from shared.review_backlog import Backlog, backlog_of, band_of, decided_on, margin_of
 from shared.settings import Settings

@@ -234,7 +234,7 @@ def fetcher(storage_client: Any) -> Callable[[rec.Classification], bytes | None]
     upload version (the processed copy's ``source-generation`` metadata)."""
     from google.api_core.exceptions import NotFound
 
-    from functions.copy_metadata import source_generation
+    from shared.copy_metadata import source_generation
 
     def fetch(record: rec.Classification) -> bytes | None:
         assert record.destination is not None and record.source is not None

@@ -22,9 +22,9 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 
 import localcloud
-from functions.copy_metadata import CATEGORY, CONFIDENCE, MODEL_VERSION, RECORD_ID, SOURCE_GENERATION, STATUS
 from functions.model_cache import ModelCache
 from functions.processing import IGNORED, Processor
+from shared.copy_metadata import CATEGORY, CONFIDENCE, MODEL_VERSION, RECORD_ID, SOURCE_GENERATION, STATUS
 from shared.labels import slugify
 from shared.records import ObjectRef
 from shared.settings import Settings

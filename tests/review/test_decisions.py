@@ -9,8 +9,8 @@ import base64
 import hashlib
 from typing import Any
 
-from functions import copy_metadata
 from functions.destinations import with_generation
+from shared import copy_metadata
 from shared import records as rec
 from shared.labels import slugify
 from tests.pipeline.conftest import PROCESSED

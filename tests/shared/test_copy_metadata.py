@@ -1,12 +1,12 @@
-"""What travels with a file to its processed copy (functions/copy_metadata.py): pure logic."""
+"""What travels with a file to its processed copy (shared/copy_metadata.py): pure logic."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
-from functions.copy_metadata import Attached, result_metadata, source_generation
 from shared import record_updates as updates
 from shared import records as rec
+from shared.copy_metadata import Attached, result_metadata, source_generation
 from shared.settings import Settings
 
 REF = rec.ObjectRef("in", "fix/sku-W77.jpg", 17, 1234, "image/jpeg")
