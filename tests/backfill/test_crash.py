@@ -22,7 +22,7 @@ def test_a_crash_at_each_step_then_a_rerun_loses_and_duplicates_nothing(stack: B
     uploaded: dict[str, int] = {}
     before_total = stack.counted_total()
     fast_lease = {"LEASE_SECONDS": "1"}
-    assert len(CORE_POINTS) == 5
+    assert len(CORE_POINTS) == 6  # after_download ... after_delete, and before_publish (the events outbox)
     for k, point in enumerate(CORE_POINTS):
         prefix = f"crash/{point}/"
         uploaded |= stack.upload(prefix, images[k * PER_POINT : (k + 1) * PER_POINT])
