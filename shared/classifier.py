@@ -29,7 +29,8 @@ class AttributePrediction:
     """One attribute of a photo (issue 19): its top class and score (0..1).
 
     ``value`` is ``None`` when ``confidence`` is below the attribute's
-    ``threshold``: a low-confidence attribute is left empty, not guessed;
+    ``threshold`` (or the threshold is 1.0: never reached on val): a
+    low-confidence attribute is left empty, not guessed;
     ``best`` keeps the top class either way for a reviewer."""
 
     value: str | None
@@ -233,7 +234,10 @@ class Classifier:
         threshold = float(head["threshold"])
         label = head["labels"][best]
         return AttributePrediction(
-            value=label if confidence >= threshold else None, confidence=confidence, threshold=threshold, best=label
+            value=label if confidence >= threshold and threshold < 1.0 else None,
+            confidence=confidence,
+            threshold=threshold,
+            best=label,
         )
 
     def classify_pixels(self, pixels: np.ndarray, top_k: int = 3) -> list[Prediction]:
