@@ -14,6 +14,7 @@ from shared.manifest import Manifest, read_manifest, write_manifest
 from shared.model_layout import MANIFEST_FILE, MODEL_FILE
 
 pytest.importorskip("tensorflow", reason="TensorFlow is needed to build the tiny test models")
+pytestmark = pytest.mark.training
 
 SIZE = 32
 LABELS = ["Alpha Shoes", "Beta Bags", "Gamma Tops"]

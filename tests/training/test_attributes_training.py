@@ -44,6 +44,7 @@ def test_threshold_and_report_skip_missing_targets():
     assert 0 < report["macro_f1"] <= 1
 
 
+@pytest.mark.training
 def test_joint_training_on_small_set_images_and_serving(tmp_path):
     """A few dozen real images: the heads train jointly (every head's loss
     falls), the export gives every head and the manifest carries them."""
@@ -116,3 +117,18 @@ def test_joint_training_on_small_set_images_and_serving(tmp_path):
     for a, result in prediction.attributes.items():
         assert result.best in attrs.schema[a]["classes"]
         assert (result.value is None) == (result.confidence < result.threshold or result.threshold >= NEVER)
+
+
+def test_report_has_a_section_per_attribute():
+    from training.attributes import attribute_metrics
+    from training.report import attributes_html
+
+    scores = np.array([[0.9, 0.1], [0.3, 0.7], [0.6, 0.4]], np.float32)
+    colour = attribute_metrics(scores, np.array([0, 1, 1]), ["black", "blue"], 0.8) | {
+        "classes": ["black", "blue"],
+        "threshold": 0.8,
+    }
+    page = attributes_html({"colour": colour})
+    assert "<td>colour</td><td>66.7%</td>" in page
+    assert "<tr><th>blue</th><td>1</td><td>1</td></tr>" in page  # one blue taken for black
+    assert attributes_html(None) == attributes_html({}) == ""
