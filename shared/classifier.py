@@ -117,24 +117,21 @@ class Classifier:
 
     def _find_outputs(self) -> tuple[dict, dict[str, dict]]:
         """The category output's details and {attribute: output details}.
-        A model without attribute heads in its manifest uses its first
-        output, as before; with them, outputs are found by their signature
-        names (ModelError when one is missing)."""
+        The category output is the signature's :data:`CATEGORY_OUTPUT` when
+        the model names it (a model with attribute heads), else the first
+        output, as before; attribute outputs are found by the names the
+        manifest gives (ModelError when one is missing)."""
         outputs = self._interpreter.get_output_details()
-        if not self.manifest.attributes:
-            return outputs[0], {}
-        try:
-            named = self._interpreter.get_signature_runner().get_output_details()
-        except ValueError as exc:
-            raise ModelError(f"the model has no signature naming its outputs: {exc}") from exc
         by_index = {int(d["index"]): d for d in outputs}
+        named = _signature_outputs(self._interpreter)
+        category = by_index[named[CATEGORY_OUTPUT]] if CATEGORY_OUTPUT in named else outputs[0]
+        if not self.manifest.attributes:
+            return category, {}
         wanted = {name: head["output"] for name, head in self.manifest.attributes.items()}
         missing = sorted({CATEGORY_OUTPUT, *wanted.values()} - set(named))
         if missing:
             raise ModelError(f"the model has no outputs {missing} (it has {sorted(named)})")
-        return by_index[int(named[CATEGORY_OUTPUT]["index"])], {
-            name: by_index[int(named[output]["index"])] for name, output in wanted.items()
-        }
+        return category, {name: by_index[named[output]] for name, output in wanted.items()}
 
     def _check_against_manifest(self) -> None:
         shape = list(self._input["shape"])
@@ -272,14 +269,28 @@ class Classifier:
         return results
 
 
+def _signature_outputs(interpreter) -> dict[str, int]:
+    """{output name: tensor index} of the model's one signature; empty for a
+    model without signatures. No reference into the interpreter is kept."""
+    try:
+        runner = interpreter.get_signature_runner()
+    except ValueError:
+        return {}
+    return {name: int(detail["index"]) for name, detail in runner.get_output_details().items()}
+
+
 def inspect_model(model_bytes: bytes) -> dict:
     """Input/output shapes, dtypes and quantization parameters of a TFLite
-    model, read with LiteRT (used to write the manifest)."""
+    model, read with LiteRT (used to write the manifest); the output is the
+    category's (:data:`CATEGORY_OUTPUT`) in a model with attribute heads."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=model_bytes)
+    outputs = interpreter.get_output_details()
+    category = _signature_outputs(interpreter).get(CATEGORY_OUTPUT)
+    output = next((d for d in outputs if int(d["index"]) == category), outputs[0])
     details = {}
-    for name, tensor in (("input", interpreter.get_input_details()[0]), ("output", interpreter.get_output_details()[0])):
+    for name, tensor in (("input", interpreter.get_input_details()[0]), ("output", output)):
         scale, zero_point = tensor["quantization"]
         details[name] = {
             "shape": [int(d) for d in tensor["shape"]],

@@ -170,3 +170,17 @@ def test_category_only_model_has_no_attributes(tiny_model_dir):
     classifier = Classifier.load(tiny_model_dir.int8_dir)
     prediction = classifier.classify_pixels(np.zeros((1, tiny_model_dir.size, tiny_model_dir.size, 3), np.uint8))[0]
     assert prediction.attributes == {} and "attributes" not in prediction.to_dict()
+
+
+def test_multi_head_model_with_a_category_only_manifest_serves_the_category(exported, tmp_path):
+    from shared.classifier import Classifier, inspect_model
+
+    folder = exported["folders"]["float32"]
+    manifest = read_manifest(folder / MANIFEST_FILE)
+    manifest.attributes = {}
+    classifier = Classifier((folder / MODEL_FILE).read_bytes(), manifest)
+    pixels = _pixels(3)
+    expected = exported["model"].predict(pixels.astype(np.float32), verbose=0)["probabilities"]
+    np.testing.assert_allclose(classifier.predict_arrays(pixels), expected, atol=1e-4)
+    assert classifier.classify_pixels(pixels[:1])[0].attributes == {}
+    assert inspect_model(exported["bytes"]["int8"])["output"]["shape"] == [1, len(LABELS)]
