@@ -4,7 +4,6 @@ and reading them from the real styles.csv files."""
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,15 +17,13 @@ from shared.attributes import (
     classes_of,
     raw_value,
 )
+from shared.dev_paths import DEV_DATA, DEV_DATA_12K
 from training.data import Split, attribute_labels, read_attributes
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-SETS = ("fashion-product-images-small", "fashion-product-images-12k")
 
-
-@pytest.mark.parametrize("name", SETS)
-def test_every_base_colour_of_the_data_sets_has_a_family(name):
-    path = DATA / name / "styles.csv"
+@pytest.mark.parametrize("folder", [DEV_DATA, DEV_DATA_12K], ids=["small", "12k"])
+def test_every_base_colour_of_the_data_sets_has_a_family(folder):
+    path = folder / "styles.csv"
     if not path.exists():
         pytest.skip(f"{path} is not on this machine")
     with path.open(encoding="utf-8-sig") as handle:

@@ -3,17 +3,16 @@ the small set, the masked loss, the val thresholds and the per-attribute report.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from shared.dev_paths import DEV_DATA as SMALL
 from shared.manifest import Manifest
 from shared.thresholds import NEVER
 
 pytest.importorskip("tensorflow", reason="TensorFlow is needed to train the tiny models")
 
-SMALL = Path(__file__).resolve().parents[3] / "shared" / "data" / "fashion-product-images-small"
+
 SIZE = 32
 
 
