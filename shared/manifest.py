@@ -43,6 +43,11 @@ class Manifest:
     #: read by shared/thresholds.py): {"classes": {label: {"auto", "check", ...}}, ...};
     #: empty in manifests written before them (serving then uses CONFIDENCE_THRESHOLD)
     thresholds: dict[str, Any] = field(default_factory=dict)
+    #: attribute heads (issue 19; shared/attributes.py): attribute name ->
+    #: {"labels": [...], "output": TFLite signature output name, "threshold":
+    #: score 0..1 below which the attribute is left empty}, in head order;
+    #: empty in manifests and models without attribute heads (category only)
+    attributes: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,10 +95,33 @@ class Manifest:
                 thresholds_from_manifest(self.thresholds, self.labels)
             except ValueError as exc:
                 problems.append(str(exc))
+        problems += attribute_problems(self.attributes)
         if self.schema_version != SCHEMA_VERSION:
             problems.append(f"schema_version {self.schema_version!r} is not {SCHEMA_VERSION}")
         if problems:
             raise ModelError("invalid manifest: " + "; ".join(problems))
+
+
+def attribute_problems(attributes: Any) -> list[str]:
+    """What is wrong with a manifest's ``attributes`` (empty list: nothing)."""
+    if not isinstance(attributes, dict):
+        return ["attributes must be an object"]
+    problems = []
+    for name, head in attributes.items():
+        if not isinstance(head, dict):
+            problems.append(f"attribute {name!r} must be an object")
+            continue
+        labels = head.get("labels")
+        if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) and x.strip() for x in labels):
+            problems.append(f"attribute {name!r} labels must be a list of at least two non-empty strings")
+        elif len(set(labels)) != len(labels):
+            problems.append(f"attribute {name!r} labels must be unique")
+        if not isinstance(head.get("output"), str) or not head["output"]:
+            problems.append(f"attribute {name!r} needs the name of its model output")
+        threshold = head.get("threshold")
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0.0 <= threshold <= 1.0:
+            problems.append(f"attribute {name!r} threshold {threshold!r} must be a number in [0, 1]")
+    return problems
 
 
 def sha256_bytes(data: bytes) -> str:

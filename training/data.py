@@ -355,3 +355,69 @@ def load_split(
 
 def summary(split: Split) -> dict[str, Any]:
     return {name: len(rows) for name, rows in split.items.items()}
+
+
+def read_attributes(data: bytes) -> dict[str, dict[str, str | None]]:
+    """``styles.csv`` bytes -> {id: {attribute: value or None}} for every
+    attribute of :data:`shared.attributes.ATTRIBUTES` (colour already mapped
+    to its family; an empty cell, a missing column or an unknown colour is
+    ``None``). Rows without an id are left out."""
+    from shared.attributes import ATTRIBUTES, raw_value
+
+    reader = csv.DictReader(io.StringIO(data.decode("utf-8-sig", errors="replace")))
+    if not reader.fieldnames or "id" not in reader.fieldnames:
+        raise ValueError("styles.csv needs an 'id' column")
+    out: dict[str, dict[str, str | None]] = {}
+    for row in reader:
+        image_id = (row.get("id") or "").strip()
+        if image_id:
+            out[image_id] = {name: raw_value(name, row.get(column)) for name, column in ATTRIBUTES.items()}
+    return out
+
+
+@dataclass
+class AttributeLabels:
+    """The attribute heads' classes and targets for one split.
+
+    ``schema``: attribute -> {"classes": [...], "mapping": {raw value: class},
+    "class_weights": [...], "min_count": int}, decided on the *train* split
+    only; ``targets``: split -> attribute -> ``(N,)`` int64 class index in
+    split order, ``-1`` where the label is missing or dropped (masked out of
+    the loss and of the metrics)."""
+
+    schema: dict[str, dict[str, Any]]
+    targets: dict[str, dict[str, np.ndarray]]
+
+    def names(self) -> list[str]:
+        return list(self.schema)
+
+
+def attribute_labels(values: dict[str, dict[str, str | None]], split: Split, *, min_count: int | None = None) -> AttributeLabels:
+    """Vocabulary (rare rule, class weights) from the train split's values,
+    then targets for every split. ``values``: :func:`read_attributes`'s
+    output; an id it lacks has every attribute missing. An attribute left
+    with fewer than two classes is left out (no head for it)."""
+    from shared.attributes import ATTRIBUTES, MIN_COUNT, attribute_vocabulary, class_weights, classes_of
+
+    min_count = MIN_COUNT if min_count is None else min_count
+    schema: dict[str, dict[str, Any]] = {}
+    targets: dict[str, dict[str, np.ndarray]] = {name: {} for name in SPLITS}
+    for attribute in ATTRIBUTES:
+        train_values = [values.get(i, {}).get(attribute) for i, _ in split.items["train"]]
+        mapping = attribute_vocabulary(train_values, attribute, min_count=min_count)
+        classes = classes_of(mapping)
+        if len(classes) < 2:
+            continue
+        index = {label: k for k, label in enumerate(classes)}
+        for name in SPLITS:
+            targets[name][attribute] = np.array(
+                [index.get(mapping.get(values.get(i, {}).get(attribute) or ""), -1) for i, _ in split.items[name]],
+                dtype=np.int64,
+            )
+        schema[attribute] = {
+            "classes": classes,
+            "mapping": dict(sorted(mapping.items())),
+            "class_weights": class_weights(targets["train"][attribute], len(classes)),
+            "min_count": min_count,
+        }
+    return AttributeLabels(schema=schema, targets=targets)

@@ -6,9 +6,18 @@ and scales them itself, so serving feeds decoded bytes straight in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import keras
+
+#: the category head's output name (the only output of a single-head model)
+CATEGORY_OUTPUT = "probabilities"
+
+
+def attribute_output(name: str) -> str:
+    """The output (layer and TFLite signature) name of attribute ``name``'s head."""
+    return f"attr_{name}"
 
 
 @dataclass(frozen=True)
@@ -18,6 +27,9 @@ class ModelSpec:
     alpha: float = 0.35
     weights: str | None = "imagenet"  # "imagenet", a local .h5 path, or None
     dropout: float = 0.2
+    #: attribute heads (issue 19): attribute name -> number of classes, in
+    #: head order; empty: the single-head model, unchanged
+    attributes: Mapping[str, int] = field(default_factory=dict)
 
 
 def build_model(spec: ModelSpec) -> tuple[keras.Model, keras.Model]:
@@ -35,8 +47,25 @@ def build_model(spec: ModelSpec) -> tuple[keras.Model, keras.Model]:
     x = base(x, training=False)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     x = keras.layers.Dropout(spec.dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(spec.num_classes, activation="softmax", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name="fashion_mobilenetv2"), base
+    return keras.Model(inputs, heads(x, spec), name="fashion_mobilenetv2"), base
+
+
+def heads(features, spec: ModelSpec):
+    """The softmax heads on the pooled (and dropped-out) backbone features:
+    the category head alone (one tensor, as before) when ``spec.attributes``
+    is empty, else a dict {output name: tensor} with the category head under
+    :data:`CATEGORY_OUTPUT` and one head per attribute under
+    :func:`attribute_output` (so the exported TFLite signature names every
+    output; one invoke computes them all)."""
+    category = keras.layers.Dense(spec.num_classes, activation="softmax", name=CATEGORY_OUTPUT)(features)
+    if not spec.attributes:
+        return category
+    outputs = {CATEGORY_OUTPUT: category}
+    for name, classes in spec.attributes.items():
+        if classes < 2:
+            raise ValueError(f"attribute {name!r} needs at least two classes, got {classes}")
+        outputs[attribute_output(name)] = keras.layers.Dense(classes, activation="softmax", name=attribute_output(name))(features)
+    return outputs
 
 
 def unfreeze_top(base: keras.Model, fraction: float) -> int:
@@ -66,7 +95,11 @@ def with_flip_averaging(model: keras.Model) -> keras.Model:
     and validation splits. The exported TFLite model does the same in one invoke."""
     inputs = keras.Input(shape=model.input_shape[1:], name="pixels")
     mirrored = HorizontalFlip(name="mirror")(inputs)
-    outputs = keras.layers.Average(name="flip_average")([model(inputs), model(mirrored)])
+    plain, flipped = model(inputs), model(mirrored)
+    if isinstance(plain, dict):  # several heads: average each
+        outputs = {key: keras.layers.Average(name=f"flip_average_{key}")([plain[key], flipped[key]]) for key in plain}
+    else:
+        outputs = keras.layers.Average(name="flip_average")([plain, flipped])
     return keras.Model(inputs, outputs, name=f"{model.name}_flip_avg")
 
 
@@ -91,5 +124,4 @@ def head_on(top: keras.Model, spec: ModelSpec) -> keras.Model:
     x = top(inputs, training=False)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     x = keras.layers.Dropout(spec.dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(spec.num_classes, activation="softmax", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name="fashion_top")
+    return keras.Model(inputs, heads(x, spec), name="fashion_top")

@@ -142,6 +142,39 @@ Rule: {esc(thresholds.get("rule", ""))}. Shares are of the images predicted as t
 <th>check threshold</th><th>quick check</th><th>check precision</th><th>full review</th></tr>{rows}</table>{note}"""
 
 
+def attributes_html(attributes: dict[str, Any] | None) -> str:
+    """The report's per-attribute section (issue 19): for each attribute head,
+    accuracy, macro-F1, coverage at its threshold and the confusion matrix on
+    the test split (``training.attributes.attribute_metrics`` per attribute,
+    with ``classes`` and ``threshold`` added); empty for a category-only model."""
+    if not attributes:
+        return ""
+    esc = html.escape
+    parts = [
+        "<h2>Attributes (test split)</h2><table><tr><th>attribute</th><th>accuracy</th><th>macro F1</th>"
+        "<th>threshold</th><th>filled in</th><th>accuracy when filled</th><th>test images</th><th>missing labels</th></tr>"
+    ]
+    for name, m in attributes.items():
+        threshold = m.get("threshold", 1.0)
+        parts.append(
+            f"<tr><td>{esc(name)}</td><td>{_pct(m['accuracy'])}</td><td>{_pct(m['macro_f1'])}</td>"
+            f"<td>{_threshold_cell(threshold, threshold < 1.0)}</td><td>{_pct(m.get('coverage'))}</td>"
+            f"<td>{_pct(m.get('accuracy_when_filled'))}</td><td>{m['images']}</td><td>{m.get('missing', 0)}</td></tr>"
+        )
+    parts.append("</table>")
+    for name, m in attributes.items():
+        classes = m.get("classes") or list(m.get("per_class", {}))
+        head = "".join(f"<th>{esc(c)}</th>" for c in classes)
+        body = "".join(
+            f"<tr><th>{esc(c)}</th>{''.join(f'<td>{n}</td>' for n in row)}</tr>"
+            for c, row in zip(classes, m["confusion_matrix"], strict=True)
+        )
+        parts.append(
+            f"<h3>{esc(name)}: confusion (rows: truth, columns: predicted)</h3><table><tr><th></th>{head}</tr>{body}</table>"
+        )
+    return "".join(parts)
+
+
 def render_html(out: Path, metrics: dict[str, Any], manifest: dict[str, Any]) -> str:
     """One HTML file with every chart inlined, readable offline and by mail."""
     esc = html.escape
@@ -202,6 +235,7 @@ served as {esc(manifest["quantization"].get("type", ""))} · {len(manifest["labe
 <table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>test images</th></tr>{rows}</table>
 <h2>Per-class thresholds (validation split)</h2>
 {thresholds_html(manifest.get("thresholds"))}
+{attributes_html(metrics.get("attributes"))}
 <h2>Charts</h2>{charts}
 <h2>Data</h2>
 <p class="meta">Source {esc(metrics.get("source", ""))} · split {esc(str(metrics.get("split_counts", {})))} · seed {metrics.get("seed")} ·

@@ -268,7 +268,12 @@ def train(
     ``cache_after`` and pretrained weights (several seeds share them).
     ``init``: a trained model of the same architecture (``spec``) to start
     from (fine-tuning it) instead of the pretrained base and a new head.
+    ValueError for a ``spec`` with attribute heads (not wired in yet).
     """
+    if spec.attributes:
+        raise ValueError(
+            "train() trains the category head only; attribute heads (issue 19) train with training.attributes.fit_joint for now"
+        )
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()  # the same data, seed and machine give the same model
     model, base = build_model(spec)
