@@ -211,22 +211,25 @@ resource "google_secret_manager_secret_iam_member" "predict_api_key" {
 # --------------------------------------------------------------------------
 # Invokers. The Eventarc trigger calls classify as the classify account; the
 # scheduler calls sweep as the scheduler account. predict is public only when
-# an API key guards it; otherwise callers need roles/run.invoker.
+# an API key guards it; otherwise callers need roles/run.invoker. review's
+# only invoker is IAP's service agent (review.tf).
 
-resource "google_cloud_run_service_iam_member" "classify_invoker" {
-  project  = var.project_id
-  location = var.region
-  service  = google_cloudfunctions2_function.functions["classify"].service_config[0].service
-  role     = "roles/run.invoker"
-  member   = "serviceAccount:${google_service_account.accounts["classify"].email}"
+locals {
+  # function -> the account (iam.tf) that invokes it
+  function_invokers = {
+    classify = "classify"
+    sweep    = "scheduler"
+  }
 }
 
-resource "google_cloud_run_service_iam_member" "sweep_invoker" {
+resource "google_cloud_run_service_iam_member" "invokers" {
+  for_each = local.function_invokers
+
   project  = var.project_id
   location = var.region
-  service  = google_cloudfunctions2_function.functions["sweep"].service_config[0].service
+  service  = google_cloudfunctions2_function.functions[each.key].service_config[0].service
   role     = "roles/run.invoker"
-  member   = "serviceAccount:${google_service_account.accounts["scheduler"].email}"
+  member   = "serviceAccount:${google_service_account.accounts[each.value].email}"
 }
 
 resource "google_cloud_run_service_iam_member" "predict_public" {
@@ -318,5 +321,5 @@ resource "google_cloud_scheduler_job" "sweep" {
     }
   }
 
-  depends_on = [google_cloud_run_service_iam_member.sweep_invoker]
+  depends_on = [google_cloud_run_service_iam_member.invokers]
 }

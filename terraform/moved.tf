@@ -1,9 +1,10 @@
 # Former addresses. These resources were written out one by one before they
-# became tables iterated with for_each (functions.tf's local.functions and
-# dead_letter_topics, main.tf's bucket_names); these blocks tell Terraform
-# that an existing deployment's objects are the tables' instances, so the
-# next apply renames them in the state instead of destroying and recreating
-# them. They can go once every deployment has applied this version.
+# became tables iterated with for_each (functions.tf's local.functions,
+# function_invokers and dead_letter_topics, main.tf's bucket_names); these
+# blocks tell Terraform that an existing deployment's objects are the
+# tables' instances, so the next apply renames them in the state instead of
+# destroying and recreating them. They can go once every deployment has
+# applied this version.
 
 moved {
   from = google_cloudfunctions2_function.classify
@@ -78,4 +79,14 @@ moved {
 moved {
   from = google_pubsub_topic_iam_member.events_dead_letter_publisher
   to   = google_pubsub_topic_iam_member.dead_letter_publishers["events"]
+}
+
+moved {
+  from = google_cloud_run_service_iam_member.classify_invoker
+  to   = google_cloud_run_service_iam_member.invokers["classify"]
+}
+
+moved {
+  from = google_cloud_run_service_iam_member.sweep_invoker
+  to   = google_cloud_run_service_iam_member.invokers["sweep"]
 }

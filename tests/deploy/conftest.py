@@ -52,7 +52,8 @@ class Terraform:
         """The instances of a resource whose ``for_each`` is a local map
         (``for_each = local.NAME``): each key -> the body Terraform evaluates
         for it, ``each.key``, ``each.value`` and ``each.value.ATTR`` replaced
-        by the key and the map's values, and each dynamic block of the form
+        by the key and the map's values (an index ``[each.key]`` or
+        ``[each.value]`` becomes ``["KEY"]``, ``["VALUE"]``), and each dynamic block of the form
         ``for_each = each.value.ATTR == null ? [] : [each.value.ATTR]`` (or
         ``== ""``) written out as a block, or left out when the value is
         null or empty (a value that is an expression counts as present)."""
@@ -79,7 +80,8 @@ def _instance(value: Any, key: str, entry: dict[str, Any]) -> Any:
             return entry
         if whole := _EACH_VALUE.fullmatch(value):
             return entry[whole.group(1)]
-        return value.replace("${each.key}", key).replace("[each.key]", f'["{key}"]')
+        value = value.replace("${each.key}", key).replace("[each.key]", f'["{key}"]')
+        return value.replace("[each.value]", f'["{entry}"]') if isinstance(entry, str) else value
     if not isinstance(value, dict):
         return value
     out: dict[str, Any] = {}

@@ -330,7 +330,7 @@ def test_scheduler_calls_the_sweep_with_oidc(tf: Terraform):
     oidc = block(target, "oidc_token")
     assert oidc["service_account_email"] == account("scheduler")
     assert oidc["audience"] == uri
-    invoker = tf.resource("google_cloud_run_service_iam_member", "sweep_invoker")
+    invoker = tf.instances("google_cloud_run_service_iam_member", "invokers")["sweep"]
     assert invoker["service"] == '${google_cloudfunctions2_function.functions["sweep"].service_config[0].service}'
     assert invoker["member"] == f"serviceAccount:{account('scheduler')}"
 
@@ -501,10 +501,13 @@ def test_each_service_account_has_only_its_listed_roles(tf: Terraform):
         assert not kind.endswith(("_iam_binding", "_iam_policy")), f"{kind}.{name}: authoritative IAM would drop others' grants"
         if name in ("grants", "events_publishers"):
             continue
-        for member in _members(body):
-            match = ACCOUNT.fullmatch(member)
-            if match:
-                granted[match.group(1)].add((_scope(kind, body), body["role"]))
+        table = re.fullmatch(r"\$\{local\.(\w+)\}", str(body.get("for_each")))
+        each = tf.instances(kind, name).values() if table and isinstance(tf.locals[table.group(1)], dict) else [body]
+        for instance in each:  # a for_each over a table: each of its grants
+            for member in _members(instance):
+                match = ACCOUNT.fullmatch(member)
+                if match:
+                    granted[match.group(1)].add((_scope(kind, instance), instance["role"]))
     assert granted == EXPECTED_ROLES
 
 
