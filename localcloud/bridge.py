@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -33,7 +32,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from localcloud.pull_worker import PullWorker
+from localcloud.pull_worker import PullWorker, configure_process_logging
 
 log = logging.getLogger("localcloud.bridge")
 
@@ -237,6 +236,7 @@ class Bridge(PullWorker):
 
     log: ClassVar[logging.Logger] = log
     unexpected_error: ClassVar[str] = "unexpected error handling a notification"
+    stopped: ClassVar[str] = "bridge stopped"
 
     config: BridgeConfig
     send: Callable[[CloudEventRequest, str, float], Outcome] = post
@@ -426,30 +426,14 @@ def config_from_args(args: argparse.Namespace) -> BridgeConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from shared.logs import configure_logging
-
     cli = parser()
     args = cli.parse_args(argv)
     try:
         config = config_from_args(args)
     except ValueError as exc:
         cli.error(str(exc))
-    configure_logging(args.log_level, sys.stdout)
-    logging.getLogger("google").setLevel(max(logging.WARNING, logging.getLogger().level))
-    bridge = Bridge(config)
-    signal.signal(signal.SIGTERM, lambda *_: bridge.request_stop())
-    signal.signal(signal.SIGINT, lambda *_: bridge.request_stop())
-    code = 0
-    bridge.start()
-    try:
-        bridge.wait()
-    except Exception:  # the streaming pull failed for good (emulator gone): report and exit non-zero
-        log.exception("the streaming pull failed")
-        code = 1
-    finally:
-        bridge.stop()
-        log.info("bridge stopped", extra={"stats": dict(bridge.stats)})
-    return code
+    configure_process_logging(args.log_level)
+    return Bridge(config).serve()
 
 
 if __name__ == "__main__":

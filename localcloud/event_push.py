@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from localcloud.bridge import RetryPolicy
-from localcloud.pull_worker import PullWorker
+from localcloud.pull_worker import PullWorker, configure_process_logging
 
 log = logging.getLogger("localcloud.event_push")
 
@@ -74,6 +73,7 @@ class EventPusher(PullWorker):
 
     log: ClassVar[logging.Logger] = log
     unexpected_error: ClassVar[str] = "unexpected error pushing an event"
+    stopped: ClassVar[str] = "event push stopped"
 
     config: PushConfig
     send: Callable[[str, bytes, float], Answer] = post
@@ -147,31 +147,15 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from shared.logs import configure_logging
-
     args = parser().parse_args(argv)
     if args.max_attempts < 1 or args.min_backoff < 0 or args.max_backoff < args.min_backoff:
         parser().error("--max-attempts must be >= 1 and 0 <= --min-backoff <= --max-backoff")
-    configure_logging(args.log_level, sys.stdout)
-    logging.getLogger("google").setLevel(max(logging.WARNING, logging.getLogger().level))
+    configure_process_logging(args.log_level)
     retry = RetryPolicy(initial=args.min_backoff, maximum=args.max_backoff, max_attempts=args.max_attempts, max_age=0.0)
     config = PushConfig(
         args.pubsub_host, args.project, args.subscription, args.target, args.dead_letter_topic, retry, args.timeout
     )
-    pusher = EventPusher(config)
-    signal.signal(signal.SIGTERM, lambda *_: pusher.request_stop())
-    signal.signal(signal.SIGINT, lambda *_: pusher.request_stop())
-    code = 0
-    pusher.start()
-    try:
-        pusher.wait()
-    except Exception:
-        log.exception("the streaming pull failed")
-        code = 1
-    finally:
-        pusher.stop()
-        log.info("event push stopped", extra={"stats": dict(pusher.stats)})
-    return code
+    return EventPusher(config).serve()
 
 
 if __name__ == "__main__":

@@ -1,14 +1,17 @@
 """The streaming-pull machinery the local Eventarc bridge
 (``localcloud/bridge.py``) and the events push (``localcloud/event_push.py``)
 share: a stop flag, a lock over the counters, the streaming pull on a small
-thread pool, and a callback that nacks a message its handling failed on
-unexpectedly. A subclass supplies only ``_handle`` (what to do with one
-message) and its ``start``.
+thread pool, a callback that nacks a message its handling failed on
+unexpectedly, and the process's main loop (:meth:`PullWorker.serve`). A
+subclass supplies only ``_handle`` (what to do with one message) and its
+``start``.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
+import sys
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +28,8 @@ class PullWorker:
     #: the subclass's logger and what it says when handling a message fails unexpectedly
     log: ClassVar[logging.Logger] = logging.getLogger("localcloud.pull_worker")
     unexpected_error: ClassVar[str] = "unexpected error handling a message"
+    #: what the log says when the worker has stopped (with its counters)
+    stopped: ClassVar[str] = "stopped"
 
     stats: Counter = field(default_factory=Counter, init=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
@@ -42,6 +47,10 @@ class PullWorker:
             message.nack()
 
     def _handle(self, message: Any) -> None:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """Start taking messages (a subclass opens its source here, e.g. with :meth:`_subscribe`)."""
         raise NotImplementedError
 
     def _count(self, *what: str) -> None:
@@ -94,3 +103,27 @@ class PullWorker:
         while not self._stop.wait(0.5):
             if self._future is not None and self._future.done():
                 self._future.result()
+
+    def serve(self) -> int:
+        """A process's main loop: start, run until SIGTERM or SIGINT, stop.
+        Returns 0, or 1 when the streaming pull failed for good."""
+        signal.signal(signal.SIGTERM, lambda *_: self.request_stop())
+        signal.signal(signal.SIGINT, lambda *_: self.request_stop())
+        self.start()
+        try:
+            self.wait()
+        except Exception:  # the streaming pull failed for good (emulator gone): report and exit non-zero
+            self.log.exception("the streaming pull failed")
+            return 1
+        finally:
+            self.stop()
+            self.log.info(self.stopped, extra={"stats": dict(self.stats)})
+        return 0
+
+
+def configure_process_logging(level: str) -> None:
+    """JSON logs on stdout at ``level``; the Google libraries' at WARNING or above."""
+    from shared.logs import configure_logging
+
+    configure_logging(level, sys.stdout)
+    logging.getLogger("google").setLevel(max(logging.WARNING, logging.getLogger().level))
