@@ -23,18 +23,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
+
+from localcloud.pull_worker import PullWorker, configure_process_logging
 
 log = logging.getLogger("localcloud.bridge")
 
@@ -232,26 +230,17 @@ def post(request: CloudEventRequest, url: str, timeout: float) -> Outcome:
 
 
 @dataclass
-class Bridge:
+class Bridge(PullWorker):
     """Pulls notifications with a streaming pull and delivers each on a small
     thread pool (so several events can be in flight at once)."""
 
+    log: ClassVar[logging.Logger] = log
+    unexpected_error: ClassVar[str] = "unexpected error handling a notification"
+    stopped: ClassVar[str] = "bridge stopped"
+
     config: BridgeConfig
     send: Callable[[CloudEventRequest, str, float], Outcome] = post
-    stats: Counter = field(default_factory=Counter)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _future: Any = None
-    _subscriber: Any = None
     _listing: Any = None
-
-    def handle(self, message: Any) -> None:
-        """The streaming-pull callback: deliver, then ack (or nack when stopping)."""
-        try:
-            self._handle(message)
-        except Exception:  # the library would swallow it and hold the lease: nack instead
-            log.exception("unexpected error handling a notification", extra={"message_id": message.message_id})
-            message.nack()
 
     def _handle(self, message: Any) -> None:
         attributes = dict(message.attributes)
@@ -286,8 +275,7 @@ class Bridge:
                 self._ack(message, "dead_lettered")
                 return
             delay = self.config.retry.delay(attempt)
-            with self._lock:
-                self.stats["retries"] += 1
+            self._count("retries")
             log.warning(
                 "event delivery failed, retrying",
                 extra={**fields, "attempt": attempt, "status": outcome.detail, "retry_in_s": delay},
@@ -299,9 +287,7 @@ class Bridge:
 
     def _ack(self, message: Any, outcome: str) -> None:
         message.ack()
-        with self._lock:
-            self.stats[outcome] += 1
-            self.stats["acked"] += 1
+        self._count(outcome, "acked")
 
     def _dead_letter(
         self, message: Any, attributes: dict[str, str], request: CloudEventRequest | None, reason: str, attempts: int
@@ -329,21 +315,15 @@ class Bridge:
         if self.config.listing is not None:
             self._start_listing(self.config.listing)
             return
-        from google.cloud import pubsub_v1
-        from google.cloud.pubsub_v1.subscriber.scheduler import ThreadScheduler
-
-        from localcloud.clients import subscriber_client
-
-        self._subscriber = subscriber_client(self.config.pubsub_host)
-        path = self._subscriber.subscription_path(self.config.project, self.config.subscription)
-        workers = max(1, self.config.workers)
-        lease = max(3600, int(self.config.retry.max_age) + 300)
-        self._future = self._subscriber.subscribe(
-            path,
-            self.handle,
-            flow_control=pubsub_v1.types.FlowControl(max_messages=workers, max_lease_duration=lease),
-            scheduler=ThreadScheduler(executor=ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver")),
+        path = self._subscribe(
+            self.config.pubsub_host,
+            self.config.project,
+            self.config.subscription,
+            workers=self.config.workers,
+            lease=max(3600, int(self.config.retry.max_age) + 300),
+            threads="deliver",
         )
+        workers = max(1, self.config.workers)
         log.info("bridge started", extra={"subscription": path, "target": self.config.target, "workers": workers})
 
     def _start_listing(self, listing: ListingConfig) -> None:
@@ -365,31 +345,13 @@ class Bridge:
             },
         )
 
-    def request_stop(self) -> None:
-        """Ask :meth:`wait` to return (safe in a signal handler)."""
-        self._stop.set()
-
     def stop(self) -> None:
+        """Stop listing the bucket, or end the streaming pull."""
         self._stop.set()
         if self._listing is not None:
             self._listing.stop()
             self._listing = None
-        if self._future is not None:
-            self._future.cancel()
-            try:
-                self._future.result(timeout=10)
-            except Exception:  # cancelled, or the stream had failed: either way it is over
-                log.debug("streaming pull ended", exc_info=True)
-            self._future = None
-        if self._subscriber is not None:
-            self._subscriber.close()
-            self._subscriber = None
-
-    def wait(self) -> None:
-        """Block until :meth:`stop` or the streaming pull fails."""
-        while not self._stop.wait(0.5):
-            if self._future is not None and self._future.done():
-                self._future.result()  # raises what ended it
+        super().stop()
 
 
 def _age(publish_time: datetime | None) -> float:
@@ -464,30 +426,14 @@ def config_from_args(args: argparse.Namespace) -> BridgeConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from shared.logs import configure_logging
-
     cli = parser()
     args = cli.parse_args(argv)
     try:
         config = config_from_args(args)
     except ValueError as exc:
         cli.error(str(exc))
-    configure_logging(args.log_level, sys.stdout)
-    logging.getLogger("google").setLevel(max(logging.WARNING, logging.getLogger().level))
-    bridge = Bridge(config)
-    signal.signal(signal.SIGTERM, lambda *_: bridge.request_stop())
-    signal.signal(signal.SIGINT, lambda *_: bridge.request_stop())
-    code = 0
-    bridge.start()
-    try:
-        bridge.wait()
-    except Exception:  # the streaming pull failed for good (emulator gone): report and exit non-zero
-        log.exception("the streaming pull failed")
-        code = 1
-    finally:
-        bridge.stop()
-        log.info("bridge stopped", extra={"stats": dict(bridge.stats)})
-    return code
+    configure_process_logging(args.log_level)
+    return Bridge(config).serve()
 
 
 if __name__ == "__main__":

@@ -20,16 +20,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
-from collections import Counter
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from localcloud.bridge import RetryPolicy
+from localcloud.pull_worker import PullWorker, configure_process_logging
 
 log = logging.getLogger("localcloud.event_push")
 
@@ -70,26 +67,17 @@ def post(target: str, body: bytes, timeout: float) -> Answer:
 
 
 @dataclass
-class EventPusher:
+class EventPusher(PullWorker):
     """Streaming pull on ``config.subscription``; each message POSTed until
     accepted or dead-lettered."""
 
+    log: ClassVar[logging.Logger] = log
+    unexpected_error: ClassVar[str] = "unexpected error pushing an event"
+    stopped: ClassVar[str] = "event push stopped"
+
     config: PushConfig
     send: Callable[[str, bytes, float], Answer] = post
-    stats: Counter = field(default_factory=Counter)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _future: Any = None
-    _subscriber: Any = None
     _publisher: Any = None
-
-    def handle(self, message: Any) -> None:
-        """The streaming-pull callback: deliver, then ack (nack when stopping)."""
-        try:
-            self._handle(message)
-        except Exception:  # the library would swallow it and hold the lease: nack instead
-            log.exception("unexpected error pushing an event", extra={"message_id": message.message_id})
-            message.nack()
 
     def _handle(self, message: Any) -> None:
         attributes = dict(message.attributes)
@@ -117,10 +105,6 @@ class EventPusher:
                 message.nack()
                 return
 
-    def _count(self, what: str) -> None:
-        with self._lock:
-            self.stats[what] += 1
-
     def _dead_letter(self, data: bytes, attributes: Mapping[str, str], attempts: int, reason: str, fields: dict) -> None:
         log.error("event dead-lettered after %d attempts: %s", attempts, reason, extra=fields | {"attempt": attempts})
         if not self.config.dead_letter_topic or self._publisher is None:
@@ -130,44 +114,19 @@ class EventPusher:
         self._publisher.publish(topic, data, **dict(attributes), **extra).result(timeout=30)
 
     def start(self) -> None:
-        from google.cloud import pubsub_v1
-        from google.cloud.pubsub_v1.subscriber.scheduler import ThreadScheduler
+        """Open the publisher of the dead-letter topic (when one is named) and the streaming pull."""
+        from localcloud.clients import publisher_client
 
-        from localcloud.clients import publisher_client, subscriber_client
-
-        self._subscriber = subscriber_client(self.config.pubsub_host)
         self._publisher = publisher_client(self.config.pubsub_host) if self.config.dead_letter_topic else None
-        path = self._subscriber.subscription_path(self.config.project, self.config.subscription)
-        workers = max(1, self.config.workers)
-        self._future = self._subscriber.subscribe(
-            path,
-            self.handle,
-            flow_control=pubsub_v1.types.FlowControl(max_messages=workers, max_lease_duration=3600),
-            scheduler=ThreadScheduler(executor=ThreadPoolExecutor(max_workers=workers, thread_name_prefix="push")),
+        path = self._subscribe(
+            self.config.pubsub_host,
+            self.config.project,
+            self.config.subscription,
+            workers=self.config.workers,
+            lease=3600,
+            threads="push",
         )
         log.info("event push started", extra={"subscription": path, "target": self.config.target})
-
-    def request_stop(self) -> None:
-        self._stop.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._future is not None:
-            self._future.cancel()
-            try:
-                self._future.result(timeout=10)
-            except Exception:  # cancelled, or the stream had failed: either way it is over
-                log.debug("streaming pull ended", exc_info=True)
-            self._future = None
-        if self._subscriber is not None:
-            self._subscriber.close()
-            self._subscriber = None
-
-    def wait(self) -> None:
-        """Block until :meth:`stop` or the streaming pull fails (raises what ended it)."""
-        while not self._stop.wait(0.5):
-            if self._future is not None and self._future.done():
-                self._future.result()
 
 
 def parser() -> argparse.ArgumentParser:
@@ -188,31 +147,15 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from shared.logs import configure_logging
-
     args = parser().parse_args(argv)
     if args.max_attempts < 1 or args.min_backoff < 0 or args.max_backoff < args.min_backoff:
         parser().error("--max-attempts must be >= 1 and 0 <= --min-backoff <= --max-backoff")
-    configure_logging(args.log_level, sys.stdout)
-    logging.getLogger("google").setLevel(max(logging.WARNING, logging.getLogger().level))
+    configure_process_logging(args.log_level)
     retry = RetryPolicy(initial=args.min_backoff, maximum=args.max_backoff, max_attempts=args.max_attempts, max_age=0.0)
     config = PushConfig(
         args.pubsub_host, args.project, args.subscription, args.target, args.dead_letter_topic, retry, args.timeout
     )
-    pusher = EventPusher(config)
-    signal.signal(signal.SIGTERM, lambda *_: pusher.request_stop())
-    signal.signal(signal.SIGINT, lambda *_: pusher.request_stop())
-    code = 0
-    pusher.start()
-    try:
-        pusher.wait()
-    except Exception:
-        log.exception("the streaming pull failed")
-        code = 1
-    finally:
-        pusher.stop()
-        log.info("event push stopped", extra={"stats": dict(pusher.stats)})
-    return code
+    return EventPusher(config).serve()
 
 
 if __name__ == "__main__":

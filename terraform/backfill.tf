@@ -1,35 +1,12 @@
-# The back-catalogue backfill (backfill/, docs/backfill.md): its Dataflow
-# bucket (the Flex Template spec, staging and temp files) and the Firestore
-# index exemptions that lift write limits at scale.
+# The back-catalogue backfill (backfill/, docs/backfill.md): the Firestore
+# index exemptions that lift write limits at scale. Its Dataflow bucket (the
+# Flex Template spec, staging and temp files) is main.tf's
+# google_storage_bucket.buckets["dataflow"].
 #
 # The Dataflow job itself is NOT a Terraform resource: a batch job is run
 # (fashionctl backfill --runner dataflow, or gcloud dataflow flex-template
 # run), and a google_dataflow_flex_template_job here would be launched again
 # by an apply after the job finished (a finished batch job reads as gone).
-
-resource "google_storage_bucket" "dataflow" {
-  #checkov:skip=CKV_GCP_62:Holds only the template spec and Dataflow's own staging and temp files
-  #checkov:skip=CKV_GCP_78:Staging and temp files are rewritten by every job; the template is rebuilt by Cloud Build
-  name                        = local.bucket_names.dataflow
-  project                     = var.project_id
-  location                    = var.region
-  uniform_bucket_level_access = true
-  public_access_prevention    = "enforced"
-  force_destroy               = false
-  labels                      = local.labels
-
-  lifecycle_rule {
-    condition {
-      age            = 7
-      matches_prefix = ["temp/", "staging/"]
-    }
-    action {
-      type = "Delete"
-    }
-  }
-
-  depends_on = [time_sleep.apis_ready]
-}
 
 locals {
   # classifications fields no query reads (the queries: status, created_at,

@@ -32,29 +32,9 @@ resource "google_pubsub_topic" "events" {
   depends_on = [time_sleep.apis_ready]
 }
 
-# Events no subscriber could take: kept a week for inspection and replay.
-resource "google_pubsub_topic" "events_dead_letter" {
-  #checkov:skip=CKV_GCP_83:Events carry classification results and object names, no image content; Google-managed encryption is enough
-  project                    = var.project_id
-  name                       = "${var.name_prefix}-events-dead-letter"
-  labels                     = local.labels
-  message_retention_duration = "604800s"
-
-  depends_on = [time_sleep.apis_ready]
-}
-
-resource "google_pubsub_subscription" "events_dead_letter" {
-  project                    = var.project_id
-  name                       = "${var.name_prefix}-events-dead-letter"
-  topic                      = google_pubsub_topic.events_dead_letter.id
-  labels                     = local.labels
-  message_retention_duration = "604800s"
-  ack_deadline_seconds       = 60
-
-  expiration_policy {
-    ttl = ""
-  }
-}
+# Events no subscriber could take go to functions.tf's dead-letter table
+# (google_pubsub_topic.dead_letters["events"]), kept a week for inspection
+# and replay.
 
 resource "google_bigquery_dataset" "events" {
   #checkov:skip=CKV_GCP_81:Classification results hold no personal data; Google-managed encryption is enough
@@ -99,7 +79,7 @@ resource "google_pubsub_subscription" "events_bigquery" {
   }
 
   dead_letter_policy {
-    dead_letter_topic     = google_pubsub_topic.events_dead_letter.id
+    dead_letter_topic     = google_pubsub_topic.dead_letters["events"].id
     max_delivery_attempts = var.events_max_delivery_attempts
   }
 
@@ -114,7 +94,7 @@ resource "google_pubsub_subscription" "events_bigquery" {
 
   depends_on = [
     google_bigquery_table_iam_member.events_writer,
-    google_pubsub_topic_iam_member.events_dead_letter_publisher,
+    google_pubsub_topic_iam_member.dead_letter_publishers,
   ]
 }
 
@@ -143,7 +123,7 @@ resource "google_pubsub_subscription" "events_webhook" {
   }
 
   dead_letter_policy {
-    dead_letter_topic     = google_pubsub_topic.events_dead_letter.id
+    dead_letter_topic     = google_pubsub_topic.dead_letters["events"].id
     max_delivery_attempts = var.events_max_delivery_attempts
   }
 
@@ -157,7 +137,7 @@ resource "google_pubsub_subscription" "events_webhook" {
   }
 
   depends_on = [
-    google_pubsub_topic_iam_member.events_dead_letter_publisher,
+    google_pubsub_topic_iam_member.dead_letter_publishers,
     google_service_account_iam_member.webhook_token_creator,
   ]
 }

@@ -1,4 +1,5 @@
-# The three gen2 functions, all built from one source archive (make bundle):
+# The four gen2 functions (classify, sweep, predict, review), one resource
+# over local.functions, all built from one source archive (make bundle):
 # main.py at the archive root re-exports the entry points of functions/main.py.
 #
 # Sizing, from the measurements in the design: a LiteRT instance starts in
@@ -13,7 +14,7 @@
 
 locals {
   function_source = {
-    bucket = google_storage_bucket.models.name
+    bucket = google_storage_bucket.buckets["models"].name
     object = var.function_source_object
   }
 
@@ -21,9 +22,9 @@ locals {
   # with each function's extras.
   function_environment = {
     GOOGLE_CLOUD_PROJECT = var.project_id
-    INCOMING_BUCKET      = google_storage_bucket.incoming.name
-    PROCESSED_BUCKET     = google_storage_bucket.processed.name
-    MODELS_BUCKET        = google_storage_bucket.models.name
+    INCOMING_BUCKET      = google_storage_bucket.buckets["incoming"].name
+    PROCESSED_BUCKET     = google_storage_bucket.buckets["processed"].name
+    MODELS_BUCKET        = google_storage_bucket.buckets["models"].name
     CONFIDENCE_THRESHOLD = tostring(var.confidence_threshold)
     CLASS_THRESHOLDS     = var.class_thresholds
     FIRESTORE_DATABASE   = google_firestore_database.main.name
@@ -33,7 +34,7 @@ locals {
   }
   function_extra_environment = {
     classify = {}
-    sweep    = {
+    sweep = {
       SWEEP_MIN_AGE_SECONDS = tostring(var.sweep_min_age_seconds)
       SWEEP_BUDGET_SECONDS  = tostring(var.sweep_budget_seconds)
       EVENTS_GRACE_SECONDS  = tostring(var.events_grace_seconds)
@@ -54,6 +55,57 @@ locals {
     }
   }
 
+  # What differs between the functions; each runs as its own account
+  # (iam.tf, the same key) with the shared environment merged with its
+  # extras. classify runs one event per instance; predict takes
+  # predict_concurrency requests; the sweep runs alone, within its budget.
+  # review (review.tf) is never public: internal traffic and the load
+  # balancer only. event_bucket: the bucket whose uploads trigger the
+  # function (null: an HTTP function). api_key_secret: the Secret Manager
+  # secret of the API key ("" : none).
+  functions = {
+    classify = {
+      description     = "Classifies each upload to the incoming bucket and files it in the processed bucket."
+      entry_point     = "classify_upload"
+      concurrency     = 1
+      max_instances   = var.classify_max_instances
+      timeout_seconds = 120
+      ingress         = "ALLOW_INTERNAL_ONLY"
+      event_bucket    = google_storage_bucket.buckets["incoming"].name
+      api_key_secret  = ""
+    }
+    sweep = {
+      description     = "Scheduled sweep: classifies uploads whose events were lost or dead-lettered."
+      entry_point     = "sweep"
+      concurrency     = 1
+      max_instances   = 1
+      timeout_seconds = var.sweep_budget_seconds + 120
+      ingress         = "ALLOW_ALL"
+      event_bucket    = null
+      api_key_secret  = ""
+    }
+    predict = {
+      description     = "HTTPS prediction API over the current model."
+      entry_point     = "predict"
+      concurrency     = var.predict_concurrency
+      max_instances   = var.predict_max_instances
+      timeout_seconds = 60
+      ingress         = "ALLOW_ALL"
+      event_bucket    = null
+      api_key_secret  = var.api_key_secret_id
+    }
+    review = {
+      description     = "The review desk: the review queue's API and page (behind IAP when review_iap_enabled)."
+      entry_point     = "review"
+      concurrency     = 4
+      max_instances   = 2
+      timeout_seconds = 60
+      ingress         = "ALLOW_INTERNAL_AND_GCLB"
+      event_bucket    = null
+      api_key_secret  = ""
+    }
+  }
+
   # Every function is built by the build account into the project's
   # repository, after that account's grants exist.
   function_build = {
@@ -62,16 +114,19 @@ locals {
   }
 }
 
-resource "google_cloudfunctions2_function" "classify" {
+resource "google_cloudfunctions2_function" "functions" {
+  for_each = local.functions
+  #checkov:skip=CKV_GCP_124:sweep and predict accept external ingress by design (Cloud Scheduler is not an internal source; predict is the public HTTPS API), guarded by IAM (run.invoker) or the API key; classify and review stay internal
+
   project     = var.project_id
   location    = var.region
-  name        = "${var.name_prefix}-classify"
-  description = "Classifies each upload to the incoming bucket and files it in the processed bucket."
+  name        = "${var.name_prefix}-${each.key}"
+  description = each.value.description
   labels      = local.labels
 
   build_config {
     runtime           = var.functions_runtime
-    entry_point       = "classify_upload"
+    entry_point       = each.value.entry_point
     service_account   = local.function_build.service_account
     docker_repository = local.function_build.docker_repository
     source {
@@ -85,125 +140,18 @@ resource "google_cloudfunctions2_function" "classify" {
   service_config {
     available_memory                 = var.function_memory
     available_cpu                    = "1"
-    max_instance_request_concurrency = 1
+    max_instance_request_concurrency = each.value.concurrency
     min_instance_count               = 0
-    max_instance_count               = var.classify_max_instances
-    timeout_seconds                  = 120
-    ingress_settings                 = "ALLOW_INTERNAL_ONLY"
+    max_instance_count               = each.value.max_instances
+    timeout_seconds                  = each.value.timeout_seconds
+    ingress_settings                 = each.value.ingress
     all_traffic_on_latest_revision   = true
-    service_account_email            = google_service_account.accounts["classify"].email
-    environment_variables            = merge(local.function_environment, local.function_extra_environment.classify)
-  }
+    service_account_email            = google_service_account.accounts[each.key].email
+    environment_variables            = merge(local.function_environment, local.function_extra_environment[each.key])
 
-  # Eventarc: google.cloud.storage.object.v1.finalized on the incoming bucket
-  # only; the processed bucket is a different bucket, so moves never
-  # re-trigger. Failed deliveries are retried with backoff; after
-  # event_max_delivery_attempts they go to the dead-letter topic.
-  event_trigger {
-    trigger_region        = var.region
-    event_type            = "google.cloud.storage.object.v1.finalized"
-    retry_policy          = "RETRY_POLICY_RETRY"
-    service_account_email = google_service_account.accounts["classify"].email
-    event_filters {
-      attribute = "bucket"
-      value     = google_storage_bucket.incoming.name
-    }
-  }
-
-  # The trigger waits for its agents' and account's grants to propagate;
-  # the build, for the build account's grants.
-  depends_on = [
-    time_sleep.eventarc_iam,
-    google_storage_bucket_iam_member.grants,
-    google_artifact_registry_repository_iam_member.build_writer,
-  ]
-
-  lifecycle {
-    precondition {
-      condition     = length(distinct(values(local.bucket_names))) == length(local.bucket_names)
-      error_message = "The buckets must have different names: a move from incoming to processed in one bucket would re-trigger classify."
-    }
-  }
-}
-
-resource "google_cloudfunctions2_function" "sweep" {
-  project     = var.project_id
-  location    = var.region
-  #checkov:skip=CKV_GCP_124:Cloud Scheduler is not an internal source, so the sweep must accept external ingress; IAM (run.invoker for the scheduler account only) guards it
-  name        = "${var.name_prefix}-sweep"
-  description = "Scheduled sweep: classifies uploads whose events were lost or dead-lettered."
-  labels      = local.labels
-
-  build_config {
-    runtime           = var.functions_runtime
-    entry_point       = "sweep"
-    service_account   = local.function_build.service_account
-    docker_repository = local.function_build.docker_repository
-    source {
-      storage_source {
-        bucket = local.function_source.bucket
-        object = local.function_source.object
-      }
-    }
-  }
-
-  service_config {
-    available_memory                 = var.function_memory
-    available_cpu                    = "1"
-    max_instance_request_concurrency = 1
-    min_instance_count               = 0
-    max_instance_count               = 1
-    timeout_seconds                  = var.sweep_budget_seconds + 120
-    ingress_settings                 = "ALLOW_ALL"
-    all_traffic_on_latest_revision   = true
-    service_account_email            = google_service_account.accounts["sweep"].email
-    environment_variables            = merge(local.function_environment, local.function_extra_environment.sweep)
-  }
-
-  depends_on = [
-    time_sleep.apis_ready,
-    google_project_iam_member.grants,
-    google_storage_bucket_iam_member.grants,
-    google_artifact_registry_repository_iam_member.build_writer,
-  ]
-}
-
-resource "google_cloudfunctions2_function" "predict" {
-  project     = var.project_id
-  location    = var.region
-  #checkov:skip=CKV_GCP_124:predict is the public HTTPS API by design; IAM guards it, or the API key when api_key_secret_id is set
-  name        = "${var.name_prefix}-predict"
-  description = "HTTPS prediction API over the current model."
-  labels      = local.labels
-
-  build_config {
-    runtime           = var.functions_runtime
-    entry_point       = "predict"
-    service_account   = local.function_build.service_account
-    docker_repository = local.function_build.docker_repository
-    source {
-      storage_source {
-        bucket = local.function_source.bucket
-        object = local.function_source.object
-      }
-    }
-  }
-
-  service_config {
-    available_memory                 = var.function_memory
-    available_cpu                    = "1"
-    max_instance_request_concurrency = var.predict_concurrency
-    min_instance_count               = 0
-    max_instance_count               = var.predict_max_instances
-    timeout_seconds                  = 60
-    ingress_settings                 = "ALLOW_ALL"
-    all_traffic_on_latest_revision   = true
-    service_account_email            = google_service_account.accounts["predict"].email
-    environment_variables            = merge(local.function_environment, local.function_extra_environment.predict)
-
-    # The API key, only when api_key_secret_id is set.
+    # The API key (predict), only when api_key_secret_id is set.
     dynamic "secret_environment_variables" {
-      for_each = var.api_key_secret_id == "" ? [] : [var.api_key_secret_id]
+      for_each = each.value.api_key_secret == "" ? [] : [each.value.api_key_secret]
       content {
         key        = "API_KEY"
         project_id = var.project_id
@@ -213,13 +161,42 @@ resource "google_cloudfunctions2_function" "predict" {
     }
   }
 
+  # Eventarc (classify): google.cloud.storage.object.v1.finalized on the
+  # incoming bucket only; the processed bucket is a different bucket, so
+  # moves never re-trigger. Failed deliveries are retried with backoff;
+  # after event_max_delivery_attempts they go to the dead-letter topic.
+  dynamic "event_trigger" {
+    for_each = each.value.event_bucket == null ? [] : [each.value.event_bucket]
+    content {
+      trigger_region        = var.region
+      event_type            = "google.cloud.storage.object.v1.finalized"
+      retry_policy          = "RETRY_POLICY_RETRY"
+      service_account_email = google_service_account.accounts[each.key].email
+      event_filters {
+        attribute = "bucket"
+        value     = event_trigger.value
+      }
+    }
+  }
+
+  # The trigger waits for its agents' and account's grants to propagate;
+  # the builds, for the build account's grants; predict, for its access to
+  # the API key.
   depends_on = [
     time_sleep.apis_ready,
+    time_sleep.eventarc_iam,
     google_project_iam_member.grants,
     google_storage_bucket_iam_member.grants,
     google_artifact_registry_repository_iam_member.build_writer,
     google_secret_manager_secret_iam_member.predict_api_key,
   ]
+
+  lifecycle {
+    precondition {
+      condition     = length(distinct(values(local.bucket_names))) == length(local.bucket_names)
+      error_message = "The buckets must have different names: a move from incoming to processed in one bucket would re-trigger classify."
+    }
+  }
 }
 
 resource "google_secret_manager_secret_iam_member" "predict_api_key" {
@@ -234,22 +211,25 @@ resource "google_secret_manager_secret_iam_member" "predict_api_key" {
 # --------------------------------------------------------------------------
 # Invokers. The Eventarc trigger calls classify as the classify account; the
 # scheduler calls sweep as the scheduler account. predict is public only when
-# an API key guards it; otherwise callers need roles/run.invoker.
+# an API key guards it; otherwise callers need roles/run.invoker. review's
+# only invoker is IAP's service agent (review.tf).
 
-resource "google_cloud_run_service_iam_member" "classify_invoker" {
-  project  = var.project_id
-  location = var.region
-  service  = google_cloudfunctions2_function.classify.service_config[0].service
-  role     = "roles/run.invoker"
-  member   = "serviceAccount:${google_service_account.accounts["classify"].email}"
+locals {
+  # function -> the account (iam.tf) that invokes it
+  function_invokers = {
+    classify = "classify"
+    sweep    = "scheduler"
+  }
 }
 
-resource "google_cloud_run_service_iam_member" "sweep_invoker" {
+resource "google_cloud_run_service_iam_member" "invokers" {
+  for_each = local.function_invokers
+
   project  = var.project_id
   location = var.region
-  service  = google_cloudfunctions2_function.sweep.service_config[0].service
+  service  = google_cloudfunctions2_function.functions[each.key].service_config[0].service
   role     = "roles/run.invoker"
-  member   = "serviceAccount:${google_service_account.accounts["scheduler"].email}"
+  member   = "serviceAccount:${google_service_account.accounts[each.value].email}"
 }
 
 resource "google_cloud_run_service_iam_member" "predict_public" {
@@ -258,33 +238,50 @@ resource "google_cloud_run_service_iam_member" "predict_public" {
 
   project  = var.project_id
   location = var.region
-  service  = google_cloudfunctions2_function.predict.service_config[0].service
+  service  = google_cloudfunctions2_function.functions["predict"].service_config[0].service
   role     = "roles/run.invoker"
   member   = "allUsers"
 }
 
 # --------------------------------------------------------------------------
-# Dead letters. Eventarc creates and owns the Pub/Sub subscription behind the
-# trigger and the provider cannot set its dead-letter policy, so
-# cloudbuild.yaml's `dead-letter` step points that subscription at this topic
-# after each apply (gcloud pubsub subscriptions update --dead-letter-topic).
-# The subscription below keeps dead letters for inspection and replay; the
-# sweep also picks the objects up, as they are still in the incoming bucket.
+# Dead letters: a topic for each kind of message given up on, and a
+# subscription on it that keeps them a week for inspection and replay.
+#
+# - classify: upload events the classify function never accepted. Eventarc
+#   creates and owns the Pub/Sub subscription behind the trigger and the
+#   provider cannot set its dead-letter policy, so cloudbuild.yaml's
+#   `dead-letter` step points that subscription at this topic after each
+#   apply (gcloud pubsub subscriptions update --dead-letter-topic). The sweep
+#   also picks the objects up, as they are still in the incoming bucket.
+# - events: completion events no subscriber could take (events.tf).
+#
+# The Pub/Sub service agent publishes to them (iam.tf).
 
-resource "google_pubsub_topic" "dead_letter" {
-  #checkov:skip=CKV_GCP_83:Messages carry object names only (no content); Google-managed encryption is enough
+locals {
+  dead_letter_topics = {
+    classify = "${var.name_prefix}-classify-dead-letter"
+    events   = "${var.name_prefix}-events-dead-letter"
+  }
+}
+
+resource "google_pubsub_topic" "dead_letters" {
+  for_each = local.dead_letter_topics
+  #checkov:skip=CKV_GCP_83:Dead letters carry object names and classification results, no image content; Google-managed encryption is enough
+
   project                    = var.project_id
-  name                       = "${var.name_prefix}-classify-dead-letter"
+  name                       = each.value
   labels                     = local.labels
   message_retention_duration = "604800s"
 
   depends_on = [time_sleep.apis_ready]
 }
 
-resource "google_pubsub_subscription" "dead_letter" {
+resource "google_pubsub_subscription" "dead_letters" {
+  for_each = local.dead_letter_topics
+
   project                    = var.project_id
-  name                       = "${var.name_prefix}-classify-dead-letter"
-  topic                      = google_pubsub_topic.dead_letter.id
+  name                       = each.value
+  topic                      = google_pubsub_topic.dead_letters[each.key].id
   labels                     = local.labels
   message_retention_duration = "604800s"
   ack_deadline_seconds       = 60
@@ -312,7 +309,7 @@ resource "google_cloud_scheduler_job" "sweep" {
 
   http_target {
     http_method = "POST"
-    uri         = google_cloudfunctions2_function.sweep.service_config[0].uri
+    uri         = google_cloudfunctions2_function.functions["sweep"].service_config[0].uri
     headers = {
       "Content-Type" = "application/json"
     }
@@ -320,9 +317,9 @@ resource "google_cloud_scheduler_job" "sweep" {
 
     oidc_token {
       service_account_email = google_service_account.accounts["scheduler"].email
-      audience              = google_cloudfunctions2_function.sweep.service_config[0].uri
+      audience              = google_cloudfunctions2_function.functions["sweep"].service_config[0].uri
     }
   }
 
-  depends_on = [google_cloud_run_service_iam_member.sweep_invoker]
+  depends_on = [google_cloud_run_service_iam_member.invokers]
 }

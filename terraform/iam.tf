@@ -19,8 +19,8 @@ locals {
     build     = "Cloud Build builds of the functions"
     review    = "review function (the review desk)"
     # the identity of the events push subscription's OIDC token (events.tf)
-    webhook = "OIDC identity of the events webhook's push subscription"
-    dataflow  = "backfill on Dataflow (Flex Template launcher and workers)"
+    webhook  = "OIDC identity of the events webhook's push subscription"
+    dataflow = "backfill on Dataflow (Flex Template launcher and workers)"
   }
 
   # What classify and the sweep both do to the buckets: take uploads out of
@@ -87,13 +87,7 @@ locals {
     }
   }
 
-  buckets = {
-    incoming      = google_storage_bucket.incoming.name
-    processed     = google_storage_bucket.processed.name
-    models        = google_storage_bucket.models.name
-    training_data = google_storage_bucket.training_data.name
-    dataflow      = google_storage_bucket.dataflow.name
-  }
+  buckets = { for role, bucket in google_storage_bucket.buckets : role => bucket.name }
   custom_roles = {
     incoming_consumer = google_project_iam_custom_role.incoming_consumer.id
   }
@@ -224,14 +218,17 @@ resource "time_sleep" "eventarc_iam" {
   ]
 }
 
-# Dead-lettering: the Pub/Sub service agent forwards undeliverable events to
-# the dead-letter topic (its subscriber grant on the trigger's subscription
-# is made by cloudbuild.yaml's dead-letter step, see functions.tf).
-resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
+# Dead-lettering: the Pub/Sub service agent forwards undeliverable messages
+# to the dead-letter topics (functions.tf). Its subscriber grants: on the
+# classify trigger's subscription by cloudbuild.yaml's dead-letter step, on
+# the events subscriptions below (events_dead_letter_subscriber).
+resource "google_pubsub_topic_iam_member" "dead_letter_publishers" {
+  for_each = local.dead_letter_topics
+
   project = var.project_id
-  topic   = google_pubsub_topic.dead_letter.name
+  topic   = google_pubsub_topic.dead_letters[each.key].name
   role    = "roles/pubsub.publisher"
-  member  = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  member  = local.pubsub_agent
 }
 
 # --------------------------------------------------------------------------
@@ -269,13 +266,6 @@ resource "google_bigquery_table_iam_member" "events_writer" {
   table_id   = google_bigquery_table.events.table_id
   role       = "roles/bigquery.dataEditor"
   member     = local.pubsub_agent
-}
-
-resource "google_pubsub_topic_iam_member" "events_dead_letter_publisher" {
-  project = var.project_id
-  topic   = google_pubsub_topic.events_dead_letter.name
-  role    = "roles/pubsub.publisher"
-  member  = local.pubsub_agent
 }
 
 resource "google_pubsub_subscription_iam_member" "events_dead_letter_subscriber" {

@@ -73,45 +73,69 @@ resource "google_project_service" "services" {
 # depends on this wait, not on the enablement itself.
 resource "time_sleep" "apis_ready" {
   create_duration = "60s"
-  triggers        = {
+  triggers = {
     services = join(",", sort([for s in google_project_service.services : s.service]))
   }
 }
 
 # --------------------------------------------------------------------------
-# Buckets. Uniform bucket-level access and public access prevention on all;
-# versioning on the models bucket (rolling back a model = moving a pointer,
-# and a deleted pointer can be restored).
+# Buckets: one resource over bucket_names, what differs between them in
+# bucket_settings. Uniform bucket-level access and public access prevention
+# on all; versioning on the processed bucket (a re-upload's older copy is
+# kept a while) and the models bucket (rolling back a model = moving a
+# pointer, and a deleted pointer can be restored).
 
-resource "google_storage_bucket" "incoming" {
-  #checkov:skip=CKV_GCP_62:Access logs of a transient upload bucket would duplicate the Firestore record kept for every object
-  #checkov:skip=CKV_GCP_78:Objects live here for seconds (classify moves them out); versioning would keep every deleted upload
-  name                        = local.bucket_names.incoming
-  project                     = var.project_id
-  location                    = var.region
-  uniform_bucket_level_access = true
-  public_access_prevention    = "enforced"
-  force_destroy               = false
-  labels                      = local.labels
-
-  # Safety net: anything left here a week (the sweep failed for days) is
-  # kept, but moved to a cheaper class.
-  lifecycle_rule {
-    condition {
-      age = 7
+locals {
+  # Per bucket: versioned, and its lifecycle rules ({condition, action} as
+  # the provider's blocks take them; what a rule leaves out is unset),
+  # before the expiring prefixes of expiry_rules.
+  bucket_settings = {
+    # Objects live here for seconds (classify moves them out). Safety net:
+    # anything left here a week (the sweep failed for days) is kept, but
+    # moved to a cheaper class.
+    incoming = {
+      versioned = false
+      rules     = [{ condition = { age = 7 }, action = { type = "SetStorageClass", storage_class = "NEARLINE" } }]
     }
-    action {
-      type          = "SetStorageClass"
-      storage_class = "NEARLINE"
+    # A re-upload of a name replaces its copy (the newest upload owns the
+    # name); the older copy stays as a noncurrent version for
+    # processed_noncurrent_days (README, "The event pipeline").
+    processed = {
+      versioned = true
+      rules = [{
+        condition = { days_since_noncurrent_time = var.processed_noncurrent_days, with_state = "ARCHIVED" }
+        action    = { type = "Delete" }
+      }]
+    }
+    # "at least N versions (including the live version) newer than this
+    # one" (Cloud Storage's lifecycle conditions): N = kept + 1 keeps
+    # exactly model_noncurrent_versions noncurrent versions.
+    models = {
+      versioned = true
+      rules = [{
+        condition = { num_newer_versions = var.model_noncurrent_versions + 1, with_state = "ARCHIVED" }
+        action    = { type = "Delete" }
+      }]
+    }
+    training_data = {
+      versioned = false
+      rules     = []
+    }
+    # The backfill's Dataflow bucket (backfill.tf): the Flex Template spec,
+    # and Dataflow's staging and temp files, deleted after a week.
+    dataflow = {
+      versioned = false
+      rules     = [{ condition = { age = 7, matches_prefix = ["temp/", "staging/"] }, action = { type = "Delete" } }]
     }
   }
-
-  depends_on = [time_sleep.apis_ready]
 }
 
-resource "google_storage_bucket" "processed" {
-  #checkov:skip=CKV_GCP_62:Every object here has its Firestore record (who, when, what); bucket access logs would duplicate it
-  name                        = local.bucket_names.processed
+resource "google_storage_bucket" "buckets" {
+  for_each = local.bucket_names
+  #checkov:skip=CKV_GCP_62:Access logs would duplicate what is recorded already: every processed object has its Firestore record, uploads live in incoming for seconds, the models, training data and Dataflow buckets are written only by the training job, Cloud Build and Dataflow (Cloud Audit Logs, data access, cover them when needed)
+  #checkov:skip=CKV_GCP_78:Versioned where a noncurrent version is worth keeping (processed, models: local.bucket_settings); incoming keeps uploads for seconds, the training data is replaced as a whole (its fingerprint is in every manifest), Dataflow's files are rewritten by every job
+
+  name                        = each.value
   project                     = var.project_id
   location                    = var.region
   uniform_bucket_level_access = true
@@ -119,92 +143,32 @@ resource "google_storage_bucket" "processed" {
   force_destroy               = false
   labels                      = local.labels
 
-  # A re-upload of a name replaces its copy (the newest upload owns the
-  # name); the older copy stays as a noncurrent version for
-  # processed_noncurrent_days (README, "The event pipeline").
-  versioning {
-    enabled = true
-  }
-
-  lifecycle_rule {
-    condition {
-      days_since_noncurrent_time = var.processed_noncurrent_days
-      with_state                 = "ARCHIVED"
-    }
-    action {
-      type = "Delete"
+  dynamic "versioning" {
+    for_each = local.bucket_settings[each.key].versioned ? [true] : []
+    content {
+      enabled = versioning.value
     }
   }
 
   dynamic "lifecycle_rule" {
-    for_each = local.expiry_rules.processed
+    for_each = concat(local.bucket_settings[each.key].rules, [
+      for prefix, days in lookup(local.expiry_rules, each.key, {}) :
+      { condition = { age = days, matches_prefix = [prefix] }, action = { type = "Delete" } }
+    ])
     content {
       condition {
-        age            = lifecycle_rule.value
-        matches_prefix = [lifecycle_rule.key]
+        age                        = try(lifecycle_rule.value.condition.age, null)
+        matches_prefix             = try(lifecycle_rule.value.condition.matches_prefix, null)
+        days_since_noncurrent_time = try(lifecycle_rule.value.condition.days_since_noncurrent_time, null)
+        num_newer_versions         = try(lifecycle_rule.value.condition.num_newer_versions, null)
+        with_state                 = try(lifecycle_rule.value.condition.with_state, null)
       }
       action {
-        type = "Delete"
+        type          = lifecycle_rule.value.action.type
+        storage_class = try(lifecycle_rule.value.action.storage_class, null)
       }
     }
   }
-
-  depends_on = [time_sleep.apis_ready]
-}
-
-resource "google_storage_bucket" "models" {
-  #checkov:skip=CKV_GCP_62:Written only by the training job and Cloud Build; Cloud Audit Logs (data access) cover it when needed
-  name                        = local.bucket_names.models
-  project                     = var.project_id
-  location                    = var.region
-  uniform_bucket_level_access = true
-  public_access_prevention    = "enforced"
-  force_destroy               = false
-  labels                      = local.labels
-
-  versioning {
-    enabled = true
-  }
-
-  lifecycle_rule {
-    condition {
-      # "at least N versions (including the live version) newer than this
-      # one" (Cloud Storage's lifecycle conditions): N = kept + 1 keeps
-      # exactly model_noncurrent_versions noncurrent versions.
-      num_newer_versions = var.model_noncurrent_versions + 1
-      with_state         = "ARCHIVED"
-    }
-    action {
-      type = "Delete"
-    }
-  }
-
-  dynamic "lifecycle_rule" {
-    for_each = local.expiry_rules.models
-    content {
-      condition {
-        age            = lifecycle_rule.value
-        matches_prefix = [lifecycle_rule.key]
-      }
-      action {
-        type = "Delete"
-      }
-    }
-  }
-
-  depends_on = [time_sleep.apis_ready]
-}
-
-resource "google_storage_bucket" "training_data" {
-  #checkov:skip=CKV_GCP_62:Read only by the training job; Cloud Audit Logs (data access) cover it when needed
-  #checkov:skip=CKV_GCP_78:The data set is uploaded once and replaced as a whole; its fingerprint is recorded in every model manifest
-  name                        = local.bucket_names.training_data
-  project                     = var.project_id
-  location                    = var.region
-  uniform_bucket_level_access = true
-  public_access_prevention    = "enforced"
-  force_destroy               = false
-  labels                      = local.labels
 
   depends_on = [time_sleep.apis_ready]
 }

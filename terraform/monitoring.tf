@@ -2,9 +2,9 @@
 
 locals {
   function_services = [
-    google_cloudfunctions2_function.classify.name,
-    google_cloudfunctions2_function.sweep.name,
-    google_cloudfunctions2_function.predict.name,
+    google_cloudfunctions2_function.functions["classify"].name,
+    google_cloudfunctions2_function.functions["sweep"].name,
+    google_cloudfunctions2_function.functions["predict"].name,
   ]
   function_filter = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=(${join(" OR ", [for s in local.function_services : "\"${s}\""])})"
   channels        = var.alert_email == "" ? [] : [google_monitoring_notification_channel.email[0].id]
@@ -56,7 +56,7 @@ resource "google_logging_metric" "classifications" {
   project     = var.project_id
   name        = "${var.name_prefix}/classifications"
   description = "Finished classifications by status (classified, needs_review, rejected, skipped)."
-  filter      = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${google_cloudfunctions2_function.classify.name}\" AND jsonPayload.status:*"
+  filter      = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${google_cloudfunctions2_function.functions["classify"].name}\" AND jsonPayload.status:*"
 
   metric_descriptor {
     metric_kind = "DELTA"
@@ -78,7 +78,7 @@ resource "google_logging_metric" "classifications" {
 # up to about ten minutes. The policy waits for this (first apply only).
 resource "time_sleep" "log_metrics_ready" {
   create_duration = "600s"
-  triggers        = {
+  triggers = {
     function_errors = google_logging_metric.function_errors.id
   }
 }
@@ -121,7 +121,7 @@ resource "google_monitoring_alert_policy" "backlog_age" {
   conditions {
     display_name = "Oldest undelivered upload event older than ${var.backlog_alert_seconds} s"
     condition_threshold {
-      filter          = "metric.type=\"pubsub.googleapis.com/subscription/oldest_unacked_message_age\" AND resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=starts_with(\"eventarc-${var.region}-${google_cloudfunctions2_function.classify.name}\")"
+      filter          = "metric.type=\"pubsub.googleapis.com/subscription/oldest_unacked_message_age\" AND resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=starts_with(\"eventarc-${var.region}-${google_cloudfunctions2_function.functions["classify"].name}\")"
       comparison      = "COMPARISON_GT"
       threshold_value = var.backlog_alert_seconds
       duration        = "300s"
@@ -147,7 +147,7 @@ resource "google_monitoring_alert_policy" "dead_letters" {
   conditions {
     display_name = "Messages in the dead-letter subscription"
     condition_threshold {
-      filter          = "metric.type=\"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=\"${google_pubsub_subscription.dead_letter.name}\""
+      filter          = "metric.type=\"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=\"${google_pubsub_subscription.dead_letters["classify"].name}\""
       comparison      = "COMPARISON_GT"
       threshold_value = 0
       duration        = "60s"
@@ -159,7 +159,7 @@ resource "google_monitoring_alert_policy" "dead_letters" {
   }
 
   documentation {
-    content   = "Upload events failed every delivery attempt. Pull ${google_pubsub_subscription.dead_letter.name} to see which objects; the sweep retries them from the incoming bucket."
+    content   = "Upload events failed every delivery attempt. Pull ${google_pubsub_subscription.dead_letters["classify"].name} to see which objects; the sweep retries them from the incoming bucket."
     mime_type = "text/markdown"
   }
 }
@@ -179,7 +179,7 @@ locals {
   # written 0 would show as a change on every plan.
   dashboard_tile_width  = 6
   dashboard_tile_height = 4
-  dashboard_tiles       = [
+  dashboard_tiles = [
     for i, chart in local.dashboard_charts : merge(
       i % 2 == 0 ? {} : { xPos = local.dashboard_tile_width },
       i < 2 ? {} : { yPos = floor(i / 2) * local.dashboard_tile_height },

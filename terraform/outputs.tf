@@ -1,56 +1,56 @@
 output "incoming_bucket" {
   description = "Upload photos here (gs://NAME/)."
-  value       = google_storage_bucket.incoming.name
+  value       = google_storage_bucket.buckets["incoming"].name
 }
 
 output "processed_bucket" {
   description = "Sorted photos: <category>/, review/<category>/, rejected/."
-  value       = google_storage_bucket.processed.name
+  value       = google_storage_bucket.buckets["processed"].name
 }
 
 output "models_bucket" {
   description = "Model versions (models/<version>/), the current pointer and the functions source archives (sources/)."
-  value       = google_storage_bucket.models.name
+  value       = google_storage_bucket.buckets["models"].name
 }
 
 output "training_data_bucket" {
   description = "The training data set (fashion-product-images-small/ with styles.csv and images/)."
-  value       = google_storage_bucket.training_data.name
+  value       = google_storage_bucket.buckets["training_data"].name
 }
 
 output "predict_url" {
   description = "HTTPS URL of the prediction API."
-  value       = google_cloudfunctions2_function.predict.service_config[0].uri
+  value       = google_cloudfunctions2_function.functions["predict"].service_config[0].uri
 }
 
 output "sweep_url" {
   description = "HTTPS URL of the sweep function (called by Cloud Scheduler)."
-  value       = google_cloudfunctions2_function.sweep.service_config[0].uri
+  value       = google_cloudfunctions2_function.functions["sweep"].service_config[0].uri
 }
 
 output "classify_url" {
   description = "Internal URL of the classify function (called by Eventarc only)."
-  value       = google_cloudfunctions2_function.classify.service_config[0].uri
+  value       = google_cloudfunctions2_function.functions["classify"].service_config[0].uri
 }
 
 output "classify_function" {
   description = "Name of the classify function (its Eventarc trigger is looked up by this name)."
-  value       = google_cloudfunctions2_function.classify.name
+  value       = google_cloudfunctions2_function.functions["classify"].name
 }
 
 output "classify_trigger" {
   description = "Full name of the Eventarc trigger of classify (cloudbuild.yaml sets its subscription's dead-letter policy)."
-  value       = google_cloudfunctions2_function.classify.event_trigger[0].trigger
+  value       = google_cloudfunctions2_function.functions["classify"].event_trigger[0].trigger
 }
 
 output "dead_letter_topic" {
   description = "Full name of the dead-letter topic of the upload events."
-  value       = google_pubsub_topic.dead_letter.id
+  value       = google_pubsub_topic.dead_letters["classify"].id
 }
 
 output "dead_letter_subscription" {
   description = "Subscription that keeps dead-lettered events for inspection."
-  value       = google_pubsub_subscription.dead_letter.name
+  value       = google_pubsub_subscription.dead_letters["classify"].name
 }
 
 output "training_job" {
@@ -75,12 +75,12 @@ output "event_max_delivery_attempts" {
 
 output "backfill_template" {
   description = "gs:// path of the backfill's Flex Template spec (written by cloudbuild.yaml's backfill-template step)."
-  value       = "gs://${google_storage_bucket.dataflow.name}/templates/backfill.json"
+  value       = "gs://${google_storage_bucket.buckets["dataflow"].name}/templates/backfill.json"
 }
 
 output "dataflow_bucket" {
   description = "The backfill's Dataflow bucket: the template, staging/ and temp/."
-  value       = google_storage_bucket.dataflow.name
+  value       = google_storage_bucket.buckets["dataflow"].name
 }
 
 output "dataflow_service_account" {
@@ -95,7 +95,7 @@ output "backfill_max_workers" {
 
 output "review_url" {
   description = "Internal URL of the review function (reachable through the load balancer when review_iap_enabled, else from the project's network only)."
-  value       = google_cloudfunctions2_function.review.service_config[0].uri
+  value       = google_cloudfunctions2_function.functions["review"].service_config[0].uri
 }
 
 output "review_address" {
@@ -120,5 +120,5 @@ output "events_table" {
 
 output "events_dead_letter_subscription" {
   description = "Subscription that keeps the events no subscriber could take."
-  value       = google_pubsub_subscription.events_dead_letter.name
+  value       = google_pubsub_subscription.dead_letters["events"].name
 }

@@ -1,6 +1,6 @@
 # The review desk: the `review` function (its JSON API and the page in
-# functions/review_page/) and, optionally, the HTTPS load balancer with
-# Identity-Aware Proxy in front of it.
+# functions/review_page/; an entry of functions.tf's local.functions) and,
+# optionally, the HTTPS load balancer with Identity-Aware Proxy in front of it.
 #
 # The function is never public. Its ingress admits internal traffic and the
 # load balancer only, and the only invoker granted here is IAP's service
@@ -34,46 +34,8 @@ locals {
   ])
 }
 
-resource "google_cloudfunctions2_function" "review" {
-  project     = var.project_id
-  location    = var.region
-  name        = local.review_function_name
-  description = "The review desk: the review queue's API and page (behind IAP when review_iap_enabled)."
-  labels      = local.labels
-
-  build_config {
-    runtime           = var.functions_runtime
-    entry_point       = "review"
-    service_account   = local.function_build.service_account
-    docker_repository = local.function_build.docker_repository
-    source {
-      storage_source {
-        bucket = local.function_source.bucket
-        object = local.function_source.object
-      }
-    }
-  }
-
-  service_config {
-    available_memory                 = var.function_memory
-    available_cpu                    = "1"
-    max_instance_request_concurrency = 4
-    min_instance_count               = 0
-    max_instance_count               = 2
-    timeout_seconds                  = 60
-    ingress_settings                 = "ALLOW_INTERNAL_AND_GCLB"
-    all_traffic_on_latest_revision   = true
-    service_account_email            = google_service_account.accounts["review"].email
-    environment_variables            = merge(local.function_environment, local.function_extra_environment.review)
-  }
-
-  depends_on = [
-    time_sleep.apis_ready,
-    google_project_iam_member.grants,
-    google_storage_bucket_iam_member.grants,
-    google_artifact_registry_repository_iam_member.build_writer,
-  ]
-}
+# The function itself is functions.tf's local.functions.review, named
+# "${var.name_prefix}-review" (local.review_function_name).
 
 # Cloud Functions has no private key to sign V4 URLs with: the function
 # signs the images' URLs through the IAM signBlob API as its own account.
@@ -168,7 +130,7 @@ resource "google_cloud_run_service_iam_member" "review_invoker" {
 
   project  = var.project_id
   location = var.region
-  service  = google_cloudfunctions2_function.review.service_config[0].service
+  service  = google_cloudfunctions2_function.functions["review"].service_config[0].service
   role     = "roles/run.invoker"
   member   = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-iap.iam.gserviceaccount.com"
 

@@ -69,8 +69,8 @@ resource "google_cloud_run_v2_job" "training" {
         args = concat(
           [
             "run",
-            "--data", "gs://${google_storage_bucket.training_data.name}/fashion-product-images-small",
-            "--out", "gs://${google_storage_bucket.models.name}",
+            "--data", "gs://${google_storage_bucket.buckets["training_data"].name}/fashion-product-images-small",
+            "--out", "gs://${google_storage_bucket.buckets["models"].name}",
             "--work-dir", "/tmp/train-work",
           ],
           var.training_args,

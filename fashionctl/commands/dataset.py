@@ -42,9 +42,7 @@ def export(
     until: str | None,
     categories: tuple[str, ...],
 ) -> int:
-    from google.api_core.exceptions import GoogleAPIError
-    from google.auth.exceptions import DefaultCredentialsError
-
+    from fashionctl.preflight import reaching_the_stack
     from training import dataset_export as core
     from training.storage import GcsStore, open_store
 
@@ -54,12 +52,10 @@ def export(
         )
     except ValueError as exc:
         raise CommandError(str(exc), USAGE) from exc
-    try:
+    with reaching_the_stack(context.env, "export the training set"):
         storage = context.storage
         store = GcsStore(out, storage) if out.startswith("gs://") else open_store(out)
         result = core.export(core.read_records(context.firestore, filters), core.fetcher(storage), store, filters)
-    except (GoogleAPIError, DefaultCredentialsError) as exc:
-        raise CommandError(f"the export failed: {exc}\nis the stack running? see `fashionctl status`") from exc
     click.echo(json.dumps(result.to_dict()))
     return 0
 

@@ -15,22 +15,15 @@ from fashionctl.errors import USAGE, CommandError
 @click.option("--json", "as_json", is_flag=True, help="one JSON object")
 @pass_context
 def health(context: Context, max_backlog_age: float, max_error_rate: float, as_json: bool) -> int:
-    from google.api_core.exceptions import GoogleAPIError
-    from google.auth.exceptions import DefaultCredentialsError
-
     from fashionctl import health as core
-    from fashionctl.preflight import NO_STACK_HINT, probe_emulators
+    from fashionctl.preflight import NO_STACK_HINT, reaching_the_stack
 
     thresholds = core.Thresholds(max_backlog_age=max_backlog_age, max_error_rate=max_error_rate)
-    probe_emulators(context.env)
-    try:
-        return core.run(context.env, thresholds, as_json=as_json)
-    except DefaultCredentialsError as exc:
-        raise CommandError(f"cannot check the health: no local stack and no Google credentials\n{NO_STACK_HINT}") from exc
-    except KeyError as exc:
-        raise CommandError(f"missing setting {exc} (environment or the stack's env file)\n{NO_STACK_HINT}", USAGE) from exc
-    except GoogleAPIError as exc:
-        raise CommandError(f"cannot check the health: {exc}") from exc
+    with reaching_the_stack(context.env, "check the health"):
+        try:
+            return core.run(context.env, thresholds, as_json=as_json)
+        except KeyError as exc:
+            raise CommandError(f"missing setting {exc} (environment or the stack's env file)\n{NO_STACK_HINT}", USAGE) from exc
 
 
 COMMANDS = (health,)

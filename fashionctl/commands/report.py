@@ -19,10 +19,7 @@ from fashionctl.errors import USAGE, CommandError
 def report(context: Context, days: int, out: Path, upload: bool) -> int:
     import importlib.util
 
-    from google.api_core.exceptions import GoogleAPIError
-    from google.auth.exceptions import DefaultCredentialsError
-
-    from fashionctl.preflight import NO_STACK_HINT, probe_emulators
+    from fashionctl.preflight import reaching_the_stack
 
     if importlib.util.find_spec("matplotlib") is None:
         raise CommandError(
@@ -30,15 +27,11 @@ def report(context: Context, days: int, out: Path, upload: bool) -> int:
         )
     from fashionctl import report as core
 
-    probe_emulators(context.env)
-    try:
-        return core.run(context.env, days, out, to_bucket=upload)
-    except DefaultCredentialsError as exc:
-        raise CommandError(f"cannot build the report: no local stack and no Google credentials\n{NO_STACK_HINT}") from exc
-    except KeyError as exc:
-        raise CommandError(f"missing setting {exc} (environment or the stack's env file)", USAGE) from exc
-    except GoogleAPIError as exc:
-        raise CommandError(f"cannot build the report: {exc}") from exc
+    with reaching_the_stack(context.env, "build the report"):
+        try:
+            return core.run(context.env, days, out, to_bucket=upload)
+        except KeyError as exc:
+            raise CommandError(f"missing setting {exc} (environment or the stack's env file)", USAGE) from exc
 
 
 COMMANDS = (report,)

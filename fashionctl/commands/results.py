@@ -21,23 +21,16 @@ from fashionctl.errors import USAGE, CommandError
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
 @pass_context
 def results(context: Context, since: str | None, limit: int, as_json: bool) -> int:
-    from google.api_core.exceptions import GoogleAPIError
-    from google.auth.exceptions import DefaultCredentialsError
-
     from fashionctl import results as core
+    from fashionctl.preflight import reaching_the_stack
 
     try:
         since_time = core.parse_since(since) if since else None
     except ValueError as exc:
         raise CommandError(str(exc), USAGE) from exc
-    try:
+    action = f"read the classification records from {context.env.get('FIRESTORE_EMULATOR_HOST') or 'Firestore'}"
+    with reaching_the_stack(context.env, action, ("FIRESTORE_EMULATOR_HOST",)):
         return core.run(context.firestore, since=since_time, limit=limit, as_json=as_json)
-    except (GoogleAPIError, DefaultCredentialsError) as exc:
-        host = context.env.get("FIRESTORE_EMULATOR_HOST")
-        hint = "is the stack running? see `fashionctl status`"
-        if not host:
-            hint = "start the local stack with `fashionctl up`, or set FIRESTORE_EMULATOR_HOST"
-        raise CommandError(f"cannot read the classification records from {host or 'Firestore'}: {exc}\n{hint}") from exc
 
 
 COMMANDS = (results,)

@@ -39,83 +39,104 @@ def stack_errors() -> Iterator[None]:
         raise CommandError(str(exc)) from exc
 
 
+#: the components with a loopback port, in ``--help`` order (localcloud.Ports' fields)
+PORT_NAMES = ("storage", "pubsub", "firestore", "function", "predict", "sweep", "review")
+
+#: ``up``'s options past the ports, in ``--help`` order: flags -> click.option's keywords
+UP_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
+    (("--project",), {"default": localcloud.PROJECT, "show_default": True, "help": "a demo- project id"}),
+    (
+        ("--model-store",),
+        {
+            "type": click.Path(path_type=Path),
+            "default": None,
+            "help": f"local model store to publish (default: {localcloud.DEFAULT_MODEL_STORE} once it has a current "
+            "model, else the embedded default-model/)",
+        },
+    ),
+    (
+        ("--function-source",),
+        {"type": click.Path(path_type=Path), "default": localcloud.DEFAULT_FUNCTION_SOURCE, "show_default": True},
+    ),
+    (("--function-target",), {"default": localcloud.DEFAULT_FUNCTION_TARGET, "show_default": True}),
+    (("--no-function",), {"is_flag": True, "help": "start neither the function nor the bridge"}),
+    (("--bridge-target",), {"help": "post events to this URL instead of the function"}),
+    (
+        ("--set", "overrides"),
+        {"multiple": True, "metavar": "VAR=VALUE", "help": "a function setting (shared/settings.py Settings.ENV), repeatable"},
+    ),
+    (
+        ("--bridge-source",),
+        {
+            "type": click.Choice(localcloud.BRIDGE_SOURCES),
+            "default": "auto",
+            "show_default": True,
+            "help": "where the bridge finds uploads: storage notifications through the Pub/Sub emulator, or listing "
+            "the incoming bucket; auto: pubsub when its emulator can run",
+        },
+    ),
+    (("--bridge-arg",), {"multiple": True, "metavar": "ARG", "help": "extra argument for the bridge, repeatable"}),
+    (
+        ("--events-webhook",),
+        {
+            "metavar": "URL",
+            "help": "POST every completion event to this URL (the push subscription's part; docs/events.md); needs "
+            "the Pub/Sub emulator",
+        },
+    ),
+    (("--events-push-arg",), {"multiple": True, "metavar": "ARG", "help": "extra argument for the events push, repeatable"}),
+    (("--start-timeout",), {"type": float, "default": 90.0, "show_default": True, "help": "seconds per component"}),
+    (
+        ("--sdk-root",),
+        {"type": click.Path(path_type=Path), "help": "Google Cloud CLI root holding platform/ (default: found from gcloud)"},
+    ),
+    (
+        ("--firestore",),
+        {
+            "type": click.Choice(localcloud.FIRESTORE_KINDS),
+            "default": "auto",
+            "show_default": True,
+            "help": "the Cloud CLI emulator, the npm @firestore-emulator/server, or the first that can run",
+        },
+    ),
+    (
+        ("--node-dir",),
+        {
+            "type": click.Path(path_type=Path),
+            "default": localcloud.DEFAULT_NODE_DIR,
+            "show_default": True,
+            "help": "npm prefix for the fallback",
+        },
+    ),
+)
+
+
 def _port_options(command: F) -> F:
-    """``--storage-port`` ... ``--sweep-port``."""
+    """``--storage-port`` ... ``--review-port``."""
     defaults = localcloud.Ports()
-    for name in reversed(("storage", "pubsub", "firestore", "function", "predict", "sweep", "review")):
+    for name in reversed(PORT_NAMES):
         command = click.option(
             f"--{name}-port", type=int, default=getattr(defaults, name), show_default=True, help="0 picks a free port"
         )(command)
     return command
 
 
+def _up_options(command: F) -> F:
+    """Every option of :data:`UP_OPTIONS`, in its order."""
+    for flags, keywords in reversed(UP_OPTIONS):
+        command = click.option(*flags, **keywords)(command)
+    return command
+
+
 @click.command("up", help="start the local emulated cloud on loopback")
 @state_dir_option
 @_port_options
-@click.option("--project", default=localcloud.PROJECT, show_default=True, help="a demo- project id")
-@click.option(
-    "--model-store",
-    type=click.Path(path_type=Path),
-    default=None,
-    help=f"local model store to publish (default: {localcloud.DEFAULT_MODEL_STORE} once it has a current model, "
-    "else the embedded default-model/)",
-)
-@click.option("--function-source", type=click.Path(path_type=Path), default=localcloud.DEFAULT_FUNCTION_SOURCE, show_default=True)
-@click.option("--function-target", default=localcloud.DEFAULT_FUNCTION_TARGET, show_default=True)
-@click.option("--no-function", is_flag=True, help="start neither the function nor the bridge")
-@click.option("--bridge-target", help="post events to this URL instead of the function")
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="VAR=VALUE",
-    help="a function setting (shared/settings.py Settings.ENV), repeatable",
-)
-@click.option(
-    "--bridge-source",
-    type=click.Choice(localcloud.BRIDGE_SOURCES),
-    default="auto",
-    show_default=True,
-    help="where the bridge finds uploads: storage notifications through the Pub/Sub emulator, or listing the "
-    "incoming bucket; auto: pubsub when its emulator can run",
-)
-@click.option("--bridge-arg", multiple=True, metavar="ARG", help="extra argument for the bridge, repeatable")
-@click.option(
-    "--events-webhook",
-    metavar="URL",
-    help="POST every completion event to this URL (the push subscription's part; docs/events.md); needs the Pub/Sub emulator",
-)
-@click.option("--events-push-arg", multiple=True, metavar="ARG", help="extra argument for the events push, repeatable")
-@click.option("--start-timeout", type=float, default=90.0, show_default=True, help="seconds per component")
-@click.option(
-    "--sdk-root", type=click.Path(path_type=Path), help="Google Cloud CLI root holding platform/ (default: found from gcloud)"
-)
-@click.option(
-    "--firestore",
-    type=click.Choice(localcloud.FIRESTORE_KINDS),
-    default="auto",
-    show_default=True,
-    help="the Cloud CLI emulator, the npm @firestore-emulator/server, or the first that can run",
-)
-@click.option(
-    "--node-dir",
-    type=click.Path(path_type=Path),
-    default=localcloud.DEFAULT_NODE_DIR,
-    show_default=True,
-    help="npm prefix for the fallback",
-)
+@_up_options
 @pass_context
 def up(
     context: Context,
-    storage_port: int,
-    pubsub_port: int,
-    firestore_port: int,
-    function_port: int,
-    predict_port: int,
-    sweep_port: int,
-    review_port: int,
     project: str,
-    model_store: Path,
+    model_store: Path | None,
     function_source: Path,
     function_target: str,
     no_function: bool,
@@ -129,22 +150,16 @@ def up(
     sdk_root: Path | None,
     firestore: str,
     node_dir: Path,
+    **ports: int,
 ) -> int:
+    """Start the stack; ``ports`` holds ``--storage-port`` ... ``--review-port``."""
     try:
         settings = localcloud.default_settings(project, **localcloud.parse_settings_overrides(list(overrides)))
     except ValueError as exc:  # SettingsError too
         raise CommandError(str(exc), USAGE) from exc
     config = localcloud.StackConfig(
         state_dir=context.state_dir,
-        ports=localcloud.Ports(
-            storage=storage_port,
-            pubsub=pubsub_port,
-            firestore=firestore_port,
-            function=function_port,
-            predict=predict_port,
-            sweep=sweep_port,
-            review=review_port,
-        ),
+        ports=localcloud.Ports(**{name: ports[f"{name}_port"] for name in PORT_NAMES}),
         settings=settings,
         model_store=model_store or default_model_store(localcloud.DEFAULT_MODEL_STORE),
         function_source=None if no_function else function_source,

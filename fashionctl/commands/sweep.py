@@ -25,6 +25,7 @@ def sweep(context: Context, dry_run: bool, budget: float | None, min_age: float 
     from requests import RequestException
 
     from fashionctl import sweep as core
+    from fashionctl.preflight import RUNNING_HINT
 
     body = core.options_body(dry_run, budget, min_age, limit)
     try:
@@ -32,7 +33,7 @@ def sweep(context: Context, dry_run: bool, budget: float | None, min_age: float 
     except ValueError as exc:  # SettingsError too
         raise CommandError(str(exc), USAGE) from exc
     except (GoogleAPIError, RequestException, RuntimeError) as exc:
-        raise CommandError(f"the sweep failed: {exc}\nis the stack running? see `fashionctl status`") from exc
+        raise CommandError(f"the sweep failed: {exc}\n{RUNNING_HINT}") from exc
 
 
 COMMANDS = (sweep,)

@@ -15,22 +15,18 @@ from fashionctl.errors import USAGE, CommandError
 @click.option("--bucket", help="default: INCOMING_BUCKET (from the environment or the stack's env file)")
 @pass_context
 def upload(context: Context, paths: tuple[str, ...], prefix: str, bucket: str | None) -> int:
-    from google.auth.exceptions import DefaultCredentialsError
-
     from fashionctl import upload as core
-    from fashionctl.preflight import NO_STACK_HINT, probe_emulators
+    from fashionctl.preflight import reaching_the_stack
 
     try:
         target = core.UploadTarget.from_env(context.env, bucket)
     except ValueError as exc:
         raise CommandError(str(exc), USAGE) from exc
-    probe_emulators(context.env, ("STORAGE_EMULATOR_HOST",))
-    try:
-        return core.run(list(paths), target, prefix=prefix)
-    except FileNotFoundError as exc:
-        raise CommandError(str(exc), USAGE) from exc
-    except DefaultCredentialsError as exc:
-        raise CommandError(f"cannot upload: no local stack and no Google credentials\n{NO_STACK_HINT}") from exc
+    with reaching_the_stack(context.env, "upload", ("STORAGE_EMULATOR_HOST",)):
+        try:
+            return core.run(list(paths), target, prefix=prefix)
+        except FileNotFoundError as exc:
+            raise CommandError(str(exc), USAGE) from exc
 
 
 COMMANDS = (upload,)

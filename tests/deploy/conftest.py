@@ -48,6 +48,64 @@ class Terraform:
         assert (kind, name) in self.resources, f"no resource {kind}.{name}"
         return self.resources[(kind, name)]
 
+    def instances(self, kind: str, name: str) -> dict[str, dict[str, Any]]:
+        """The instances of a resource whose ``for_each`` is a local map
+        (``for_each = local.NAME``): each key -> the body Terraform evaluates
+        for it, ``each.key``, ``each.value`` and ``each.value.ATTR`` replaced
+        by the key and the map's values (an index ``[each.key]`` or
+        ``[each.value]`` becomes ``["KEY"]``, ``["VALUE"]``), and each dynamic block of the form
+        ``for_each = each.value.ATTR == null ? [] : [each.value.ATTR]`` (or
+        ``== ""``) written out as a block, or left out when the value is
+        null or empty (a value that is an expression counts as present)."""
+        body = self.resource(kind, name)
+        match = re.fullmatch(r"\$\{local\.(\w+)\}", str(body.get("for_each")))
+        assert match, f"{kind}.{name} does not iterate over a local map: {body.get('for_each')}"
+        table = self.locals[match.group(1)]
+        rest = {key: value for key, value in body.items() if key != "for_each"}
+        return {key: _instance(rest, key, entry) for key, entry in table.items()}
+
+
+_EACH_VALUE = re.compile(r"\$\{each\.value\.(\w+)\}")
+_OPTIONAL_BLOCK = re.compile(r'\$\{each\.value\.(\w+) == (?:null|"") \? \[\] : \[each\.value\.\1\]\}')
+_ABSENT = (None, "", "null", "${null}")
+
+
+def _instance(value: Any, key: str, entry: dict[str, Any]) -> Any:
+    """``value`` (a parsed body or part of one) for the instance ``key`` of
+    a for_each over a local map whose value for it is ``entry``."""
+    if isinstance(value, list):
+        return [_instance(item, key, entry) for item in value]
+    if isinstance(value, str):
+        if value == "${each.value}":
+            return entry
+        if whole := _EACH_VALUE.fullmatch(value):
+            return entry[whole.group(1)]
+        value = value.replace("${each.key}", key).replace("[each.key]", f'["{key}"]')
+        return value.replace("[each.value]", f'["{entry}"]') if isinstance(entry, str) else value
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    kept: list[dict[str, Any]] = []
+    for name, item in value.items():
+        if name != "dynamic":
+            out[name] = _instance(item, key, entry)
+            continue
+        for dynamic in item:
+            for block_name, spec in dynamic.items():
+                optional = _OPTIONAL_BLOCK.fullmatch(str(spec.get("for_each")))
+                if not optional:
+                    kept.append({block_name: _instance(spec, key, entry)})
+                    continue
+                present = entry[optional.group(1)]
+                if present in _ABSENT:
+                    continue
+                content = json.dumps(_instance(block(spec, "content"), key, entry))
+                rendered = json.loads(content.replace(f"${{{block_name}.value}}", json.dumps(str(present))[1:-1]))
+                out.setdefault(block_name, []).append(rendered)
+    if kept:
+        out["dynamic"] = kept
+    return out
+
 
 _ADDRESS = re.compile(r"(?<![\w.])(data\.)?((?:google|time)_\w+)\.(\w+)")
 _LOCAL = re.compile(r"(?<![\w.])local\.(\w+)")

@@ -76,7 +76,7 @@ def test_layout_at_the_archive_root(archive: Path):
 def test_root_main_exports_what_terraform_deploys(archive: Path):
     deployed = {
         block(body, "build_config")["entry_point"]
-        for body in load_terraform().of_type("google_cloudfunctions2_function").values()
+        for body in load_terraform().instances("google_cloudfunctions2_function", "functions").values()
     }
     exported = set(bundle.entry_points(REPO / "functions" / "main.py"))
     assert deployed == ENTRY_POINTS

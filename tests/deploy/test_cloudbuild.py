@@ -111,9 +111,14 @@ def test_terraform_variables_and_outputs_exist(build, tf: Terraform):
         assert name in tf.variables, f"-var {name} is not a Terraform variable"
     for name in re.findall(r"terraform output -raw (\w+)", script):
         assert name in tf.outputs, f"output {name} does not exist"
-    for target in re.findall(r"-target=([\w.]+)", script):
-        kind, name = target.split(".")
-        tf.resource(kind, name)
+    targets = re.findall(r"""-target='?(\w+)\.(\w+)(?:\["(\w+)"\])?'?""", script)
+    assert targets
+    for kind, name, key in targets:
+        if key:
+            body = tf.resource(kind, name)
+            assert body["for_each"] == "${local.bucket_names}" and key in tf.locals["default_bucket_names"], (kind, name, key)
+        else:
+            tf.resource(kind, name)
     required = {name for name, body in tf.variables.items() if "default" not in body}
     for step in ("terraform-bootstrap", "terraform-plan"):
         given = set(re.findall(r'-var="?([a-z_]+)=', _script(next(s for s in build["steps"] if s["id"] == step))))

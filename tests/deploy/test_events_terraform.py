@@ -13,6 +13,7 @@ from shared import result_events as events
 from tests.deploy.conftest import REPO, TERRAFORM, Terraform, block, dependency_graph, depends_on
 
 AGENT = "${local.pubsub_agent}"
+EVENTS_DEAD_LETTER = '${google_pubsub_topic.dead_letters["events"].id}'
 AGENT_EMAIL = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
 
 
@@ -50,7 +51,7 @@ def test_the_bigquery_subscription_writes_typed_columns_and_metadata(tf: Terrafo
     )
     assert config["use_table_schema"] is True and config["write_metadata"] is True and config.get("use_topic_schema") is None
     dead = block(subscription, "dead_letter_policy")
-    assert dead["dead_letter_topic"] == "${google_pubsub_topic.events_dead_letter.id}"
+    assert dead["dead_letter_topic"] == EVENTS_DEAD_LETTER
     writer = tf.resource("google_bigquery_table_iam_member", "events_writer")
     assert writer["role"] == "roles/bigquery.dataEditor" and writer["member"] == AGENT
     assert writer["table_id"] == "${google_bigquery_table.events.table_id}"
@@ -69,7 +70,7 @@ def test_the_webhook_is_optional_authenticated_retried_and_dead_lettered(tf: Ter
     assert oidc["audience"] == '${var.events_webhook_audience == "" ? var.events_webhook_url : var.events_webhook_audience}'
     assert block(push, "no_wrapper") == {"write_metadata": False}  # the body is the CloudEvent itself
     assert block(webhook, "dead_letter_policy") == {
-        "dead_letter_topic": "${google_pubsub_topic.events_dead_letter.id}",
+        "dead_letter_topic": EVENTS_DEAD_LETTER,
         "max_delivery_attempts": "${var.events_max_delivery_attempts}",
     }
     retry = block(webhook, "retry_policy")
@@ -82,8 +83,8 @@ def test_the_webhook_is_optional_authenticated_retried_and_dead_lettered(tf: Ter
 
 
 def test_the_pubsub_agent_may_dead_letter_from_each_events_subscription(tf: Terraform):
-    publisher = tf.resource("google_pubsub_topic_iam_member", "events_dead_letter_publisher")
-    assert publisher["topic"] == "${google_pubsub_topic.events_dead_letter.name}" and publisher["member"] == AGENT
+    publisher = tf.instances("google_pubsub_topic_iam_member", "dead_letter_publishers")["events"]
+    assert publisher["topic"] == '${google_pubsub_topic.dead_letters["events"].name}' and publisher["member"] == AGENT
     assert publisher["role"] == "roles/pubsub.publisher"
     subscriber = tf.resource("google_pubsub_subscription_iam_member", "events_dead_letter_subscriber")
     assert subscriber["for_each"] == "${local.events_subscriptions}" and subscriber["role"] == "roles/pubsub.subscriber"
@@ -91,11 +92,13 @@ def test_the_pubsub_agent_may_dead_letter_from_each_events_subscription(tf: Terr
     listed = json.dumps(tf.locals["events_subscriptions"])
     dead_lettering = [name for name, body in tf.of_type("google_pubsub_subscription").items() if "dead_letter_policy" in body]
     assert sorted(dead_lettering) == ["events_bigquery", "events_webhook"]
+    graph = dependency_graph(tf)
     for name in dead_lettering:
         assert f"google_pubsub_subscription.{name}" in listed, f"{name} is not in local.events_subscriptions"
-    assert (
-        tf.resource("google_pubsub_subscription", "events_dead_letter")["topic"] == "${google_pubsub_topic.events_dead_letter.id}"
-    )
+        assert depends_on(graph, f"google_pubsub_subscription.{name}", "google_pubsub_topic_iam_member.dead_letter_publishers")
+    kept = tf.instances("google_pubsub_subscription", "dead_letters")["events"]
+    assert kept["name"] == "${var.name_prefix}-events-dead-letter"
+    assert kept["topic"] == EVENTS_DEAD_LETTER
 
 
 def test_outputs_name_the_topic_and_the_table(tf: Terraform):

@@ -79,16 +79,17 @@ def test_functions_build_as_a_granted_build_account(tf: Terraform, graph):
     assert local_value(tf, build["buckets"]) == {
         "models": ["roles/storage.objectViewer"]
     }  # the archive lives in the models bucket
-    assert tf.locals["function_source"]["bucket"] == "${google_storage_bucket.models.name}"
+    assert tf.locals["function_source"]["bucket"] == '${google_storage_bucket.buckets["models"].name}'
     assert build["project"] == ["roles/logging.logWriter"]
     writer = tf.resource("google_artifact_registry_repository_iam_member", "build_writer")
     assert writer["role"] == "roles/artifactregistry.writer"
     assert writer["member"] == 'serviceAccount:${google_service_account.accounts["build"].email}'
+    functions = tf.instances("google_cloudfunctions2_function", "functions")
     for name in FUNCTIONS:
-        config = block(tf.resource("google_cloudfunctions2_function", name), "build_config")
+        config = block(functions[name], "build_config")
         assert config["service_account"] == "${local.function_build.service_account}", name
         assert config["docker_repository"] == "${local.function_build.docker_repository}", name
-        address = f"google_cloudfunctions2_function.{name}"
+        address = "google_cloudfunctions2_function.functions"  # one resource: every instance waits
         for grant in (
             "google_storage_bucket_iam_member.grants",
             "google_project_iam_member.grants",
@@ -113,7 +114,7 @@ def test_trigger_waits_for_the_agents_grants_to_propagate(tf: Terraform, graph):
     assert agent["role"] == "roles/eventarc.serviceAgent"
     assert agent["member"].endswith("@gcp-sa-eventarc.iam.gserviceaccount.com")
     assert "roles/eventarc.eventReceiver" in tf.locals["role_table"]["classify"]["project"]
-    assert "time_sleep.eventarc_iam" in graph["google_cloudfunctions2_function.classify"]
+    assert "time_sleep.eventarc_iam" in graph["google_cloudfunctions2_function.functions"]
 
 
 def test_the_error_alert_waits_for_its_metric(tf: Terraform, graph):
@@ -236,13 +237,10 @@ def _noncurrent_kept(num_newer_versions: int, versions: int = 50) -> int:
 
 
 def test_models_bucket_keeps_as_many_versions_as_its_variable_says(tf: Terraform):
-    rule = next(
-        r
-        for r in tf.resource("google_storage_bucket", "models")["lifecycle_rule"]
-        if "num_newer_versions" in block(r, "condition")
-    )
-    assert block(rule, "condition")["num_newer_versions"] == "${var.model_noncurrent_versions + 1}"
-    assert block(rule, "condition")["with_state"] == "ARCHIVED"
+    rule = next(r for r in tf.locals["bucket_settings"]["models"]["rules"] if "num_newer_versions" in r["condition"])
+    assert rule["condition"]["num_newer_versions"] == "${var.model_noncurrent_versions + 1}"
+    assert rule["condition"]["with_state"] == "ARCHIVED"
+    assert rule["action"] == {"type": "Delete"}
     default = tf.variables["model_noncurrent_versions"]["default"]
     assert _noncurrent_kept(default + 1) == default
     assert _noncurrent_kept(default) == default - 1  # the old rule: one fewer than asked
@@ -289,8 +287,9 @@ def _mebibytes(size: str) -> float:
 def test_function_sizes_fit_one_vcpu(tf: Terraform):
     """Every function runs on available_cpu 1, which Cloud Run pairs with
     128 MiB to 4 GiB (the same table, 1 vCPU row)."""
+    functions = tf.instances("google_cloudfunctions2_function", "functions")
     for name in FUNCTIONS:
-        assert block(tf.resource("google_cloudfunctions2_function", name), "service_config")["available_cpu"] == "1"
+        assert block(functions[name], "service_config")["available_cpu"] == "1"
     for size in _allowed_strings(tf.variables["function_memory"]["validation"][0]["condition"]):
         assert 128 <= _mebibytes(size) <= 4 * 1024, size
 

@@ -37,7 +37,7 @@ def ref(kind: str, attr: str = "id") -> str:
 
 @pytest.fixture(scope="module")
 def review(tf: Terraform) -> dict:
-    return tf.resource("google_cloudfunctions2_function", "review")
+    return tf.instances("google_cloudfunctions2_function", "functions")["review"]
 
 
 def test_one_switch_off_by_default_gates_every_iap_resource(tf: Terraform):
@@ -51,14 +51,13 @@ def test_one_switch_off_by_default_gates_every_iap_resource(tf: Terraform):
     services = tf.resource("google_project_service", "review_iap")
     assert services["for_each"].startswith("${var.review_iap_enabled ? toset(")
     assert "compute.googleapis.com" in services["for_each"] and "iap.googleapis.com" in services["for_each"]
-    # Every resource of review.tf that is not the function itself, nor its
-    # URL-signing grant, belongs to the IAP path.
+    # Every resource of review.tf that is not the function's URL-signing
+    # grant belongs to the IAP path (the function is functions.tf's).
     text = (TERRAFORM / "review.tf").read_text()
     declared = set(re.findall(r'^resource "(\w+)" "(\w+)"', text, re.MULTILINE))
     assert tf.resource("time_sleep", "review_apis_ready")["for_each"] == SWITCH
     always = {
         ("time_sleep", "review_apis_ready"),  # gated too, but not an IAP resource itself
-        ("google_cloudfunctions2_function", "review"),
         ("google_service_account_iam_member", "review_signs_urls"),
         ("google_project_service", "review_iap"),
     }
@@ -84,7 +83,7 @@ def test_the_function_is_private_and_only_iap_invokes_it(tf: Terraform, review: 
     invokers = {
         name: body
         for name, body in tf.of_type("google_cloud_run_service_iam_member").items()
-        if body["service"] == "${google_cloudfunctions2_function.review.service_config[0].service}"
+        if body["service"] == '${google_cloudfunctions2_function.functions["review"].service_config[0].service}'
     }
     assert set(invokers) == {"review_invoker"}
     assert invokers["review_invoker"]["role"] == "roles/run.invoker"
@@ -95,11 +94,12 @@ def test_the_function_is_private_and_only_iap_invokes_it(tf: Terraform, review: 
             assert not {"allUsers", "allAuthenticatedUsers"} & set(members), f"{kind}.{name} is public"
 
 
-def test_the_load_balancer_chain_reaches_the_function_through_iap(tf: Terraform):
+def test_the_load_balancer_chain_reaches_the_function_through_iap(tf: Terraform, review: dict):
     neg = tf.resource("google_compute_region_network_endpoint_group", "review")
     assert neg["network_endpoint_type"] == "SERVERLESS"
     assert block(neg, "cloud_function")["function"] == "${local.review_function_name}"
-    assert tf.resource("google_cloudfunctions2_function", "review")["name"] == "${local.review_function_name}"
+    assert tf.locals["review_function_name"] == "${var.name_prefix}-review"
+    assert review["name"] == "${var.name_prefix}-review"  # the same name: the group names the function
 
     backend = tf.resource("google_compute_backend_service", "review")
     assert block(backend, "backend")["group"] == ref("google_compute_region_network_endpoint_group")
@@ -152,8 +152,8 @@ def test_the_function_verifies_iap_headers_for_this_backend(tf: Terraform):
     assert "/projects/${data.google_project.this.number}/global/backendServices/" in audience
     assert audience.startswith('${join("", [')  # no backend (IAP off): ""
     graph = dependency_graph(tf)
-    assert depends_on(graph, "google_cloudfunctions2_function.review", "google_compute_backend_service.review")
-    assert not depends_on(graph, "google_compute_backend_service.review", "google_cloudfunctions2_function.review"), "a cycle"
+    assert depends_on(graph, "google_cloudfunctions2_function.functions", "google_compute_backend_service.review")
+    assert not depends_on(graph, "google_compute_backend_service.review", "google_cloudfunctions2_function.functions"), "a cycle"
 
 
 def test_outputs_name_the_address_and_the_page(tf: Terraform):

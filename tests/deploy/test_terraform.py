@@ -29,6 +29,11 @@ def ref(kind: str, name: str, attr: str = "name") -> str:
     return f"${{{kind}.{name}.{attr}}}"
 
 
+def bucket_ref(name: str) -> str:
+    """The reference to a bucket of main.tf's bucket table, by its key."""
+    return f'${{google_storage_bucket.buckets["{name}"].name}}'
+
+
 def account(name: str, attr: str = "email") -> str:
     """The reference to a service account of iam.tf's table."""
     return f'${{google_service_account.accounts["{name}"].{attr}}}'
@@ -109,13 +114,25 @@ def test_required_apis_are_enabled(tf: Terraform):
 BUCKETS = ("incoming", "processed", "models", "training_data", "dataflow")
 
 
-def test_buckets_are_private_and_uniform(tf: Terraform):
-    buckets = tf.of_type("google_storage_bucket")
-    assert set(BUCKETS) <= set(buckets)
-    for name, body in buckets.items():
-        assert body["uniform_bucket_level_access"] is True, name
-        assert body["public_access_prevention"] == "enforced", name
-        assert body["name"] == f"${{local.bucket_names.{name}}}"
+@pytest.fixture(scope="module")
+def buckets(tf: Terraform) -> dict:
+    """The one bucket resource, over local.bucket_names (each.value: the name)."""
+    assert set(tf.of_type("google_storage_bucket")) == {"buckets"}
+    body = tf.resource("google_storage_bucket", "buckets")
+    assert body["for_each"] == "${local.bucket_names}"
+    return body
+
+
+def _dynamic(body: dict, name: str) -> dict:
+    [found] = [d[name] for d in body.get("dynamic", []) if name in d]
+    return found
+
+
+def test_buckets_are_private_and_uniform(tf: Terraform, buckets: dict):
+    assert set(tf.locals["default_bucket_names"]) == set(tf.locals["bucket_settings"]) == set(BUCKETS)
+    assert buckets["uniform_bucket_level_access"] is True
+    assert buckets["public_access_prevention"] == "enforced"
+    assert buckets["name"] == "${each.value}"  # local.bucket_names[each.key]
 
 
 def test_bucket_names_differ(tf: Terraform):
@@ -124,15 +141,20 @@ def test_bucket_names_differ(tf: Terraform):
     assert len(set(names.values())) == len(BUCKETS)
     assert names["incoming"] != names["processed"]
     # Overrides (var.bucket_names) cannot make two buckets one: the apply stops.
-    precondition = block(block(tf.resource("google_cloudfunctions2_function", "classify"), "lifecycle"), "precondition")
+    classify = tf.instances("google_cloudfunctions2_function", "functions")["classify"]
+    precondition = block(block(classify, "lifecycle"), "precondition")
     assert precondition["condition"] == "${length(distinct(values(local.bucket_names))) == length(local.bucket_names)}"
 
 
-def test_models_bucket_is_versioned(tf: Terraform):
-    assert block(tf.resource("google_storage_bucket", "models"), "versioning")["enabled"] is True
+def test_models_bucket_is_versioned(tf: Terraform, buckets: dict):
+    versioned = {name for name, settings in tf.locals["bucket_settings"].items() if settings["versioned"] is True}
+    assert versioned == {"models", "processed"}
+    versioning = _dynamic(buckets, "versioning")
+    assert versioning["for_each"] == "${local.bucket_settings[each.key].versioned ? [true] : []}"
+    assert block(versioning, "content") == {"enabled": "${versioning.value}"}
 
 
-def test_rejected_and_reports_age_out_configurably(tf: Terraform):
+def test_rejected_and_reports_age_out_configurably(tf: Terraform, buckets: dict):
     """One table of expiring prefixes, one shared rule per bucket."""
     assert tf.locals["prefix_retention_days"] == {
         "rejected/": "${var.rejected_retention_days}",
@@ -140,13 +162,18 @@ def test_rejected_and_reports_age_out_configurably(tf: Terraform):
     }
     assert tf.locals["expiring_prefixes"] == {"processed": ["rejected/", "reports/"], "models": ["reports/"]}
     assert "if local.prefix_retention_days[prefix] > 0" in tf.locals["expiry_rules"]  # 0 keeps them
-    for name in ("processed", "models"):
-        dynamic = [d["lifecycle_rule"] for d in tf.resource("google_storage_bucket", name)["dynamic"]]
-        assert len(dynamic) == 1, name
-        assert dynamic[0]["for_each"] == f"${{local.expiry_rules.{name}}}"
-        content = block(dynamic[0], "content")
-        assert block(content, "condition") == {"age": "${lifecycle_rule.value}", "matches_prefix": ["${lifecycle_rule.key}"]}
-        assert block(content, "action") == {"type": "Delete"}
+    # Every bucket's rules: its own (bucket_settings), then one Delete rule
+    # an expiring prefix of it, written as the provider's blocks.
+    rules = _dynamic(buckets, "lifecycle_rule")
+    assert "local.bucket_settings[each.key].rules" in rules["for_each"]
+    assert "for prefix, days in lookup(local.expiry_rules, each.key, {})" in rules["for_each"]
+    assert re.search(r"condition = \{\s*age = days,? matches_prefix = \[prefix\],?\s*\}", rules["for_each"]), rules["for_each"]
+    content = block(rules, "content")
+    condition = block(content, "condition")
+    assert condition["age"] == "${try(lifecycle_rule.value.condition.age, null)}"
+    assert condition["matches_prefix"] == "${try(lifecycle_rule.value.condition.matches_prefix, null)}"
+    assert block(content, "action")["type"] == "${lifecycle_rule.value.action.type}"
+    assert '{type = "Delete"}' in rules["for_each"].replace(" ", "").replace("=", " = ")
 
 
 def test_firestore_is_native_with_an_index(tf: Terraform):
@@ -165,7 +192,9 @@ def test_firestore_is_native_with_an_index(tf: Terraform):
 
 @pytest.fixture(scope="module")
 def functions(tf: Terraform) -> dict[str, dict]:
-    found = tf.of_type("google_cloudfunctions2_function")
+    """The functions: one resource over functions.tf's table, by key."""
+    assert set(tf.of_type("google_cloudfunctions2_function")) == {"functions"}
+    found = tf.instances("google_cloudfunctions2_function", "functions")
     assert set(found) == {"classify", "predict", "sweep", "review"}
     return found
 
@@ -208,7 +237,8 @@ def _environment(tf: Terraform, body: dict) -> dict[str, str]:
     (functions.tf's locals), plus its secret variables."""
     service = block(body, "service_config")
     match = re.fullmatch(
-        r"\$\{merge\(local\.function_environment, local\.function_extra_environment\.(\w+)\)\}", service["environment_variables"]
+        r'\$\{merge\(local\.function_environment, local\.function_extra_environment\["(\w+)"\]\)\}',
+        service["environment_variables"],
     )
     assert match, service["environment_variables"]
     env = {**tf.locals["function_environment"], **tf.locals["function_extra_environment"][match.group(1)]}
@@ -227,9 +257,9 @@ def test_environment_is_exactly_settings_the_code_reads(tf: Terraform, functions
         env = _environment(tf, body)
         assert set(env) <= known, f"{name} sets variables the code never reads: {set(env) - known}"
         assert set(Settings.REQUIRED) <= set(env), f"{name} lacks required settings: {set(Settings.REQUIRED) - set(env)}"
-        assert env["INCOMING_BUCKET"] == ref("google_storage_bucket", "incoming")
-        assert env["PROCESSED_BUCKET"] == ref("google_storage_bucket", "processed")
-        assert env["MODELS_BUCKET"] == ref("google_storage_bucket", "models")
+        assert env["INCOMING_BUCKET"] == bucket_ref("incoming")
+        assert env["PROCESSED_BUCKET"] == bucket_ref("processed")
+        assert env["MODELS_BUCKET"] == bucket_ref("models")
         assert env["GOOGLE_CLOUD_PROJECT"] == "${var.project_id}"
 
 
@@ -238,7 +268,7 @@ def test_one_shared_environment_merged_with_extras(tf: Terraform, functions):
     assert set(extras) == set(functions)
     for name, body in functions.items():
         env = block(body, "service_config")["environment_variables"]
-        assert env == f"${{merge(local.function_environment, local.function_extra_environment.{name})}}"
+        assert env == f'${{merge(local.function_environment, local.function_extra_environment["{name}"])}}'
         assert not set(extras[name]) & set(tf.locals["function_environment"]), f"{name} overrides a shared variable"
 
 
@@ -267,15 +297,17 @@ def test_trigger_is_the_incoming_bucket_with_retries(functions):
     trigger = block(functions["classify"], "event_trigger")
     assert trigger["event_type"] == "google.cloud.storage.object.v1.finalized"
     assert trigger["retry_policy"] == "RETRY_POLICY_RETRY"
-    assert trigger["event_filters"] == [{"attribute": "bucket", "value": ref("google_storage_bucket", "incoming")}]
+    assert trigger["event_filters"] == [{"attribute": "bucket", "value": bucket_ref("incoming")}]
     assert trigger["service_account_email"] == account("classify")
     for name in ("predict", "sweep", "review"):
         assert "event_trigger" not in functions[name]
 
 
 def test_dead_letter_topic_exists(tf: Terraform):
-    tf.resource("google_pubsub_topic", "dead_letter")
-    assert tf.resource("google_pubsub_subscription", "dead_letter")["topic"] == ref("google_pubsub_topic", "dead_letter", "id")
+    topics = tf.instances("google_pubsub_topic", "dead_letters")
+    assert topics["classify"]["name"] == "${var.name_prefix}-classify-dead-letter"
+    subscription = tf.instances("google_pubsub_subscription", "dead_letters")["classify"]
+    assert subscription["topic"] == '${google_pubsub_topic.dead_letters["classify"].id}'
     assert "dead_letter_topic" in tf.outputs and "classify_trigger" in tf.outputs
 
 
@@ -292,14 +324,14 @@ def test_scheduler_calls_the_sweep_with_oidc(tf: Terraform):
     jobs = tf.of_type("google_cloud_scheduler_job")
     assert set(jobs) == {"sweep"}
     target = block(jobs["sweep"], "http_target")
-    uri = "${google_cloudfunctions2_function.sweep.service_config[0].uri}"
+    uri = '${google_cloudfunctions2_function.functions["sweep"].service_config[0].uri}'
     assert target["uri"] == uri
     assert target["http_method"] == "POST"
     oidc = block(target, "oidc_token")
     assert oidc["service_account_email"] == account("scheduler")
     assert oidc["audience"] == uri
-    invoker = tf.resource("google_cloud_run_service_iam_member", "sweep_invoker")
-    assert invoker["service"] == "${google_cloudfunctions2_function.sweep.service_config[0].service}"
+    invoker = tf.instances("google_cloud_run_service_iam_member", "invokers")["sweep"]
+    assert invoker["service"] == '${google_cloudfunctions2_function.functions["sweep"].service_config[0].service}'
     assert invoker["member"] == f"serviceAccount:{account('scheduler')}"
 
 
@@ -335,7 +367,7 @@ def test_no_public_invoker_unless_the_api_key_is_set(tf: Terraform):
         if any(m in PUBLIC for m in _members(body)):
             public.append((kind, name))
             assert body.get("count") == '${var.api_key_secret_id == "" ? 0 : 1}', f"{kind}.{name} is public unconditionally"
-            assert body["service"] == "${google_cloudfunctions2_function.predict.service_config[0].service}"
+            assert body["service"] == '${google_cloudfunctions2_function.functions["predict"].service_config[0].service}'
             assert body["role"] == "roles/run.invoker"
     assert public == [("google_cloud_run_service_iam_member", "predict_public")]
     for path in TF_FILES:  # no public grant hides in a for_each or local either
@@ -408,7 +440,9 @@ def _scope(kind: str, body: dict) -> str:
         assert body["bucket"] == "${each.value}" and body["for_each"] == "${toset(var.predict_allowed_buckets)}"
         return "bucket:allow-listed"
     if kind == "google_cloud_run_service_iam_member":
-        match = re.fullmatch(r"\$\{google_cloudfunctions2_function\.(\w+)\.service_config\[0\]\.service\}", body["service"])
+        match = re.fullmatch(
+            r'\$\{google_cloudfunctions2_function\.functions\["(\w+)"\]\.service_config\[0\]\.service\}', body["service"]
+        )
         assert match, body["service"]
         return f"function:{match.group(1)}"
     if kind == "google_service_account_iam_member":
@@ -429,7 +463,7 @@ def _table_grants(tf: Terraform) -> dict[str, set[tuple[str, str]]]:
     them checked to iterate over exactly that table."""
     table = tf.locals["role_table"]
     assert tf.locals["custom_roles"] == {"incoming_consumer": INCOMING_CONSUMER}
-    assert tf.locals["buckets"] == {name: ref("google_storage_bucket", name) for name in BUCKETS}
+    assert tf.locals["buckets"] == "${{for role, bucket in google_storage_bucket.buckets : role => bucket.name}}"
     for grants in ("project_grants", "bucket_grants"):
         assert "local.role_table" in tf.locals[grants], grants
     project = tf.resource("google_project_iam_member", "grants")
@@ -467,10 +501,13 @@ def test_each_service_account_has_only_its_listed_roles(tf: Terraform):
         assert not kind.endswith(("_iam_binding", "_iam_policy")), f"{kind}.{name}: authoritative IAM would drop others' grants"
         if name in ("grants", "events_publishers"):
             continue
-        for member in _members(body):
-            match = ACCOUNT.fullmatch(member)
-            if match:
-                granted[match.group(1)].add((_scope(kind, body), body["role"]))
+        table = re.fullmatch(r"\$\{local\.(\w+)\}", str(body.get("for_each")))
+        each = tf.instances(kind, name).values() if table and isinstance(tf.locals[table.group(1)], dict) else [body]
+        for instance in each:  # a for_each over a table: each of its grants
+            for member in _members(instance):
+                match = ACCOUNT.fullmatch(member)
+                if match:
+                    granted[match.group(1)].add((_scope(kind, instance), instance["role"]))
     assert granted == EXPECTED_ROLES
 
 
@@ -563,7 +600,7 @@ def test_no_dataflow_job_is_a_terraform_resource(tf: Terraform):
     the backfill is run, never managed as a resource."""
     for kind in ("google_dataflow_job", "google_dataflow_flex_template_job"):
         assert not tf.of_type(kind), kind
-    assert tf.resource("google_storage_bucket", "dataflow")
+    assert "dataflow" in tf.locals["bucket_settings"] and "dataflow" in tf.locals["default_bucket_names"]
     assert "backfill_max_workers" in tf.variables and "backfill_template" in tf.outputs
 
 

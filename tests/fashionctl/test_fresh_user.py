@@ -82,15 +82,16 @@ def test_health_with_no_stack_and_no_credentials_says_start_the_stack(no_stack: 
 def test_a_stopped_stack_fails_fast_with_a_hint(
     no_stack: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path
 ):
-    """Old emulator variables, nothing listening: health and upload fail in
-    seconds (not after ~95 s of client retries) and say what to do."""
+    """Old emulator variables, nothing listening: health, upload, results
+    and dataset export fail in seconds (not after ~95 s of client retries)
+    and say what to do."""
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{closed_port()}")
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{closed_port()}")
     monkeypatch.setenv("INCOMING_BUCKET", "incoming")
     monkeypatch.setenv("MODELS_BUCKET", "models")
     photo = tmp_path / "11979.jpg"
     photo.write_bytes(make_photo_like(seed=3))
-    for argv in (["health"], ["upload", str(photo)]):
+    for argv in (["health"], ["upload", str(photo)], ["results"], ["dataset", "export", "--out", str(tmp_path / "set")]):
         capsys.readouterr()
         started = time.monotonic()
         assert cli.main([*argv, "--state-dir", str(no_stack)]) == 1

@@ -256,3 +256,29 @@ def test_an_unexpected_error_nacks_instead_of_holding_the_lease(tmp_path):
     message = FakeMessage()
     bridge.handle(message)
     assert (message.acks, message.nacks) == (0, 1)
+
+
+# --------------------------------------------------------------------------
+# The events push shares the streaming-pull worker (localcloud/pull_worker.py)
+
+
+def test_the_events_push_retries_counts_and_nacks_an_unexpected_error():
+    from localcloud.event_push import Answer, EventPusher, PushConfig
+
+    answers = iter([Answer(False, "HTTP 503"), Answer(True, "HTTP 204")])
+    policy = RetryPolicy(initial=0.001, maximum=0.002, max_attempts=5, max_age=0.0)
+    config = PushConfig("127.0.0.1:1", "demo-fashion", "sub", "http://127.0.0.1:1/hook", retry=policy)
+    pusher = EventPusher(config, send=lambda target, body, timeout: next(answers))
+    message = FakeMessage(data=b'{"id": "e1"}', attributes={"type": "com.example.test"})
+    pusher.handle(message)
+    assert (message.acks, message.nacks) == (1, 0)
+    assert pusher.stats == {"retries": 1, "delivered": 1}
+
+    def explode(target, body, timeout):
+        raise RuntimeError("bug")
+
+    broken = EventPusher(config, send=explode)
+    message = FakeMessage(data=b"{}")
+    broken.handle(message)
+    assert (message.acks, message.nacks) == (0, 1)
+    assert broken.stats == {}
