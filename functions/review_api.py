@@ -28,6 +28,7 @@ from functions.predict_api import ApiError, ApiRequest, ApiResponse
 from functions.review_auth import ImageUrlSigner, Unauthorized, csrf_problem
 from functions.review_desk import DecisionRequest, QueueQuery, ReviewDesk, ReviewError
 from shared import records as rec
+from shared.attributes import ATTRIBUTES
 from shared.review_backlog import band_of, margin_of
 from shared.settings import Settings
 
@@ -86,7 +87,7 @@ def attributes_body(record: rec.Classification) -> dict[str, Any]:
     final = record.final_attributes
     corrected = rec.attribute_corrections(record.review)
     body = {}
-    for name, value in final.items():
+    for name, value in sorted(final.items(), key=lambda pair: attribute_order(pair[0])):
         model = record.attributes.get(name) or {}
         body[name] = {
             "value": value,
@@ -97,6 +98,14 @@ def attributes_body(record: rec.Classification) -> dict[str, Any]:
             "corrected": name in corrected,
         }
     return body
+
+
+def attribute_order(name: str) -> tuple[int, str]:
+    """Sort key: the attributes of :data:`shared.attributes.ATTRIBUTES` in
+    their order (gender, colour, usage, season), any other name after them by
+    name (Firestore maps come back in no fixed order; the page lists them so)."""
+    known = list(ATTRIBUTES)
+    return (known.index(name) if name in known else len(known), name)
 
 
 def signed_gcs_url(storage: Any, credentials: Any, bucket: str, name: str, ttl: int) -> str:
@@ -237,7 +246,7 @@ class ReviewApi:
         """The current model's categories and, for a model with attribute
         heads, its attribute labels (``attributes``: {name: [labels]}; absent
         for a category-only model, whose answer is as before)."""
-        attributes = self.desk.attribute_labels(None)
+        attributes = dict(sorted(self.desk.attribute_labels(None).items(), key=lambda pair: attribute_order(pair[0])))
         return ApiResponse(200, {"labels": list(self.labels())} | ({"attributes": attributes} if attributes else {}))
 
     def _item(self, _request: ApiRequest, doc_id: str) -> ApiResponse:
