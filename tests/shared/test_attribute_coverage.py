@@ -30,3 +30,16 @@ def test_coverage_counts_given_empty_and_corrected_over_records_with_attributes(
     assert coverage_of_dicts([r.to_firestore() for r in records]) == figures
     assert coverage_text(figures).startswith("colour 2/3 given (66.7%, 1 empty, 1 set by reviewers), gender 0/3")
     assert coverage([]) == {} and coverage_text({}) == "-"
+
+
+def test_health_and_the_report_show_the_coverage() -> None:
+    from fashionctl import health
+    from reporting.build import attributes_section
+
+    figures = coverage([rec.Classification(status=rec.CLASSIFIED, attributes={"colour": entry(None)})])
+    shown = health.Health("v1", 0, None, None, records_last_hour=1, failed_last_hour=0, attributes=figures)
+    assert "attributes:    colour 0/1 given (0.0%, 1 empty) (last hour)" in health.render(shown)
+    assert "attributes:    - (last hour)" in health.render(health.Health("v1", 0, None, None, 0, 0))
+    section = attributes_section(figures)
+    assert "<td>colour</td><td>1</td><td>0</td><td>1</td><td>0</td><td>0.0%</td>" in section
+    assert attributes_section({}) == ""
