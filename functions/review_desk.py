@@ -78,6 +78,8 @@ DEFAULT_REJECT_REASON = "unusable"
 #: keys of the internal ``review_pending`` map
 _TOKEN, _ENTRY, _FROM, _TARGET, _DEST, _FROM_GENERATION = "token", "entry", "from", "target", "destination", "from_generation"
 _SOURCE_GENERATION = "source_generation"
+#: the record's model ``attributes`` in ``review_pending``: the moved copy's attribute keys are rewritten from them
+_MODEL_ATTRIBUTES = "model_attributes"
 #: how many times a fenced write reads again after losing a race
 _FENCE_ATTEMPTS = 20
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -499,6 +501,7 @@ class ReviewDesk:
                 _DEST: None,
                 _FROM_GENERATION: None,
                 _SOURCE_GENERATION: str(record.source.generation),
+                _MODEL_ATTRIBUTES: dict(record.attributes),
             }
             return pending, {rec.Field.REVIEW_PENDING: pending, rec.Field.UPDATED_AT: now}
 
@@ -591,6 +594,7 @@ class ReviewDesk:
             entry[rec.REVIEW_FINAL_LABEL],
             entry[rec.REVIEW_BY],
             rec.attribute_corrections(entry),
+            pending.get(_MODEL_ATTRIBUTES),
         )
 
         def write(name: str) -> bool:

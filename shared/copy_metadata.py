@@ -155,18 +155,26 @@ def reviewed_metadata(
     final_label: str | None,
     reviewer: str,
     corrections: Mapping[str, str | None] | None = None,
+    attributes: Mapping[str, Any] | None = None,
 ) -> dict:
     """A moved copy's custom metadata: the copy's own (the uploader's and the
     model's result), with ``status`` ``reviewed``, ``category`` the final
     label (removed for a rejection), the decision and the reviewer.
-    ``corrections``: the reviewer's attribute corrections ({name: value or
-    None}); each replaces that attribute's keys (a value: ``attribute-<name>``
-    and no flag; None: no value and the flag ``cleared-by-reviewer``)."""
+    The attribute keys are rewritten from ``attributes`` (the record's, the
+    model's answer) and ``corrections`` (this decision's, {name: value or
+    None}), so that a changed decision does not keep an earlier one's values:
+    a corrected value gives ``attribute-<name>`` and no flag, a correction to
+    None no value and the flag ``cleared-by-reviewer``, an attribute not
+    corrected the model's value or the flag ``low-confidence``."""
     data = {str(k): str(v) for k, v in (metadata or {}).items()}
-    for name, value in (corrections or {}).items():
+    corrections = dict(corrections or {})
+    model = rec.effective_attributes(attributes, None)
+    for name in {*model, *corrections}:
         data.pop(attribute_key(name), None)
         data.pop(attribute_flag_key(name), None)
-        data |= attribute_metadata({name: value}, {} if value is not None else {name: CLEARED_BY_REVIEWER})
+        value = corrections[name] if name in corrections else model[name]
+        flag = CLEARED_BY_REVIEWER if name in corrections else LOW_CONFIDENCE
+        data |= attribute_metadata({name: value}, {} if value is not None else {name: flag})
     data[STATUS] = rec.REVIEWED
     data[REVIEW_DECISION] = decision
     data[REVIEWED_BY] = reviewer

@@ -90,7 +90,7 @@ def test_each_attribute_has_a_key_and_a_low_confidence_one_a_flag_not_a_guess():
 
 def test_a_reviewers_corrections_rewrite_the_attribute_keys_of_the_moved_copy():
     before = result_metadata(REF, rec.Decision(rec.NEEDS_REVIEW, "Heels", 0.5, [], "v9", band="review", attributes=ATTRS))
-    after = meta.reviewed_metadata(before, rec.APPROVED, "Heels", "ann", {"colour": "red", "gender": None})
+    after = meta.reviewed_metadata(before, rec.APPROVED, "Heels", "ann", {"colour": "red", "gender": None}, ATTRS)
     assert after["attribute-colour"] == "red" and "attribute-colour-flag" not in after
     assert "attribute-gender" not in after and after["attribute-gender-flag"] == meta.CLEARED_BY_REVIEWER
     assert after["status"] == rec.REVIEWED and after["category"] == "Heels"
@@ -100,3 +100,12 @@ def test_a_reviewers_corrections_rewrite_the_attribute_keys_of_the_moved_copy():
         "review-decision": rec.APPROVED,
         "reviewed-by": "ann",
     }
+
+
+def test_a_changed_decision_rewrites_the_attribute_keys_from_the_model_and_its_own_corrections():
+    before = result_metadata(REF, rec.Decision(rec.NEEDS_REVIEW, "Heels", 0.5, [], "v9", band="review", attributes=ATTRS))
+    first = meta.reviewed_metadata(before, rec.APPROVED, "Heels", "ann", {"colour": "red", "gender": None}, ATTRS)
+    changed = meta.reviewed_metadata(first, rec.RELABELED, "Tops", "bob", {}, ATTRS)  # no corrections this time
+    assert changed["attribute-gender"] == "Women" and "attribute-gender-flag" not in changed
+    assert "attribute-colour" not in changed and changed["attribute-colour-flag"] == meta.LOW_CONFIDENCE
+    assert changed["category"] == "Tops" and changed["reviewed-by"] == "bob"
