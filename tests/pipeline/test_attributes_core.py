@@ -10,11 +10,15 @@ on the event path."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import localcloud
 from functions import wiring
+from functions.model_cache import ModelUnavailable
 from functions.processing import Precomputed
 from shared import copy_metadata as meta
 from shared import records as rec
@@ -64,3 +68,11 @@ def test_the_backfill_path_records_attributes_like_the_event_path(tmp_path: Path
         copy = storage.bucket(PROCESSED).get_blob(stored.destination.name).metadata
         assert copy[meta.attribute_key("gender")] == stored.final_attributes["gender"]
         assert copy[meta.attribute_flag_key("colour")] == meta.LOW_CONFIDENCE and meta.attribute_key("colour") not in copy
+
+        # the review desk checks corrections against the record's model's manifest, read from the models bucket
+        cache = wiring.model_cache(replace(settings, model_cache_dir=str(tmp_path / "cache")), storage)
+        manifest = cache.manifest_of(model.version)  # no model loaded: read from gs://<models>/models/<version>/
+        assert manifest.attributes == model.manifest.attributes and cache.manifest_of(model.version) is manifest
+        for missing in ("no-such-version", "../escape"):
+            with pytest.raises(ModelUnavailable):
+                cache.manifest_of(missing)
