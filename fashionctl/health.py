@@ -3,7 +3,8 @@
 Reports the current model version, the backlog in the incoming bucket and the
 age of its oldest object, the review backlog (items per band, the oldest
 one's age, decisions per day, the model's accuracy on reviewed items), the
-last sweep run, and the error rate of the last hour (failed records / all records updated in the hour). Exits 1 when
+last sweep run, the error rate of the last hour (failed records / all records updated in the hour) and
+the attribute coverage of those records (given vs left empty per attribute). Exits 1 when
 unhealthy: no model, a backlog older than ``max_backlog_age``, or an error
 rate above ``max_error_rate``.
 """
@@ -18,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from shared import records as rec
+from shared.attribute_coverage import coverage, coverage_text
 from shared.model_layout import current_version
 from shared.review_backlog import decided_on
 
@@ -41,6 +43,8 @@ class Health:
     failed_last_hour: int
     problems: list[str] = field(default_factory=list)
     review: dict[str, Any] | None = None  # shared.review_backlog.Backlog.to_dict(); not judged
+    #: attribute coverage of the records updated in the last hour (shared.attribute_coverage); not judged
+    attributes: dict[str, Any] = field(default_factory=dict)
 
     @property
     def error_rate(self) -> float:
@@ -85,12 +89,17 @@ def backlog(storage: Any, bucket: str, now: datetime) -> tuple[int, float | None
 
 def last_hour(db: Any, now: datetime) -> tuple[int, int]:
     """(records updated in the last hour, of which failed)."""
+    records = last_hour_records(db, now)
+    return len(records), sum(1 for record in records if record.status == rec.FAILED)
+
+
+def last_hour_records(db: Any, now: datetime) -> list[rec.Classification]:
+    """The records updated in the last hour."""
     from google.cloud import firestore
 
     since = now - timedelta(hours=1)
     query = db.collection(rec.COLLECTION).where(filter=firestore.FieldFilter(rec.Field.UPDATED_AT, ">=", since))
-    statuses = [rec.Classification.from_firestore(s.to_dict()).status for s in query.stream(timeout=QUERY_TIMEOUT)]
-    return len(statuses), sum(1 for status in statuses if status == rec.FAILED)
+    return [rec.Classification.from_firestore(s.to_dict()) for s in query.stream(timeout=QUERY_TIMEOUT)]
 
 
 def check(env: Mapping[str, str], db: Any, storage: Any, thresholds: Thresholds, now: datetime | None = None) -> Health:
@@ -99,8 +108,10 @@ def check(env: Mapping[str, str], db: Any, storage: Any, thresholds: Thresholds,
 
     now = now or datetime.now(UTC)
     count, oldest = backlog(storage, env["INCOMING_BUCKET"], now)
-    records, failed = last_hour(db, now)
-    health = Health(current_version(storage, env["MODELS_BUCKET"]), count, oldest, last_run(db), records, failed)
+    hour = last_hour_records(db, now)
+    failed = sum(1 for record in hour if record.status == rec.FAILED)
+    health = Health(current_version(storage, env["MODELS_BUCKET"]), count, oldest, last_run(db), len(hour), failed)
+    health.attributes = coverage(hour)
     health.review = read_backlog(db, now, timeout=QUERY_TIMEOUT, days=7).to_dict()  # decisions of the last 7 days
     health.problems = assess(health, thresholds)
     return health
@@ -129,6 +140,7 @@ def render(health: Health) -> str:
         f"review:        {review_text(health.review)}",
         f"last sweep:    {sweep_text}",
         f"last hour:     {health.records_last_hour} records, {health.failed_last_hour} failed ({health.error_rate:.1%})",
+        f"attributes:    {coverage_text(health.attributes)} (last hour)",
         *(f"problem:       {problem}" for problem in health.problems),
     ]
     return "\n".join(lines)

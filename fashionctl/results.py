@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from shared import records as rec
+from shared.attribute_coverage import coverage_of_dicts, coverage_text
 
 COLLECTION = rec.COLLECTION
 FIRESTORE_VARIABLES = ("GOOGLE_CLOUD_PROJECT", "FIRESTORE_EMULATOR_HOST", "FIRESTORE_DATABASE")
@@ -73,8 +74,9 @@ class Row:
     status: str
     destination: str
     model: str
+    attributes: str = ""  #: "gender=Men colour=? ..." ("?": left empty); empty for a category-only model
 
-    HEADERS = ("time", "file", "category", "confidence", "status", "destination", "model")
+    HEADERS = ("time", "file", "category", "confidence", "status", "destination", "model", "attributes")
 
 
 def to_row(record: Mapping[str, Any]) -> Row:
@@ -92,6 +94,7 @@ def to_row(record: Mapping[str, Any]) -> Row:
         status=status,
         destination=str((parsed.destination.name if parsed.destination else None) or "-"),
         model=str(parsed.model_version or "-"),
+        attributes=" ".join(f"{name}={value or '?'}" for name, value in parsed.final_attributes.items()),
     )
 
 
@@ -111,7 +114,9 @@ def format_table(headers: Sequence[str], lines: Sequence[Sequence[str]], right: 
 
 
 def table(rows: Sequence[Row]) -> str:
-    return format_table(Row.HEADERS, [[getattr(row, name) for name in Row.HEADERS] for row in rows])
+    """The rows as a table; the ``attributes`` column only when some row has attributes."""
+    headers = Row.HEADERS if any(row.attributes for row in rows) else Row.HEADERS[:-1]
+    return format_table(headers, [[getattr(row, name) for name in headers] for row in rows])
 
 
 def to_json(record: Mapping[str, Any]) -> str:
@@ -154,4 +159,7 @@ def run(db: Any, *, since: datetime | None = None, limit: int = 50, as_json: boo
         print(f"no classification records{window}", file=out)
         return 0
     print(table([to_row(record) for record in records]), file=out)
+    figures = coverage_of_dicts(records)
+    if figures:
+        print(f"attributes: {coverage_text(figures)}", file=out)
     return 0

@@ -84,8 +84,16 @@ class ReviewClient:
         raise ReviewUnavailable(f"POST /api/decisions: {status} {body}", status, body)
 
 
-def decisions(ids: list[str], action: str, label: str | None, reason: str | None, change: bool) -> list[dict[str, Any]]:
-    """The request body's items for one action on several ids."""
+def decisions(
+    ids: list[str],
+    action: str,
+    label: str | None,
+    reason: str | None,
+    change: bool,
+    attributes: Mapping[str, str | None] | None = None,
+) -> list[dict[str, Any]]:
+    """The request body's items for one action on several ids;
+    ``attributes``: the attribute corrections each carries ({name: value or None})."""
     made = []
     for doc_id in ids:
         item: dict[str, Any] = {"id": doc_id, "action": action, "change": change}
@@ -93,8 +101,26 @@ def decisions(ids: list[str], action: str, label: str | None, reason: str | None
             item["label"] = label
         if reason is not None:
             item["reason"] = reason
+        if attributes:
+            item["attributes"] = dict(attributes)
         made.append(item)
     return made
+
+
+def parse_attributes(pairs: tuple[str, ...] | list[str]) -> dict[str, str | None]:
+    """``("colour=black", "season=")`` -> ``{"colour": "black", "season": None}``
+    (an empty value leaves the attribute empty). Raises ValueError on a pair
+    without ``=`` or a name given twice; the values are checked by the desk."""
+    found: dict[str, str | None] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not name:
+            raise ValueError(f"--attribute {pair!r}: expected NAME=VALUE (NAME= leaves it empty)")
+        if name in found:
+            raise ValueError(f"--attribute {name} given twice")
+        found[name] = value or None
+    return found
 
 
 def _age(created: str | None, now: datetime) -> str:

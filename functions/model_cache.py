@@ -5,6 +5,7 @@ candidate model of shadow mode, or nothing while no candidate is published."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -15,7 +16,8 @@ from typing import Any
 
 from shared.classifier import Classifier
 from shared.errors import ModelError
-from shared.model_layout import MANIFEST_FILE, MODEL_FILE, POINTER, parse_pointer, version_prefix
+from shared.manifest import Manifest
+from shared.model_layout import MANIFEST_FILE, MODEL_FILE, POINTER, check_version, parse_pointer, version_prefix
 
 #: what an optional cache's pointer check returns when no pointer exists
 _ABSENT = object()
@@ -58,6 +60,7 @@ class ModelCache:
         self._checked = float("-inf")
         self._pointer = pointer
         self._optional = optional
+        self._manifests: dict[str, Manifest] = {}  # manifest_of()'s versions
 
     @property
     def loaded(self) -> Classifier | None:
@@ -87,6 +90,27 @@ class ModelCache:
                 )
             self._checked = self._clock()
             return self._classifier
+
+    def manifest_of(self, version: str) -> Manifest:
+        """The manifest of model ``version`` (``models/<version>/manifest.json``):
+        the loaded model's when it is that version, else read from the models
+        bucket once and kept (a version's manifest never changes). Raises
+        ModelUnavailable when it cannot be read or is invalid."""
+        loaded = self._classifier
+        if loaded is not None and loaded.version == version:
+            return loaded.manifest
+        with self._lock:
+            cached = self._manifests.get(version)
+        if cached is not None:
+            return cached
+        try:
+            data = self._bucket.blob(version_prefix(check_version(version)) + MANIFEST_FILE).download_as_bytes(**self._calls)
+            manifest = Manifest.from_dict(json.loads(data))
+        except Exception as exc:
+            raise ModelUnavailable(f"the manifest of model {version!r} cannot be read: {exc}") from exc
+        with self._lock:
+            self._manifests[version] = manifest
+        return manifest
 
     def get_optional(self) -> Classifier | None:
         """For an ``optional`` cache: the model the pointer names, or None

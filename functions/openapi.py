@@ -65,6 +65,26 @@ _PREDICTION = {
         },
         "model_version": {"type": "string"},
         "latency_ms": {"type": "number", "minimum": 0},
+        "attributes": {
+            "type": "object",
+            "description": "only with attributes=true: the model's attributes (gender, colour family, usage, season) by name; "
+            "an empty object for a model without attribute heads (attributes_note says so)",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["value", "confidence", "threshold", "best", "low_confidence"],
+                "properties": {
+                    "value": {
+                        "type": ["string", "null"],
+                        "description": "the class; null when confidence is below threshold (left empty, never guessed)",
+                    },
+                    "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+                    "threshold": {"type": "number", "minimum": 0, "maximum": 1},
+                    "best": {"type": "string", "description": "the top class, even when value is null"},
+                    "low_confidence": {"type": "boolean"},
+                },
+            },
+        },
+        "attributes_note": {"type": "string", "description": "why attributes is empty (a model without attribute heads)"},
     },
 }
 _BATCH_ITEM = {
@@ -140,6 +160,11 @@ _OPTIONS = {
         "minimum": 0,
         "maximum": 1,
         "description": "auto threshold for every category in this request (default: the model's per-class thresholds)",
+    },
+    "attributes": {
+        "type": "boolean",
+        "description": "also answer the model's attributes (gender, colour family, usage, season); "
+        "true/1/yes or false/0/no in a query string or form field (default false: the answer is unchanged)",
     },
 }
 

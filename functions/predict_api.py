@@ -84,6 +84,7 @@ class ApiResponse:
 class Options:
     top_k: int
     threshold: float | None  # the request's auto threshold for every class; None: the model's per-class ones
+    attributes: bool = False  # the request asked for the model's attributes (issue 19)
 
     def policy(self, classifier: Classifier, settings: Settings) -> ThresholdPolicy:
         """The thresholds this request applies: the manifest's per-class ones
@@ -361,7 +362,7 @@ class PredictApi:
             "threshold_source": used.source,
             "model_version": classifier.version,
             "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-        }
+        } | (attributes_body(prediction, classifier) if options.attributes else {})
 
     # -- input parsing -------------------------------------------------------
 
@@ -424,6 +425,7 @@ class PredictApi:
     def _options(self, request: ApiRequest, params: Mapping[str, Any]) -> Options:
         top_k = params.get("top_k", request.args.get("top_k", self.settings.top_k))
         threshold = params.get("threshold", request.args.get("threshold"))
+        attributes = parse_flag(params.get("attributes", request.args.get("attributes")), "attributes")
         try:
             top_k = int(top_k)
             threshold = None if threshold is None else float(threshold)
@@ -433,4 +435,30 @@ class PredictApi:
             raise ApiError(400, "bad_request", "top_k must be between 1 and 100")
         if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise ApiError(400, "bad_request", "threshold must be between 0 and 1")
-        return Options(top_k=top_k, threshold=threshold)
+        return Options(top_k=top_k, threshold=threshold, attributes=attributes)
+
+
+#: the true and false spellings of a flag in a query string or a form field
+_TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no", ""})
+
+
+def parse_flag(value: Any, name: str) -> bool:
+    """A request flag: JSON ``true``/``false``, or ``true``/``1``/``yes`` and
+    ``false``/``0``/``no`` as text; absent (None) is false. ApiError 400 otherwise."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ApiError(400, "bad_request", f"{name} must be true or false")
+
+
+def attributes_body(prediction: Prediction, classifier: Classifier) -> dict[str, Any]:
+    """What ``attributes=true`` adds to an answer: ``attributes``, {name:
+    {value, confidence, threshold, best, low_confidence}} (``value`` null
+    below the attribute's threshold: left empty, never guessed); for a model
+    without attribute heads an empty object and ``attributes_note`` saying so
+    (the category answer stands: the request is not refused)."""
+    if not classifier.manifest.attributes:
+        note = f"model {classifier.version} has no attribute heads: it predicts the category only"
+        return {"attributes": {}, "attributes_note": note}
+    return {"attributes": {name: a.to_dict() for name, a in prediction.attributes.items()}}

@@ -367,6 +367,8 @@ class Processor:
             model_version=classifier.version,
             band=band,
             candidate=self._shadow(data, classifier.version),
+            # the model's attribute heads, each left empty (value None) below its threshold
+            attributes=rec.attribute_entries(prediction.attributes),
         )
 
     def _shadow(self, data: bytes, current_version: str) -> dict[str, Any] | None:

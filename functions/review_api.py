@@ -4,7 +4,7 @@
 Flask to it; the core is :mod:`functions.review_desk`.
 
 Routes (docs/review.md): ``GET /api/queue``, ``GET /api/items/<id>``,
-``GET /api/items/<id>/image``, ``POST /api/decisions``, ``GET /api/labels``,
+``GET /api/items/<id>/image``, ``POST /api/decisions``, ``GET /api/labels`` (categories and attribute labels),
 ``GET /api/me``, and the page's static files (``GET /`` is
 ``review_page/index.html``). Every answer carries a strict
 Content-Security-Policy and ``X-Content-Type-Options: nosniff``; every error
@@ -28,6 +28,7 @@ from functions.predict_api import ApiError, ApiRequest, ApiResponse
 from functions.review_auth import ImageUrlSigner, Unauthorized, csrf_problem
 from functions.review_desk import DecisionRequest, QueueQuery, ReviewDesk, ReviewError
 from shared import records as rec
+from shared.attributes import ATTRIBUTES
 from shared.review_backlog import band_of, margin_of
 from shared.settings import Settings
 
@@ -76,6 +77,35 @@ def review_body(review: dict[str, Any] | None) -> dict[str, Any] | None:
     if isinstance(review.get(rec.REVIEW_PREVIOUS), list):
         body[rec.REVIEW_PREVIOUS] = [review_body(dict(p)) for p in review[rec.REVIEW_PREVIOUS] if isinstance(p, dict)]
     return body
+
+
+def attributes_body(record: rec.Classification) -> dict[str, Any]:
+    """An item's ``attributes``: {name: {value (the effective one: the
+    reviewer's correction over the model's), confidence, threshold, best,
+    low_confidence (the model left it empty), corrected (a person set it)}};
+    {} for a category-only model."""
+    final = record.final_attributes
+    corrected = rec.attribute_corrections(record.review)
+    body = {}
+    for name, value in sorted(final.items(), key=lambda pair: attribute_order(pair[0])):
+        model = record.attributes.get(name) or {}
+        body[name] = {
+            "value": value,
+            "confidence": model.get("confidence"),
+            "threshold": model.get("threshold"),
+            "best": model.get("best"),
+            "low_confidence": bool(model) and model.get("value") is None,
+            "corrected": name in corrected,
+        }
+    return body
+
+
+def attribute_order(name: str) -> tuple[int, str]:
+    """Sort key: the attributes of :data:`shared.attributes.ATTRIBUTES` in
+    their order (gender, colour, usage, season), any other name after them by
+    name (Firestore maps come back in no fixed order; the page lists them so)."""
+    known = list(ATTRIBUTES)
+    return (known.index(name) if name in known else len(known), name)
 
 
 def signed_gcs_url(storage: Any, credentials: Any, bucket: str, name: str, ttl: int) -> str:
@@ -169,7 +199,7 @@ class ReviewApi:
         routes: dict[str, dict[str, Callable[[ApiRequest, str], ApiResponse | RawResponse]]] = {
             "/api/queue": {"GET": self._queue},
             "/api/decisions": {"POST": self._decisions},
-            "/api/labels": {"GET": lambda _r, _u: ApiResponse(200, {"labels": list(self.labels())})},
+            "/api/labels": {"GET": self._labels},
             "/api/me": {"GET": lambda _r, user: ApiResponse(200, {"reviewer": user})},
         }
         methods = routes.get(path)
@@ -211,6 +241,13 @@ class ReviewApi:
                 "progress": {"done_today": page.done_today, "remaining": page.remaining},
             },
         )
+
+    def _labels(self, _request: ApiRequest, _reviewer: str) -> ApiResponse:
+        """The current model's categories and, for a model with attribute
+        heads, its attribute labels (``attributes``: {name: [labels]}; absent
+        for a category-only model, whose answer is as before)."""
+        attributes = dict(sorted(self.desk.attribute_labels(None).items(), key=lambda pair: attribute_order(pair[0])))
+        return ApiResponse(200, {"labels": list(self.labels())} | ({"attributes": attributes} if attributes else {}))
 
     def _item(self, _request: ApiRequest, doc_id: str) -> ApiResponse:
         record = self.desk.get(doc_id)
@@ -274,7 +311,8 @@ class ReviewApi:
         }
 
     def item(self, record: rec.Classification) -> dict[str, Any]:
-        """The queue's Item of the contract."""
+        """The queue's Item of the contract; ``attributes`` (:func:`attributes_body`)
+        only for a record with attributes (a category-only model's items are as before)."""
         source = record.source
         band = band_of(record) if record.status == rec.NEEDS_REVIEW else record.band
         return {
@@ -289,7 +327,7 @@ class ReviewApi:
             "destination": record.destination.to_dict() if record.destination else None,
             "image_url": self.image_url(record),
             "margin": margin_of(record),
-        }
+        } | ({"attributes": attributes_body(record)} if record.final_attributes else {})
 
     def image_url(self, record: rec.Classification) -> str | None:
         if record.destination is None or record.id is None:

@@ -69,11 +69,17 @@ ORDER_OLDEST, ORDER_UNCERTAIN = "oldest", "uncertain"
 ORDERS = (ORDER_OLDEST, ORDER_UNCERTAIN)
 MAX_PAGE_SIZE = 200
 MAX_REASON_CHARS = 500
+#: at most this many attribute corrections in one decision, each value at most this long
+MAX_ATTRIBUTES, MAX_ATTRIBUTE_CHARS = 20, 100
+#: the queue's ``attributes`` filter: only items with at least one attribute left empty
+ATTRIBUTES_EMPTY = "empty"
 #: the reason recorded for a rejection sent without one
 DEFAULT_REJECT_REASON = "unusable"
 #: keys of the internal ``review_pending`` map
 _TOKEN, _ENTRY, _FROM, _TARGET, _DEST, _FROM_GENERATION = "token", "entry", "from", "target", "destination", "from_generation"
 _SOURCE_GENERATION = "source_generation"
+#: the record's model ``attributes`` in ``review_pending``: the moved copy's attribute keys are rewritten from them
+_MODEL_ATTRIBUTES = "model_attributes"
 #: how many times a fenced write reads again after losing a race
 _FENCE_ATTEMPTS = 20
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -106,20 +112,23 @@ class ReviewError(Exception):
 class DecisionRequest:
     """One decision as asked: ``action`` approve|relabel|reject, ``label`` (a
     category, for relabel), ``reason`` (for reject; a note otherwise),
-    ``change``: replace an earlier, different decision."""
+    ``change``: replace an earlier, different decision; ``attributes``: the
+    reviewer's attribute corrections, {name: value or None (left empty)},
+    checked against the record's model's attribute labels when applied."""
 
     id: str
     action: str
     label: str | None = None
     reason: str | None = None
     change: bool = False
+    attributes: dict[str, str | None] | None = None
 
     @classmethod
     def from_dict(cls, data: Any) -> DecisionRequest:
         """From a request body's item. Raises ReviewError ``invalid``."""
         if not isinstance(data, Mapping):
             raise ReviewError(ReviewError.INVALID, "bad_request", "each decision must be a JSON object")
-        unknown = set(data) - {"id", "action", "label", "reason", "change"}
+        unknown = set(data) - {"id", "action", "label", "reason", "change", "attributes"}
         if unknown:
             raise ReviewError(ReviewError.INVALID, "bad_request", f"unknown keys: {', '.join(sorted(map(str, unknown)))}")
         doc_id, action, label = data.get("id"), data.get("action"), data.get("label")
@@ -138,7 +147,29 @@ class DecisionRequest:
             )
         if not isinstance(change, bool):
             raise ReviewError(ReviewError.INVALID, "bad_request", "change must be true or false")
-        return cls(doc_id, action, label, reason, change)
+        attributes = _attribute_corrections(data.get("attributes"))
+        if attributes and action == REJECT:
+            raise ReviewError(ReviewError.INVALID, "bad_request", "a rejection takes no attributes")
+        return cls(doc_id, action, label, reason, change, attributes)
+
+
+def _attribute_corrections(value: Any) -> dict[str, str | None] | None:
+    """A request's ``attributes``: None when absent, else {name: value or None}.
+    Raises ReviewError ``invalid`` on a malformed map (the values' labels are
+    checked against the model when the decision is applied)."""
+    if value is None:
+        return None
+    problem = "attributes must be an object {name: value or null}"
+    if not isinstance(value, Mapping) or len(value) > MAX_ATTRIBUTES:
+        raise ReviewError(ReviewError.INVALID, "bad_request", f"{problem} with at most {MAX_ATTRIBUTES} names")
+    for name, item in value.items():
+        if not isinstance(name, str) or not name or len(name) > MAX_ATTRIBUTE_CHARS:
+            raise ReviewError(ReviewError.INVALID, "bad_request", problem)
+        if item is not None and (not isinstance(item, str) or not item or len(item) > MAX_ATTRIBUTE_CHARS):
+            raise ReviewError(
+                ReviewError.INVALID, "bad_request", f"attribute {name!r}: a value must be a label (a string) or null"
+            )
+    return dict(value)
 
 
 @dataclass(frozen=True)
@@ -162,11 +193,12 @@ class QueueQuery:
     order: str = ORDER_OLDEST
     page_size: int = 50
     page_token: str | None = None
+    attributes: str | None = None  # ATTRIBUTES_EMPTY: only items with an attribute left empty
 
     @classmethod
     def from_args(cls, args: Mapping[str, str]) -> QueueQuery:
         """From query-string arguments. Raises ReviewError ``invalid``."""
-        unknown = set(args) - {"band", "category", "older_than", "order", "page_size", "page_token"}
+        unknown = set(args) - {"band", "category", "older_than", "order", "page_size", "page_token", "attributes"}
         if unknown:
             raise ReviewError(ReviewError.INVALID, "bad_request", f"unknown parameters: {', '.join(sorted(unknown))}")
         band = args.get("band") or None
@@ -184,7 +216,10 @@ class QueueQuery:
             raise ReviewError(ReviewError.INVALID, "bad_request", "older_than must be seconds >= 0")
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ReviewError(ReviewError.INVALID, "bad_request", f"page_size must be between 1 and {MAX_PAGE_SIZE}")
-        return cls(band, args.get("category") or None, older_than, order, page_size, args.get("page_token") or None)
+        attributes = args.get("attributes") or None
+        if attributes is not None and attributes != ATTRIBUTES_EMPTY:
+            raise ReviewError(ReviewError.INVALID, "bad_request", f"attributes must be {ATTRIBUTES_EMPTY}")
+        return cls(band, args.get("category") or None, older_than, order, page_size, args.get("page_token") or None, attributes)
 
 
 @dataclass(frozen=True)
@@ -219,25 +254,34 @@ def _entry(record: rec.Classification, request: DecisionRequest, reviewer: str, 
     if decision == rec.REVIEW_REJECTED:
         final_label = None
     reason = (request.reason or "").strip() or (DEFAULT_REJECT_REASON if decision == rec.REVIEW_REJECTED else None)
-    return {
+    entry = {
         rec.REVIEW_DECISION: decision,
         rec.REVIEW_FINAL_LABEL: final_label,
         rec.REVIEW_REASON: reason,
         rec.REVIEW_BY: reviewer,
         rec.REVIEW_AT: now,
     }
+    if request.attributes:
+        entry[rec.REVIEW_ATTRIBUTES] = dict(request.attributes)
+    return entry
 
 
 def _same(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:
-    """Two decisions alike: the same decision and final label (reason, reviewer and time aside)."""
+    """Two decisions alike: the same decision, final label and attribute
+    corrections (reason, reviewer and time aside)."""
     keys = (rec.REVIEW_DECISION, rec.REVIEW_FINAL_LABEL)
-    return bool(a) and bool(b) and all(a.get(k) == b.get(k) for k in keys)  # type: ignore[union-attr]
+    if not a or not b:
+        return False
+    return all(a.get(k) == b.get(k) for k in keys) and rec.attribute_corrections(a) == rec.attribute_corrections(b)
 
 
 class ReviewDesk:
     """The queue and the decisions over a google-cloud-storage client
     ``storage`` and a google-cloud-firestore client ``db``. ``labels()``
-    returns the categories a relabel may name (the current model's).
+    returns the categories a relabel may name (the current model's);
+    ``attribute_labels(model_version)`` the attribute labels of that model's
+    manifest, {name: [labels]} ({} for a category-only model; default: no
+    model has attributes), against which attribute corrections are checked.
     ``outbox``: stages and publishes the decisions' completion events
     (default: the settings' ``EVENTS_TOPIC``; off when it is empty)."""
 
@@ -251,11 +295,13 @@ class ReviewDesk:
         now: Callable[[], datetime] = rec.utcnow,
         failpoints: FailPoints | None = None,
         outbox: EventOutbox | None = None,
+        attribute_labels: Callable[[str | None], dict[str, list[str]]] | None = None,
     ) -> None:
         self.settings = settings
         self.storage = storage
         self.db = db
         self.labels = labels
+        self.attribute_labels = attribute_labels or (lambda _version: {})
         self.now = now
         self.failpoints = failpoints if failpoints is not None else FailPoints.parse(settings.failpoints)
         self._retry = bounded_retry(settings.dependency_deadline_seconds)
@@ -293,6 +339,8 @@ class ReviewDesk:
         now = self.now()
         if query.band:
             records = [r for r in records if band_of(r) == query.band]
+        if query.attributes == ATTRIBUTES_EMPTY:
+            records = [r for r in records if r.empty_attributes]
         if query.older_than is not None:
             cutoff = now - timedelta(seconds=query.older_than)
             records = [r for r in records if r.created_at is not None and r.created_at <= cutoff]
@@ -412,6 +460,8 @@ class ReviewDesk:
             if not snapshot.exists:
                 raise ReviewError(ReviewError.NOT_FOUND, "not_found", f"no item {request.id}")
             record = rec.Classification.from_firestore(snapshot.to_dict(), snapshot.id)
+            if request.attributes:
+                self._check_attributes(record, request.attributes)
             entry = _entry(record, request, reviewer, now)
             pending = record.review_pending
             if pending:
@@ -451,10 +501,31 @@ class ReviewDesk:
                 _DEST: None,
                 _FROM_GENERATION: None,
                 _SOURCE_GENERATION: str(record.source.generation),
+                _MODEL_ATTRIBUTES: dict(record.attributes),
             }
             return pending, {rec.Field.REVIEW_PENDING: pending, rec.Field.UPDATED_AT: now}
 
         return self._fenced(doc, begin)
+
+    def _check_attributes(self, record: rec.Classification, corrections: Mapping[str, str | None]) -> None:
+        """Each corrected attribute must be one of the record's model's
+        attributes and each value one of its labels (or None). Raises
+        ReviewError ``invalid`` (``unknown_attribute``, ``unknown_attribute_value``)."""
+        vocabulary = self.attribute_labels(record.model_version)
+        for name, value in corrections.items():
+            if name not in vocabulary:
+                known = ", ".join(vocabulary) or "none: it predicts the category only"
+                raise ReviewError(
+                    ReviewError.INVALID,
+                    "unknown_attribute",
+                    f"attribute {name!r} is not one of model {record.model_version}'s attributes ({known})",
+                )
+            if value is not None and value not in vocabulary[name]:
+                raise ReviewError(
+                    ReviewError.INVALID,
+                    "unknown_attribute_value",
+                    f"{value!r} is not a {name} of model {record.model_version} (one of {', '.join(vocabulary[name])}, or null)",
+                )
 
     def _fenced(self, doc: Any, step: Callable[[Any], tuple[Any, dict[str, Any] | None]]) -> Any:
         """Read the record, let ``step(snapshot)`` say what to return and what
@@ -518,7 +589,12 @@ class ReviewDesk:
         digest = base64.b64encode(hashlib.md5(data).digest()).decode()
         entry = pending[_ENTRY]
         metadata = copy_metadata.reviewed_metadata(
-            source.metadata, entry[rec.REVIEW_DECISION], entry[rec.REVIEW_FINAL_LABEL], entry[rec.REVIEW_BY]
+            source.metadata,
+            entry[rec.REVIEW_DECISION],
+            entry[rec.REVIEW_FINAL_LABEL],
+            entry[rec.REVIEW_BY],
+            rec.attribute_corrections(entry),
+            pending.get(_MODEL_ATTRIBUTES),
         )
 
         def write(name: str) -> bool:

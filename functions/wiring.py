@@ -127,7 +127,8 @@ def review_api(
     on_decided: Callable[[Any], None] | None = None,
 ) -> ReviewApi:
     """The review desk's API: the queue and decisions over ``storage`` and
-    ``db`` (default: the settings' clients), the current model's labels, the
+    ``db`` (default: the settings' clients), the current model's labels (and
+    each record's model's attribute labels, for attribute corrections), the
     reviewer from the verified IAP JWT when ``IAP_AUDIENCE`` is set (else
     ``REVIEWER``), HMAC-signed image URLs (or V4 signed ones with
     ``REVIEW_IMAGE_URLS=signed``). ``on_decided(record)``: called after each
@@ -152,9 +153,14 @@ def review_api(
     def labels() -> list[str]:
         return list(models.get().labels)
 
+    def attribute_labels(version: str | None) -> dict[str, list[str]]:
+        """{attribute: labels} of model ``version``'s manifest (the current model's for None)."""
+        manifest = models.manifest_of(version) if version else models.get().manifest
+        return {name: list(head["labels"]) for name, head in manifest.attributes.items()}
+
     identity = IapIdentity(settings.iap_audience) if settings.iap_audience else LocalIdentity(settings.reviewer_name)
     signer = ImageUrlSigner(settings.review_url_key.encode(), settings.review_url_ttl_seconds)
-    desk = ReviewDesk(settings, storage, db, labels)
+    desk = ReviewDesk(settings, storage, db, labels, attribute_labels=attribute_labels)
     return ReviewApi(settings, desk, signer, identity, labels, on_decided=on_decided)
 
 

@@ -22,6 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from shared import records as rec
+from shared.attribute_coverage import coverage
 from shared.records import Field
 from shared.report_style import ACCENT, SECOND, report_css
 from shared.review_backlog import backlog_of
@@ -60,6 +61,8 @@ class Summary:
     latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)  # step -> {"p50": ..}
     #: the review desk over these records (shared.review_backlog.Backlog.to_dict())
     review: dict[str, Any] = field(default_factory=dict)
+    #: attribute coverage over these records (shared.attribute_coverage.coverage())
+    attributes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +74,7 @@ class Summary:
             "rejections": self.rejections,
             "review_queue": self.review_queue,
             "latency_ms": self.latency_ms,
+            "attributes": self.attributes,
         }
 
 
@@ -94,6 +98,7 @@ def summarize(records: Sequence[dict[str, Any]], now: datetime | None = None) ->
         confidences=[float(r.confidence) for r in parsed if isinstance(r.confidence, int | float)],
         latency_ms=latency_percentiles(records),
         review=backlog_of(parsed, now or datetime.now(UTC)).to_dict(),
+        attributes=coverage(parsed),
     )
 
 
@@ -244,6 +249,7 @@ def render_html(summary: Summary, pngs: dict[str, bytes], meta: dict[str, Any]) 
 <h2>Processing latency (ms)</h2>
 <table><tr><th>step</th>{"".join(f"<th>p{p}</th>" for p in PERCENTILES)}</tr>{latency_rows}</table>
 {review_section(summary.review)}
+{attributes_section(summary.attributes)}
 <h2>Charts</h2>{figures}
 <p class="meta">Exports: records.csv, records.json next to this file.</p>
 </body></html>
@@ -274,6 +280,25 @@ def review_section(review: dict[str, Any]) -> str:
         "<h2>Review desk</h2>"
         f"<div class='cards'>{''.join(f'<div class=card><b>{esc(v)}</b><span>{esc(k)}</span></div>' for k, v in cards)}</div>"
         f"{table}<p class='meta'>Over the records of this report. {esc(review.get('accuracy_rule', ''))}.</p>"
+    )
+
+
+def attributes_section(figures: dict[str, dict[str, Any]]) -> str:
+    """Attribute coverage: per attribute, the records given a value vs left empty (none: no section)."""
+    if not figures:
+        return ""
+    esc = html.escape
+    rows = "".join(
+        f"<tr><td>{esc(name)}</td><td>{c['records']}</td><td>{c['given']}</td><td>{c['empty']}</td>"
+        f"<td>{c['corrected']}</td><td>{c['given_share']:.1%}</td></tr>"
+        for name, c in figures.items()
+    )
+    return (
+        "<h2>Attributes</h2>"
+        "<table><tr><th>attribute</th><th>records</th><th>given</th><th>left empty</th><th>set by reviewers</th>"
+        f"<th>given share</th></tr>{rows}</table>"
+        "<p class='meta'>Over the records of this report classified by a model with attribute heads; "
+        "left empty: below the attribute's threshold, or a reviewer left it empty.</p>"
     )
 
 

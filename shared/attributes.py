@@ -111,7 +111,8 @@ MERGE_INTO: dict[str, dict[str, str]] = {
 
 def raw_value(attribute: str, value: str | None) -> str | None:
     """One ``styles.csv`` cell -> the attribute's value before the rare rule:
-    ``colour`` goes through :data:`COLOUR_FAMILIES` (an unknown colour -> None);
+    ``colour`` goes through :data:`COLOUR_FAMILIES` (a family name of
+    :data:`FAMILIES` stays itself, as the dataset export writes it; an unknown colour -> None);
     other attributes keep the stripped text; an empty cell -> None.
     ValueError for an unknown attribute name."""
     if attribute not in ATTRIBUTES:
@@ -120,7 +121,8 @@ def raw_value(attribute: str, value: str | None) -> str | None:
     if not text:
         return None
     if attribute == "colour":
-        return COLOUR_FAMILIES.get(text)
+        # a family name reads as itself: the dataset export's column holds families
+        return COLOUR_FAMILIES.get(text) or (text if text in FAMILIES else None)
     return text
 
 

@@ -13,8 +13,12 @@ custom metadata, so that a CDN or DAM can read it without Firestore:
 | ``category``, ``confidence``, ``model-version`` | the result (``confidence``: 0..1, 6 decimals); absent for a rejection |
 | ``band`` | ``auto``, ``check`` or ``review`` (shared/thresholds.py); absent for a rejection |
 | ``rejection-reason`` | why, for a rejection |
+| ``attribute-<name>`` | one per attribute of a model with attribute heads (``gender``, ``colour``, ``usage``, ``season``): its value; absent while it is empty |
+| ``attribute-<name>-flag`` | ``low-confidence`` when the model left the attribute empty (below its threshold); ``cleared-by-reviewer`` when a person left it empty; absent otherwise |
 
-Where the uploader's metadata uses one of these keys, the result wins.
+Where the uploader's metadata uses one of these keys, the result wins. A
+person's decision (the review desk) rewrites the attribute keys with the
+effective attributes (the reviewer's corrections over the model's values).
 """
 
 from __future__ import annotations
@@ -35,6 +39,29 @@ CONFIDENCE = "confidence"
 MODEL_VERSION = "model-version"
 REJECTION_REASON = "rejection-reason"
 BAND = "band"
+#: prefix of the per-attribute keys (``attribute-<name>``, ``attribute-<name>-flag``)
+ATTRIBUTE_PREFIX = "attribute-"
+FLAG_SUFFIX = "-flag"
+LOW_CONFIDENCE = "low-confidence"  #: flag: the model's confidence was below the attribute's threshold
+CLEARED_BY_REVIEWER = "cleared-by-reviewer"  #: flag: a person left the attribute empty
+
+
+def attribute_key(name: str) -> str:
+    """The custom metadata key of attribute ``name``'s value."""
+    return f"{ATTRIBUTE_PREFIX}{name}"
+
+
+def attribute_flag_key(name: str) -> str:
+    """The custom metadata key of attribute ``name``'s flag."""
+    return f"{ATTRIBUTE_PREFIX}{name}{FLAG_SUFFIX}"
+
+
+def attribute_metadata(values: Mapping[str, str | None], flags: Mapping[str, str]) -> dict[str, str]:
+    """``{name: value or None}`` and ``{name: flag}`` -> the attribute keys:
+    ``attribute-<name>`` for each value given, ``attribute-<name>-flag`` for each flag."""
+    data = {attribute_key(name): value for name, value in values.items() if value is not None}
+    data |= {attribute_flag_key(name): flag for name, flag in flags.items()}
+    return data
 
 
 @dataclass(frozen=True)
@@ -72,7 +99,10 @@ class Attached:
         blob.cache_control = self.cache_control
         blob.content_disposition = self.content_disposition
         blob.content_language = self.content_language
-        blob.metadata = {**self.metadata, **result_metadata(ref, decision)}
+        # the model's attribute keys replace the uploader's, an empty attribute included
+        ours = {key for name in decision.attributes for key in (attribute_key(name), attribute_flag_key(name))}
+        kept = {key: value for key, value in self.metadata.items() if key not in ours}
+        blob.metadata = {**kept, **result_metadata(ref, decision)}
 
 
 def result_metadata(ref: rec.ObjectRef, decision: rec.Decision) -> dict[str, str]:
@@ -95,6 +125,8 @@ def result_metadata(ref: rec.ObjectRef, decision: rec.Decision) -> dict[str, str
     reason = rec.reason_of(decision.error)
     if reason is not None:
         data[REJECTION_REASON] = reason
+    values = rec.effective_attributes(decision.attributes, None)
+    data |= attribute_metadata(values, {name: LOW_CONFIDENCE for name, value in values.items() if value is None})
     return data
 
 
@@ -117,11 +149,32 @@ REVIEW_DECISION = "review-decision"
 REVIEWED_BY = "reviewed-by"
 
 
-def reviewed_metadata(metadata: Mapping[str, str] | None, decision: str, final_label: str | None, reviewer: str) -> dict:
+def reviewed_metadata(
+    metadata: Mapping[str, str] | None,
+    decision: str,
+    final_label: str | None,
+    reviewer: str,
+    corrections: Mapping[str, str | None] | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> dict:
     """A moved copy's custom metadata: the copy's own (the uploader's and the
     model's result), with ``status`` ``reviewed``, ``category`` the final
-    label (removed for a rejection), the decision and the reviewer."""
+    label (removed for a rejection), the decision and the reviewer.
+    The attribute keys are rewritten from ``attributes`` (the record's, the
+    model's answer) and ``corrections`` (this decision's, {name: value or
+    None}), so that a changed decision does not keep an earlier one's values:
+    a corrected value gives ``attribute-<name>`` and no flag, a correction to
+    None no value and the flag ``cleared-by-reviewer``, an attribute not
+    corrected the model's value or the flag ``low-confidence``."""
     data = {str(k): str(v) for k, v in (metadata or {}).items()}
+    corrections = dict(corrections or {})
+    model = rec.effective_attributes(attributes, None)
+    for name in {*model, *corrections}:
+        data.pop(attribute_key(name), None)
+        data.pop(attribute_flag_key(name), None)
+        value = corrections[name] if name in corrections else model[name]
+        flag = CLEARED_BY_REVIEWER if name in corrections else LOW_CONFIDENCE
+        data |= attribute_metadata({name: value}, {} if value is not None else {name: flag})
     data[STATUS] = rec.REVIEWED
     data[REVIEW_DECISION] = decision
     data[REVIEWED_BY] = reviewer

@@ -72,6 +72,7 @@ def final_update(decision: Decision, destination: Destination | None, timings_ms
         Field.SKU: decision.sku,
         Field.BAND: decision.band,
         **({Field.CANDIDATE: dict(decision.candidate)} if decision.candidate is not None else {}),
+        **({Field.ATTRIBUTES: {k: dict(v) for k, v in decision.attributes.items()}} if decision.attributes else {}),
         Field.TIMINGS_MS: dict(timings_ms),
         Field.STEP: DONE,
         Field.FINISHED_AT: now,

@@ -117,6 +117,9 @@ class Field:
     #: [{status, label, confidence, top_k, model_version, destination, replaced_at, run_id}]
     PREVIOUS = "previous"
     CANDIDATE = "candidate"  #: the shadow model's answer (owner: the model loop); see CANDIDATE_KEYS
+    #: the model's attributes beside the category (issue 19): {name: ATTRIBUTE_KEYS map};
+    #: absent for a category-only model; see attribute_entries() and effective_attributes()
+    ATTRIBUTES = "attributes"
 
     ALL: tuple[str, ...] = ()  # filled below
 
@@ -152,6 +155,68 @@ _REASON, _MESSAGE, _TARGET, _BUCKET, _NAME, _GENERATION = "reason", "message", "
 #: keys of the ``review`` map (docs/records.md)
 REVIEW_DECISION, REVIEW_FINAL_LABEL, REVIEW_REASON = "decision", "final_label", "reason"
 REVIEW_BY, REVIEW_AT, REVIEW_PREVIOUS = "reviewed_by", "reviewed_at", "previous"
+#: ``review.attributes``: the reviewer's attribute corrections, {name: value or None}
+#: (None: the reviewer left it empty); attributes not named keep the model's value
+REVIEW_ATTRIBUTES = "attributes"
+
+
+# -- attributes beside the category (issue 19) -------------------------------------
+
+#: keys of one attribute in a record's ``attributes`` map: ``value`` (the class, or
+#: None when ``confidence`` is below ``threshold``: left empty, flagged for review,
+#: never guessed), ``confidence`` (the top class's probability, 0..1), ``threshold``
+#: (the attribute's threshold from the model's manifest, 0..1), ``best`` (the top class anyway)
+ATTRIBUTE_KEYS = ("value", "confidence", "threshold", "best")
+#: where an attribute's effective value came from (:func:`attribute_sources`)
+FROM_MODEL, FROM_REVIEWER = "model", "reviewer"
+
+
+def attribute_entries(predicted: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """A classifier's ``Prediction.attributes`` ({name: AttributePrediction}) ->
+    the record's ``attributes`` map ({name: {value, confidence, threshold, best}});
+    empty for a category-only model."""
+    return {
+        str(name): {
+            "value": a.value,
+            "confidence": float(a.confidence),
+            "threshold": float(a.threshold),
+            "best": a.best,
+        }
+        for name, a in predicted.items()
+    }
+
+
+def attribute_corrections(review: Mapping[str, Any] | None) -> dict[str, str | None]:
+    """``review.attributes`` (the reviewer's corrections), {} when none or malformed."""
+    corrections = (review or {}).get(REVIEW_ATTRIBUTES)
+    if not isinstance(corrections, Mapping):
+        return {}
+    return {str(k): v if isinstance(v, str) else None for k, v in corrections.items()}
+
+
+def effective_attributes(attributes: Mapping[str, Any] | None, review: Mapping[str, Any] | None) -> dict[str, str | None]:
+    """The attributes a record settles on: the model's ``value`` (None when it
+    was low-confidence) overridden by the reviewer's corrections
+    (``review.attributes``; a correction to None leaves it empty). Names: the
+    model's attributes plus any corrected one. Empty for a category-only model
+    with no corrections."""
+    values = {
+        str(name): (entry.get("value") if isinstance(entry.get("value"), str) else None)
+        for name, entry in (attributes or {}).items()
+        if isinstance(entry, Mapping)
+    }
+    return values | attribute_corrections(review)
+
+
+def attribute_sources(attributes: Mapping[str, Any] | None, review: Mapping[str, Any] | None) -> dict[str, str | None]:
+    """For each name of :func:`effective_attributes`: :data:`FROM_REVIEWER`
+    when a person set it (even to None), :data:`FROM_MODEL` when the model's
+    confident value stands, None when it is empty and nobody set it."""
+    corrected = attribute_corrections(review)
+    sources: dict[str, str | None] = {}
+    for name, value in effective_attributes(attributes, review).items():
+        sources[name] = FROM_REVIEWER if name in corrected else (FROM_MODEL if value is not None else None)
+    return sources
 
 
 # -- the candidate map (the shadow model) ----------------------------------------
@@ -256,6 +321,8 @@ class Decision:
     sku: str | None = None  # the uploader's SKU (custom metadata ``SKU_METADATA_KEY``), read with the bytes
     band: str | None = None  # one of BANDS for CLASSIFIED and NEEDS_REVIEW; None otherwise
     candidate: dict[str, Any] | None = None  # candidate_answer() of the shadow model, when one ran
+    #: attribute_entries() of the model's attribute heads; empty for a category-only model
+    attributes: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -274,6 +341,8 @@ class Decision:
             data[Field.BAND] = self.band
         if self.candidate is not None:
             data[Field.CANDIDATE] = dict(self.candidate)
+        if self.attributes:
+            data[Field.ATTRIBUTES] = {name: dict(entry) for name, entry in self.attributes.items()}
         return data
 
     @classmethod
@@ -289,6 +358,7 @@ class Decision:
             sku=data.get(Field.SKU),
             band=data.get(Field.BAND),
             candidate=data.get(Field.CANDIDATE) if isinstance(data.get(Field.CANDIDATE), Mapping) else None,
+            attributes=_attribute_map(data.get(Field.ATTRIBUTES)),
         )
 
 
@@ -326,6 +396,8 @@ class Classification:
     review_pending: dict[str, Any] | None = None  # internal: a decision being applied (functions/review_desk.py)
     previous: list[dict[str, Any]] = field(default_factory=list)  # decisions replaced by reclassify --apply
     candidate: dict[str, Any] | None = None  # the shadow model's answer (CANDIDATE_KEYS), or None
+    #: the model's attributes ({name: {value, confidence, threshold, best}}); empty for a category-only model
+    attributes: dict[str, Any] = field(default_factory=dict)
     id: str | None = None  # the document id (not stored as a field)
 
     @property
@@ -339,6 +411,17 @@ class Classification:
         if self.status == REVIEWED:
             return (self.review or {}).get(REVIEW_FINAL_LABEL)
         return self.label if self.status == CLASSIFIED else None
+
+    @property
+    def final_attributes(self) -> dict[str, str | None]:
+        """The effective attributes (:func:`effective_attributes`): the
+        model's values overridden by the reviewer's corrections."""
+        return effective_attributes(self.attributes, self.review)
+
+    @property
+    def empty_attributes(self) -> list[str]:
+        """Names of the attributes left empty (low confidence, not set by a person)."""
+        return [name for name, value in self.final_attributes.items() if value is None]
 
     @property
     def review_decision(self) -> str | None:
@@ -383,6 +466,7 @@ class Classification:
             Field.REVIEW_PENDING: self.review_pending,
             Field.PREVIOUS: list(self.previous),
             Field.CANDIDATE: dict(self.candidate) if self.candidate is not None else None,
+            Field.ATTRIBUTES: {name: dict(entry) for name, entry in self.attributes.items()},
         }
 
     @classmethod
@@ -424,8 +508,16 @@ class Classification:
             review_pending=dict(data[Field.REVIEW_PENDING]) if isinstance(data.get(Field.REVIEW_PENDING), Mapping) else None,
             previous=[p for p in data.get(Field.PREVIOUS) or [] if isinstance(p, Mapping)],
             candidate=dict(data[Field.CANDIDATE]) if isinstance(data.get(Field.CANDIDATE), Mapping) else None,
+            attributes=_attribute_map(data.get(Field.ATTRIBUTES)),
             id=doc_id if doc_id is not None else data.get(DOC_ID),
         )
+
+
+def _attribute_map(data: Any) -> dict[str, dict[str, Any]]:
+    """A stored ``attributes`` map, its malformed entries left out (never raises)."""
+    if not isinstance(data, Mapping):
+        return {}
+    return {str(name): dict(entry) for name, entry in data.items() if isinstance(entry, Mapping)}
 
 
 def with_id(snapshot: Any) -> dict[str, Any]:

@@ -18,8 +18,9 @@ body is the whole event); its ``id`` is derived from the record id, the type
 and the record version (:func:`event_id`), so every retry and every
 re-publication after a crash carries the same id and consumers de-duplicate
 on it. ``data`` holds the record's contract fields (``Classification``:
-:data:`shared.records.CONTRACT_FIELDS`, plus ``band`` and ``review`` once the
-record defines them) as JSON: timestamps as RFC 3339 strings (UTC), the
+:data:`shared.records.CONTRACT_FIELDS`, plus ``band``, ``review`` and
+``attributes`` once the record defines them, and ``final_attributes``: the
+attributes after the reviewer's corrections) as JSON: timestamps as RFC 3339 strings (UTC), the
 source generation as a decimal string. Pub/Sub message attributes
 (:func:`attributes`) let subscriptions filter without reading the body.
 
@@ -54,13 +55,22 @@ ATTR_TYPE, ATTR_STATUS, ATTR_BAND, ATTR_CATEGORY, ATTR_SKU = "type", "status", "
 #: ``Field`` attribute names of record fields an event carries besides the
 #: contract fields once the record defines them: the confidence band
 #: (thresholds work) and the human decision (review desk), shared/records.py
-OPTIONAL_FIELD_NAMES = ("BAND", "REVIEW")
+OPTIONAL_FIELD_NAMES = ("BAND", "REVIEW", "ATTRIBUTES")
+#: the key of ``data`` holding the effective attributes (not a record field:
+#: :func:`shared.records.effective_attributes` of the record's ``attributes``
+#: and ``review``; ``{}`` for a model without attribute heads)
+FINAL_ATTRIBUTES = "final_attributes"
 
 
 def data_fields() -> frozenset[str]:
     """The record fields an event's ``data`` holds (besides ``id``)."""
     extra = {getattr(rec.Field, name) for name in OPTIONAL_FIELD_NAMES if hasattr(rec.Field, name)}
     return rec.CONTRACT_FIELDS | extra
+
+
+def data_keys() -> frozenset[str]:
+    """Every key of an event's ``data``: ``id``, :func:`data_fields` and :data:`FINAL_ATTRIBUTES`."""
+    return frozenset({rec.DOC_ID, FINAL_ATTRIBUTES}) | data_fields()
 
 
 def wants_event(status: str | None) -> bool:
@@ -104,6 +114,8 @@ def build(
     data = {rec.DOC_ID: record_id} | {name: _json(record.get(name)) for name in sorted(data_fields())}
     if not isinstance(data.get(rec.Field.TOP_K), list):
         data[rec.Field.TOP_K] = []
+    stored = rec.Classification.from_firestore(record)
+    data[FINAL_ATTRIBUTES] = rec.effective_attributes(stored.attributes, stored.review)
     moment = record.get(rec.Field.FINISHED_AT) if event_type == FINISHED_TYPE else _decided_at(record)
     return {
         "specversion": SPECVERSION,

@@ -122,3 +122,86 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
     )
     float32_dir = _write_variant(root / "float32", to_float32(model), "float32", TINY_LABELS, TINY_SIZE)
     return TinyModels(int8_dir=int8_dir, float32_dir=float32_dir, keras_model=model, labels=list(TINY_LABELS), size=TINY_SIZE)
+
+
+#: the attribute heads of the tiny multi-head model (names of shared/attributes.py) and
+#: their thresholds: 0.0 = always given, 1.0 = never reached (always left empty), so
+#: which attributes a record gets and which it leaves empty does not depend on the weights
+TINY_ATTRIBUTES = {
+    "gender": (["Men", "Women", "Unisex"], 0.0),
+    "colour": (["black", "white", "blue", "red"], 1.0),
+    "usage": (["Casual", "Formal", "Sports"], 0.0),
+    "season": (["Summer", "Winter", "Fall", "Spring"], 1.0),
+}
+
+
+@dataclass(frozen=True)
+class TinyMultiHead:
+    """A tiny model with attribute heads (issue 19), float32, as a model-store
+    version folder. ``int8_dir`` names the same folder, so that helpers written
+    for :class:`TinyModels` take it."""
+
+    int8_dir: Path
+    labels: list[str]
+    attributes: dict[str, list[str]]
+    thresholds: dict[str, float]
+    size: int
+
+    @property
+    def version(self) -> str:
+        return self.int8_dir.name
+
+
+@pytest.fixture(scope="session")
+def tiny_multihead_model_dir(tmp_path_factory: pytest.TempPathFactory) -> TinyMultiHead:
+    """Build and export (float32 TFLite, one signature naming every head) a
+    tiny 3-class model with the four attribute heads of :data:`TINY_ATTRIBUTES`,
+    with a manifest listing each head's labels, output and threshold."""
+    pytest.importorskip("tensorflow", reason="TensorFlow is needed to build the tiny test model")
+    import keras
+
+    from shared.classifier import inspect_model
+    from shared.manifest import Manifest, sha256_bytes, write_manifest
+    from shared.model_layout import MANIFEST_FILE, MODEL_FILE
+    from training.export import to_float32
+    from training.model import ModelSpec, attribute_output, heads, with_flip_averaging
+
+    keras.utils.set_random_seed(TINY_SEED)
+    spec = ModelSpec(
+        num_classes=len(TINY_LABELS),
+        size=TINY_SIZE,
+        weights=None,
+        attributes={name: len(labels) for name, (labels, _) in TINY_ATTRIBUTES.items()},
+    )
+    inputs = keras.Input(shape=(TINY_SIZE, TINY_SIZE, 3), name="pixels")
+    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="to_unit_range")(inputs)
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="conv")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    model = with_flip_averaging(keras.Model(inputs, heads(x, spec), name="tiny_multi"))
+    data = to_float32(model)
+    folder = tmp_path_factory.mktemp("tiny-multihead") / "tiny-attrs-float32"
+    folder.mkdir()
+    (folder / MODEL_FILE).write_bytes(data)
+    details = inspect_model(data)
+    manifest = Manifest(
+        version=folder.name,
+        labels=list(TINY_LABELS),
+        input_size=TINY_SIZE,
+        input_dtype=details["input"]["dtype"],
+        quantization={"type": "float32", "input": details["input"], "output": details["output"]},
+        model_sha256=sha256_bytes(data),
+        base_network={"name": "tiny-test-convnet"},
+        created_at="2026-01-01T00:00:00+00:00",
+        attributes={
+            name: {"labels": list(labels), "output": attribute_output(name), "threshold": threshold}
+            for name, (labels, threshold) in TINY_ATTRIBUTES.items()
+        },
+    )
+    write_manifest(manifest, folder / MANIFEST_FILE)
+    return TinyMultiHead(
+        int8_dir=folder,
+        labels=list(TINY_LABELS),
+        attributes={name: list(labels) for name, (labels, _) in TINY_ATTRIBUTES.items()},
+        thresholds={name: threshold for name, (_, threshold) in TINY_ATTRIBUTES.items()},
+        size=TINY_SIZE,
+    )

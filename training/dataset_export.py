@@ -22,7 +22,14 @@ under a ``gs://`` prefix.
   ``object`` (the file in the processed bucket), ``source_object``,
   ``generation`` (the upload's generation), ``review_decision`` (approved, relabeled or
   ``auto``), ``reviewer``, ``model_version``, ``model_label``, ``confidence``,
-  ``sha256``, ``created_at``.
+  ``sha256``, ``created_at``; then the attributes beside the category
+  (issue 19), in the columns :mod:`training.data` reads them from
+  (:data:`shared.attributes.ATTRIBUTES`: ``gender``, ``baseColour`` (a colour
+  family), ``usage``, ``season``), each with its provenance in
+  ``<attribute>_source``: ``reviewer`` (a person set it), ``model`` (the
+  model's confident value, not corrected) or empty (no value: left empty, or
+  a category-only model). ``Filters.human_attributes_only`` keeps only the
+  reviewers' values.
 
 The core (:func:`select`, :func:`dedupe`, :func:`styles_csv`) is pure; :func:`export`
 reads Firestore and Cloud Storage through the clients it is given. Also a job:
@@ -47,6 +54,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from shared import records as rec
+from shared.attributes import ATTRIBUTES
 from training.storage import Store
 
 log = logging.getLogger(__name__)
@@ -67,6 +75,7 @@ COLUMNS = (
     "confidence",
     "sha256",
     "created_at",
+    *(column for name, column in ATTRIBUTES.items() for column in (column, f"{name}_source")),
 )
 AUTO = "auto"  #: ``decision`` of a row filed by the model without review
 SUMMARY_FILE = "export.json"
@@ -89,6 +98,8 @@ class Filters:
     since: datetime | None = None
     until: datetime | None = None
     categories: frozenset[str] = field(default_factory=frozenset)
+    #: write only the attribute values a person set (``<attribute>_source`` ``reviewer``)
+    human_attributes_only: bool = False
 
     def __post_init__(self) -> None:
         if self.min_confidence is not None and not 0.0 <= self.min_confidence <= 1.0:
@@ -184,7 +195,26 @@ def dedupe(items: Sequence[tuple[Item, str]]) -> tuple[list[tuple[Item, str]], i
     return kept, len(items) - len(kept)
 
 
-def row(item: Item, digest: str) -> dict[str, str]:
+def attribute_cells(record: rec.Classification, *, human_only: bool = False) -> dict[str, str]:
+    """The attribute columns of one row: for each attribute of
+    :data:`shared.attributes.ATTRIBUTES`, its column holding the effective
+    value (the reviewer's correction over the model's confident value; empty
+    when none) and ``<attribute>_source`` (``reviewer``, ``model`` or empty).
+    ``human_only``: values the model gave are left out."""
+    values = record.final_attributes
+    sources = rec.attribute_sources(record.attributes, record.review)
+    cells = {}
+    for name, column in ATTRIBUTES.items():
+        source = sources.get(name)
+        value = values.get(name)
+        if value is None or (human_only and source != rec.FROM_REVIEWER):
+            value, source = None, (source if source == rec.FROM_REVIEWER else None)
+        cells[column] = value or ""
+        cells[f"{name}_source"] = source or ""
+    return cells
+
+
+def row(item: Item, digest: str, *, human_attributes_only: bool = False) -> dict[str, str]:
     """One ``styles.csv`` row (:data:`COLUMNS`)."""
     record = item.record
     assert record.source is not None and record.destination is not None  # select() checked
@@ -204,7 +234,7 @@ def row(item: Item, digest: str) -> dict[str, str]:
         "confidence": "" if record.confidence is None else f"{record.confidence:.4f}",
         "sha256": digest,
         "created_at": created,
-    }
+    } | attribute_cells(record, human_only=human_attributes_only)
 
 
 def styles_csv(rows: Iterable[dict[str, str]]) -> bytes:
@@ -278,7 +308,7 @@ def export(
     rows = []
     result = Result(skipped=skipped, out=out.uri)
     for item, digest in sorted(kept, key=lambda pair: pair[0].record.id or ""):
-        line = row(item, digest)
+        line = row(item, digest, human_attributes_only=filters.human_attributes_only)
         out.write_bytes(f"images/{line['id']}.jpg", data_of[id(item)], "image/jpeg")
         rows.append(line)
         result.labels[item.label] += 1
@@ -302,6 +332,7 @@ def _filters_dict(filters: Filters) -> dict[str, Any]:
         "since": filters.since.isoformat() if filters.since else None,
         "until": filters.until.isoformat() if filters.until else None,
         "categories": sorted(filters.categories),
+        "human_attributes_only": filters.human_attributes_only,
     }
 
 
@@ -322,7 +353,13 @@ def parse_day(text: str) -> datetime:
 
 
 def filters_from(
-    *, reviewed_only: bool, min_confidence: float | None, since: str | None, until: str | None, categories: Sequence[str]
+    *,
+    reviewed_only: bool,
+    min_confidence: float | None,
+    since: str | None,
+    until: str | None,
+    categories: Sequence[str],
+    human_attributes_only: bool = False,
 ) -> Filters:
     """Filters from command-line values (dates as :func:`parse_day` reads them). Raises ValueError."""
     return Filters(
@@ -331,6 +368,7 @@ def filters_from(
         since=parse_day(since) if since else None,
         until=parse_day(until) if until else None,
         categories=frozenset(c.strip() for c in categories if c.strip()),
+        human_attributes_only=human_attributes_only,
     )
 
 
@@ -345,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--since")
     p.add_argument("--until")
     p.add_argument("--category", action="append", default=[])
+    p.add_argument("--human-attributes-only", action="store_true", help="attribute values only where a person set them")
     p.add_argument("--project", default=None, help="Google Cloud project (default: the environment's)")
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
@@ -361,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
             since=args.since,
             until=args.until,
             categories=args.category,
+            human_attributes_only=args.human_attributes_only,
         )
     except ValueError as exc:
         p.error(str(exc))

@@ -32,6 +32,9 @@ def dataset() -> None:
 @click.option("--since", metavar="DATE", help="records created on or after (YYYY-MM-DD or ISO 8601, UTC)")
 @click.option("--until", metavar="DATE", help="records created before (YYYY-MM-DD or ISO 8601, UTC)")
 @click.option("--category", "categories", multiple=True, help="only this final label (repeatable)")
+@click.option(
+    "--human-attributes-only", is_flag=True, help="attribute columns only where a person set the value (else the model's too)"
+)
 @pass_context
 def export(
     context: Context,
@@ -41,6 +44,7 @@ def export(
     since: str | None,
     until: str | None,
     categories: tuple[str, ...],
+    human_attributes_only: bool,
 ) -> int:
     from fashionctl.preflight import reaching_the_stack
     from training import dataset_export as core
@@ -48,7 +52,12 @@ def export(
 
     try:
         filters = core.filters_from(
-            reviewed_only=reviewed_only, min_confidence=min_confidence, since=since, until=until, categories=categories
+            reviewed_only=reviewed_only,
+            min_confidence=min_confidence,
+            since=since,
+            until=until,
+            categories=categories,
+            human_attributes_only=human_attributes_only,
         )
     except ValueError as exc:
         raise CommandError(str(exc), USAGE) from exc

@@ -15,6 +15,13 @@ if TYPE_CHECKING:  # imported on use: requests is not loaded for other commands
 
 json_option = click.option("--json", "as_json", is_flag=True, help="JSON for machines")
 change_option = click.option("--change", is_flag=True, help="replace an earlier, different decision")
+attribute_option = click.option(
+    "--attribute",
+    "attributes",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="correct an attribute (gender, colour, usage, season): NAME=VALUE, or NAME= to leave it empty; repeatable",
+)
 
 
 def _client(context: Context) -> ReviewClient:
@@ -27,12 +34,23 @@ def _client(context: Context) -> ReviewClient:
 
 
 def _decide(
-    context: Context, ids: tuple[str, ...], action: str, label: str | None, reason: str | None, change: bool, as_json: bool
+    context: Context,
+    ids: tuple[str, ...],
+    action: str,
+    label: str | None,
+    reason: str | None,
+    change: bool,
+    as_json: bool,
+    attributes: tuple[str, ...] = (),
 ) -> int:
     from fashionctl import review as core
 
     try:
-        results = _client(context).decide(core.decisions(list(ids), action, label, reason, change))
+        corrections = core.parse_attributes(attributes)
+    except ValueError as exc:
+        raise CommandError(str(exc), USAGE) from exc
+    try:
+        results = _client(context).decide(core.decisions(list(ids), action, label, reason, change, corrections))
     except core.ReviewUnavailable as exc:
         raise CommandError(str(exc)) from exc
     for result in results:
@@ -54,16 +72,31 @@ def review() -> None:
 @click.option("--category", help="only this predicted category")
 @click.option("--older-than", type=float, metavar="SECONDS", help="only items older than this")
 @click.option("--order", type=click.Choice(["oldest", "uncertain"]), default="oldest", show_default=True)
+@click.option("--empty-attributes", is_flag=True, help="only items with an attribute the model left empty")
 @click.option("--limit", type=POSITIVE_INT, default=50, show_default=True)
 @json_option
 @pass_context
 def list_(
-    context: Context, band: str | None, category: str | None, older_than: float | None, order: str, limit: int, as_json: bool
+    context: Context,
+    band: str | None,
+    category: str | None,
+    older_than: float | None,
+    order: str,
+    empty_attributes: bool,
+    limit: int,
+    as_json: bool,
 ) -> int:
     from fashionctl import review as core
 
     try:
-        items, progress = _client(context).queue(limit, band=band, category=category, older_than=older_than, order=order)
+        items, progress = _client(context).queue(
+            limit,
+            band=band,
+            category=category,
+            older_than=older_than,
+            order=order,
+            attributes="empty" if empty_attributes else None,
+        )
     except core.ReviewUnavailable as exc:
         raise CommandError(str(exc)) from exc
     if as_json:
@@ -100,6 +133,7 @@ def show(context: Context, item_id: str, as_json: bool) -> int:
             "created_at",
             "source",
             "destination",
+            "attributes",
             "review",
             "metadata",
         ):
@@ -111,11 +145,14 @@ def show(context: Context, item_id: str, as_json: bool) -> int:
 @state_dir_option
 @click.argument("ids", nargs=-1, required=True)
 @click.option("--note", help="an optional note")
+@attribute_option
 @change_option
 @json_option
 @pass_context
-def approve(context: Context, ids: tuple[str, ...], note: str | None, change: bool, as_json: bool) -> int:
-    return _decide(context, ids, "approve", None, note, change, as_json)
+def approve(
+    context: Context, ids: tuple[str, ...], note: str | None, attributes: tuple[str, ...], change: bool, as_json: bool
+) -> int:
+    return _decide(context, ids, "approve", None, note, change, as_json, attributes)
 
 
 @review.command("relabel", help="file each item under another category")
@@ -123,11 +160,20 @@ def approve(context: Context, ids: tuple[str, ...], note: str | None, change: bo
 @click.argument("ids", nargs=-1, required=True)
 @click.option("--label", required=True, help="the right category")
 @click.option("--note", help="an optional note")
+@attribute_option
 @change_option
 @json_option
 @pass_context
-def relabel(context: Context, ids: tuple[str, ...], label: str, note: str | None, change: bool, as_json: bool) -> int:
-    return _decide(context, ids, "relabel", label, note, change, as_json)
+def relabel(
+    context: Context,
+    ids: tuple[str, ...],
+    label: str,
+    note: str | None,
+    attributes: tuple[str, ...],
+    change: bool,
+    as_json: bool,
+) -> int:
+    return _decide(context, ids, "relabel", label, note, change, as_json, attributes)
 
 
 @review.command("reject", help="unusable: move each item to rejected/ with the reason")

@@ -16,6 +16,14 @@
  * undone one in review.previous). Until then the record keeps the undone
  * decision. Items that someone else decided differently (409) are marked the
  * same way: deciding again overrides.
+ *
+ * Attributes (gender, colour family, usage, season; a model with attribute
+ * heads only): the details pane shows each one with its confidence, marks
+ * the ones the model left empty (low confidence), and offers a select per
+ * attribute (key e focuses the first one, Esc goes back to the grid). The
+ * corrections made there go with the item's next approve or relabel as
+ * "attributes": {name: value or null}; the server checks them against the
+ * record's model's attribute labels (400 with a JSON reason otherwise).
  */
 "use strict";
 
@@ -31,6 +39,7 @@
     status: $("status"),
     band: $("band"),
     category: $("category"),
+    attributesFilter: $("attributes-filter"),
     order: $("order"),
     refresh: $("refresh"),
     loadMore: $("load-more"),
@@ -57,11 +66,16 @@
       destination: $("d-destination"),
       topk: $("d-topk"),
       metadata: $("d-metadata"),
+      attributes: $("d-attributes"),
+      attributesTitle: $("d-attributes-title"),
+      attributesBox: $("d-attributes-box"),
     },
   };
 
   const state = {
     labels: [],
+    attributeLabels: {}, // attribute -> [labels] of the current model
+    corrections: new Map(), // id -> {attribute: value or null}, sent with the next approve or relabel
     cards: new Map(), // id -> {item, card}
     current: null, // id
     selected: new Set(),
@@ -137,6 +151,7 @@
     const params = new URLSearchParams();
     if (ui.band.value) params.set("band", ui.band.value);
     if (ui.category.value) params.set("category", ui.category.value);
+    if (ui.attributesFilter.value) params.set("attributes", ui.attributesFilter.value);
     params.set("order", ui.order.value);
     params.set("page_size", String(pageSize));
     if (token) params.set("page_token", token);
@@ -192,6 +207,7 @@
     band.textContent = String(item.band || "");
     if (item.band === "check" || item.band === "review") band.classList.add("band-" + item.band);
     card.querySelector(".margin").textContent = typeof item.margin === "number" ? `margin ${percent(item.margin)}` : "";
+    renderCardAttributes(card.querySelector(".attrs"), item);
     const nameEl = card.querySelector(".name");
     nameEl.textContent = name;
     nameEl.setAttribute("title", name);
@@ -221,6 +237,91 @@
     });
     card.addEventListener("focusin", () => setCurrent(item.id, false));
     return card;
+  }
+
+  /** The card's line of attributes: "gender Men · colour ? ..." (a "?" marks one left empty). */
+  function renderCardAttributes(line, item) {
+    line.replaceChildren();
+    const attributes = item.attributes || {};
+    const names = Object.keys(attributes);
+    line.hidden = !names.length;
+    names.forEach((name, index) => {
+      const a = attributes[name] || {};
+      const span = document.createElement("span");
+      span.className = "attr";
+      if (a.value == null) span.classList.add("attr-low");
+      span.dataset.attribute = name;
+      span.textContent = `${name} ${a.value == null ? "?" : a.value}`;
+      if (index) line.append(document.createTextNode(" \u00b7 "));
+      line.append(span);
+    });
+  }
+
+  /** The details pane's attributes: one select per attribute, its confidence, low-confidence ones marked. */
+  function renderAttributes(detail) {
+    const d = ui.details;
+    d.attributes.replaceChildren();
+    const attributes = detail.attributes || {};
+    const names = Object.keys(attributes);
+    d.attributesTitle.hidden = d.attributesBox.hidden = !names.length;
+    const pending = state.corrections.get(detail.id) || {};
+    for (const name of names) {
+      const a = attributes[name] || {};
+      const id = "attr-" + name.replace(/[^A-Za-z0-9_-]/g, "_");
+      const label = document.createElement("label");
+      label.setAttribute("for", id);
+      label.textContent = name;
+      const select = document.createElement("select");
+      select.id = id;
+      select.className = "attr-select";
+      select.dataset.attribute = name;
+      const empty = document.createElement("option");
+      empty.value = "";
+      empty.textContent = "(empty)";
+      select.append(empty);
+      const choices = (state.attributeLabels[name] || []).map(String);
+      for (const value of [a.value, a.best]) if (value != null && !choices.includes(String(value))) choices.push(String(value));
+      for (const value of choices) {
+        const option = document.createElement("option");
+        option.value = value;
+        option.textContent = value === a.best && a.value == null ? `${value} (model's guess)` : value;
+        select.append(option);
+      }
+      const chosen = Object.prototype.hasOwnProperty.call(pending, name) ? pending[name] : a.value;
+      select.value = chosen == null ? "" : String(chosen);
+      select.classList.toggle("attr-changed", Object.prototype.hasOwnProperty.call(pending, name));
+      select.addEventListener("change", () => {
+        const corrections = state.corrections.get(detail.id) || {};
+        corrections[name] = select.value === "" ? null : select.value;
+        state.corrections.set(detail.id, corrections);
+        select.classList.add("attr-changed");
+      });
+      select.addEventListener("keydown", (event) => {
+        if (event.key === "Escape") {
+          event.preventDefault();
+          if (state.current && state.cards.has(state.current)) state.cards.get(state.current).card.focus({ preventScroll: true });
+        }
+      });
+      const note = document.createElement("p");
+      note.className = "attr-note";
+      const low = a.low_confidence && !a.corrected;
+      const parts = [`confidence ${percent(a.confidence)}`];
+      if (typeof a.threshold === "number") parts.push(`threshold ${percent(a.threshold)}`);
+      if (low) parts.push(`low confidence: left empty (model's guess ${a.best})`);
+      if (a.corrected) parts.push("set by a reviewer");
+      note.textContent = parts.join(", ");
+      if (low) {
+        label.classList.add("attr-low");
+        note.classList.add("attr-low");
+      }
+      d.attributes.append(label, select, note);
+    }
+  }
+
+  function editAttributes() {
+    const first = ui.details.attributes.querySelector("select");
+    if (first) first.focus();
+    else showStatus("This item has no attributes to edit.", "info");
   }
 
   /** A signed image URL expires within minutes: ask for the item again, once, for a fresh one. */
@@ -344,6 +445,7 @@
       li.textContent = `${entry.label} ${percent(entry.score)}`;
       d.topk.append(li);
     }
+    renderAttributes(detail);
     d.metadata.replaceChildren();
     const metadata = detail.metadata || {};
     const keys = Object.keys(metadata);
@@ -396,7 +498,11 @@
     }
     decisions = decisions.filter((d) => state.cards.has(d.id));
     if (!decisions.length) return;
-    for (const d of decisions) d.change = state.reopened.has(d.id);
+    for (const d of decisions) {
+      d.change = state.reopened.has(d.id);
+      const corrections = state.corrections.get(d.id);
+      if (d.action !== "reject" && corrections && Object.keys(corrections).length) d.attributes = corrections;
+    }
     state.busy = true;
     const order = ids();
     for (const d of decisions) state.cards.get(d.id).card.classList.add("busy");
@@ -451,6 +557,7 @@
       state.cards.delete(id);
       state.selected.delete(id);
       state.reopened.delete(id);
+      state.corrections.delete(id);
     }
     if (done.length) state.undoStack.push({ what, entries: done });
     state.busy = false;
@@ -572,7 +679,7 @@
     if (state.current && state.cards.has(state.current)) state.cards.get(state.current).card.focus({ preventScroll: true });
   });
 
-  for (const control of [ui.band, ui.category, ui.order]) control.addEventListener("change", () => loadQueue(true));
+  for (const control of [ui.band, ui.category, ui.attributesFilter, ui.order]) control.addEventListener("change", () => loadQueue(true));
   ui.refresh.addEventListener("click", () => loadQueue(true));
   ui.loadMore.addEventListener("click", () => loadQueue(false));
   ui.bulk.addEventListener("click", bulkApprove);
@@ -595,6 +702,7 @@
     else if (key === "A") bulkApprove();
     else if (key === "r") askReject(state.current);
     else if (key === "u") undo();
+    else if (key === "e") editAttributes();
     else if (key === "x" || (key === " " && !onControl)) toggleSelected(state.current);
     else if (/^[0-9]$/.test(key)) relabelByNumber(Number(key));
     else handled = false;
@@ -607,6 +715,7 @@
     try {
       const [labels, me] = await Promise.all([api("/api/labels"), api("/api/me")]);
       state.labels = (labels.labels || []).map(String);
+      state.attributeLabels = labels.attributes && typeof labels.attributes === "object" ? labels.attributes : {};
       ui.reviewer.textContent = String(me.reviewer);
       renderLabels();
     } catch (err) {

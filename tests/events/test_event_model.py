@@ -62,7 +62,7 @@ def test_a_finished_record_gives_a_schema_valid_event_with_its_contract_fields(s
     assert event["time"] == "2026-11-29T12:00:00.123456Z" and event["recordversion"] == 1
     data = event["data"]
     assert data["id"] == "rid1" and data["status"] == status
-    assert set(data) == {rec.DOC_ID} | events.data_fields()  # the contract fields, nothing internal
+    assert set(data) == events.data_keys()  # the contract fields (and final_attributes), nothing internal
     assert not set(data) & rec.INTERNAL_FIELDS and rec.Field.OUTBOX not in data
     assert data["source"]["generation"] == "1764400000123456"  # a decimal string, as stored
     assert data["created_at"] == "2026-11-29T11:59:58.123456Z"
@@ -137,7 +137,7 @@ def test_the_outbox_stages_once_and_marks_sent() -> None:
 def test_the_schema_describes_exactly_what_an_event_carries() -> None:
     data = SCHEMA["properties"]["data"]["properties"]
     # band and review: the contract's fields of this round, added to the record by the thresholds and review-desk work
-    assert set(data) == {rec.DOC_ID} | events.data_fields() | {"band", "review"}
+    assert set(data) == events.data_keys() | {"band", "review"}
     assert SCHEMA["properties"]["type"]["enum"] == list(events.TYPES)
     assert set(SCHEMA["properties"]["data"]["properties"]["status"]["enum"]) >= events.EVENT_STATUSES
     with pytest.raises(jsonschema.ValidationError):
@@ -156,3 +156,56 @@ def test_the_bigquery_table_schema_is_derived_from_the_event_schema() -> None:
     assert top_k["mode"] == "REPEATED" and [f["name"] for f in top_k["fields"]] == ["label", "score"]
     with pytest.raises(bigquery_schema.SchemaError):
         bigquery_schema.column("free", {"type": "object"})
+
+
+ATTRS = {
+    "gender": {"value": "Women", "confidence": 0.91, "threshold": 0.6, "best": "Women"},
+    "colour": {"value": None, "confidence": 0.41, "threshold": 0.55, "best": "black"},
+}
+
+
+def test_attributes_and_their_corrections_travel_in_the_events_and_validate() -> None:
+    finished = events.build(stored(attributes=ATTRS), "rid1", project="demo-x")
+    validate(finished)
+    assert finished["data"]["attributes"] == ATTRS
+    assert finished["data"]["final_attributes"] == {"gender": "Women", "colour": None}
+    review = {
+        "decision": "approved",
+        "final_label": "Heels",
+        "reason": None,
+        "reviewed_by": "ann",
+        "reviewed_at": NOW,
+        "attributes": {"colour": "blue", "gender": None},
+        "previous": [],
+    }
+    decided = events.build(
+        stored(rec.REVIEWED, attributes=ATTRS, review=review), "rid1", project="demo-x", event_type=events.DECIDED_TYPE, version=2
+    )
+    validate(decided)
+    assert decided["data"]["review"]["attributes"] == {"colour": "blue", "gender": None}
+    assert decided["data"]["final_attributes"] == {"gender": None, "colour": "blue"}
+    assert decided["data"]["attributes"] == ATTRS  # the model's answer is kept
+    # a category-only record: attributes null (v1 consumers see only an extra optional key)
+    plain = events.build({k: v for k, v in stored().items() if k != rec.Field.ATTRIBUTES}, "rid2", project="demo-x")
+    validate(plain)
+    assert plain["data"]["attributes"] is None and plain["data"]["final_attributes"] == {}
+    with pytest.raises(jsonschema.ValidationError):  # an attribute's value is a string or null
+        validate(finished | {"data": finished["data"] | {"final_attributes": {"colour": 3}}})
+
+
+def test_the_schema_names_every_attribute_of_shared_attributes() -> None:
+    from shared.attributes import ATTRIBUTES
+
+    data = SCHEMA["properties"]["data"]["properties"]
+    review = data["review"]["properties"]
+    for node in (
+        data["attributes"],
+        data["final_attributes"],
+        review["attributes"],
+        review["previous"]["items"]["properties"]["attributes"],
+    ):
+        assert list(node["properties"]) == list(ATTRIBUTES)
+    columns = {c["name"]: c for c in bigquery_schema.table_schema(SCHEMA)}
+    attrs = next(f for f in columns["data"]["fields"] if f["name"] == "attributes")
+    colour = next(f for f in attrs["fields"] if f["name"] == "colour")
+    assert [f["name"] for f in colour["fields"]] == ["value", "confidence", "threshold", "best"]

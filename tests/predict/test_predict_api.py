@@ -87,6 +87,26 @@ def test_top_k_and_threshold_options(api: Service) -> None:
     )
 
 
+def test_attributes_asked_of_a_category_only_model_give_an_empty_object_and_a_note(api: Service) -> None:
+    image = make_photo_like(seed=8)
+    plain = check_response(post_json(api, "/predict", {"image": b64(image)}), "/predict", "post")
+    assert "attributes" not in plain and "attributes_note" not in plain  # unchanged without the parameter
+    for response in (
+        post_json(api, "/predict", {"image": b64(image), "attributes": True}),
+        requests.post(api.url + "/predict?attributes=1", files={"file": image}, timeout=TIMEOUT),
+        requests.post(api.url + "/predict", files={"file": image}, data={"attributes": "yes"}, timeout=TIMEOUT),
+    ):
+        body = check_response(response, "/predict", "post")
+        assert body["attributes"] == {} and "no attribute heads" in body["attributes_note"]
+        assert body["category"] == plain["category"]  # the category answer stands
+    batch = check_response(
+        post_json(api, "/predict_batch", {"images": [b64(image)], "attributes": True}), "/predict_batch", "post"
+    )
+    assert batch["results"][0]["attributes"] == {}
+    check_error(post_json(api, "/predict", {"image": b64(image), "attributes": "perhaps"}), 400, "bad_request")
+    check_error(post_json(api, "/predict", {"image": b64(image), "attributes": 1}), 400, "bad_request")
+
+
 def test_informational_routes(api: Service) -> None:
     body = check_response(requests.get(api.url + "/health", timeout=TIMEOUT), "/health")
     assert body == {"status": "ok"}

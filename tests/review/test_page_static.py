@@ -81,3 +81,4 @@ def test_every_shortcut_of_the_legend_is_handled():
     handled = set(re.findall(r'key === "([^"]+)"', JS))
     assert {"ArrowRight", "ArrowLeft", "ArrowDown", "ArrowUp", "j", "k", "a", "A", "r", "u", "x", " "} <= handled
     assert r"/^[0-9]$/.test(key)" in JS  # 1..9 and 0: relabel to the nth label
+    assert "e" in handled and 'event.key === "Escape"' in JS  # the attributes' selects: in with e, out with Esc

@@ -39,8 +39,8 @@ def test_a_full_record_round_trips() -> None:
     )
     stored = record.to_firestore()
     assert (
-        set(stored) == set(Field.ALL) and len(Field.ALL) == 26
-    )  # + band, review, review_pending (15), outbox (16), candidate (17), previous (18)
+        set(stored) == set(Field.ALL) and len(Field.ALL) == 27
+    )  # + band, review, review_pending (15), outbox (16), candidate (17), previous (18), attributes (issue 19)
     assert stored[Field.SOURCE]["generation"] == "1795628002389068"  # a string: it exceeds 2**53
     assert Classification.from_firestore(stored, "doc-1") == Classification(**{**record.__dict__, "id": "doc-1"})
     assert record.finished and record.reason is None
@@ -113,3 +113,47 @@ def test_only_the_record_module_spells_the_bookkeeping_fields() -> None:
         if path != REPO / "shared" / "records.py" and pattern.search(path.read_text(encoding="utf-8", errors="replace"))
     ]
     assert offenders == []
+
+
+ATTRS = {
+    "gender": {"value": "Women", "confidence": 0.91, "threshold": 0.6, "best": "Women"},
+    "colour": {"value": None, "confidence": 0.41, "threshold": 0.55, "best": "black"},
+}
+
+
+def test_attributes_round_trip_through_the_decision_the_final_update_and_the_record() -> None:
+    decision = Decision(rec.CLASSIFIED, "Heels", 0.9, [], "v1", band=rec.BAND_AUTO, attributes=ATTRS)
+    assert Decision.from_dict(decision.to_dict()) == decision
+    final = updates.final_update(decision, Destination("out", "heels/a.jpg"), {}, NOW)
+    assert final[Field.ATTRIBUTES] == ATTRS
+    record = Classification.from_firestore(final)
+    assert record.attributes == ATTRS and record.final_attributes == {"gender": "Women", "colour": None}
+    assert record.empty_attributes == ["colour"]
+    # a category-only model: no attributes field at all, and reading one gives {}
+    plain = Decision(rec.CLASSIFIED, "Heels", 0.9, [], "v1")
+    assert Field.ATTRIBUTES not in plain.to_dict() and Field.ATTRIBUTES not in updates.final_update(plain, None, {}, NOW)
+    assert Classification.from_firestore({"attributes": "junk"}).attributes == {}
+    assert Classification.from_firestore({"attributes": {"gender": "x", "colour": ATTRS["colour"]}}).attributes == {
+        "colour": ATTRS["colour"]
+    }
+
+
+def test_a_reviewers_corrections_override_the_models_attributes() -> None:
+    review = {"decision": "approved", rec.REVIEW_ATTRIBUTES: {"colour": "blue", "gender": None}}
+    assert rec.effective_attributes(ATTRS, review) == {"gender": None, "colour": "blue"}
+    assert rec.attribute_sources(ATTRS, review) == {"gender": rec.FROM_REVIEWER, "colour": rec.FROM_REVIEWER}
+    assert rec.attribute_sources(ATTRS, None) == {"gender": rec.FROM_MODEL, "colour": None}
+    assert rec.effective_attributes({}, {rec.REVIEW_ATTRIBUTES: {"usage": "Casual"}}) == {"usage": "Casual"}
+    assert rec.attribute_corrections({rec.REVIEW_ATTRIBUTES: "junk"}) == {}
+    assert rec.effective_attributes(None, None) == {}
+
+
+def test_attribute_entries_are_made_from_the_classifiers_attribute_predictions() -> None:
+    from shared.classifier import AttributePrediction
+
+    predicted = {
+        "gender": AttributePrediction("Women", 0.91, 0.6, "Women"),
+        "colour": AttributePrediction(None, 0.41, 0.55, "black"),
+    }
+    assert rec.attribute_entries(predicted) == ATTRS
+    assert rec.attribute_entries({}) == {}

@@ -134,3 +134,41 @@ def test_export_writes_the_training_layout_with_provenance(tmp_path):
     assert (tmp_path / "export" / "images" / f"{records[2].id}.jpg").read_bytes() == b"one"
     summary = json.loads((tmp_path / "export" / "export.json").read_text())
     assert summary["written"] == 2 and summary["filters"]["reviewed_only"] is False
+
+
+ATTRS = {
+    "gender": {"value": "Women", "confidence": 0.91, "threshold": 0.6, "best": "Women"},
+    "colour": {"value": None, "confidence": 0.41, "threshold": 0.55, "best": "black"},
+    "usage": {"value": "Casual", "confidence": 0.8, "threshold": 0.5, "best": "Casual"},
+}
+
+
+def test_attribute_columns_hold_the_effective_values_with_their_source_and_read_back(tmp_path):
+    from shared.attributes import ATTRIBUTES
+
+    corrected = record(1, review=(rec.APPROVED, "Heels"))
+    corrected.attributes = dict(ATTRS)
+    corrected.review = {**(corrected.review or {}), rec.REVIEW_ATTRIBUTES: {"colour": "blue", "usage": None}}
+    auto = record(2)
+    auto.attributes = dict(ATTRS)
+    plain = record(3)  # a category-only model
+    files = {"photo-1.jpg": b"one", "photo-2.jpg": b"two", "photo-3.jpg": b"three"}
+    out = LocalStore(tmp_path / "export")
+    ex.export([corrected, auto, plain], lambda r: files.get(r.source.name), out, ex.Filters())
+    text = (tmp_path / "export" / "styles.csv").read_text()
+    header = text.splitlines()[0].split(",")
+    assert tuple(header) == ex.COLUMNS and header[:2] == ["id", "articleType"]
+    assert [c for c in header if c in ATTRIBUTES.values()] == list(ATTRIBUTES.values())  # the columns training.data reads
+    table = {r["id"]: r for r in csv.DictReader(io.StringIO(text))}
+    row = table[corrected.id]
+    assert (row["baseColour"], row["colour_source"]) == ("blue", "reviewer")
+    assert (row["usage"], row["usage_source"]) == ("", "reviewer")  # a person left it empty
+    assert (row["gender"], row["gender_source"]) == ("Women", "model")
+    assert (row["season"], row["season_source"]) == ("", "")
+    assert (table[auto.id]["baseColour"], table[auto.id]["colour_source"]) == ("", "")  # low confidence: not guessed
+    assert all(table[plain.id][c] == "" for c in ex.COLUMNS[14:])
+    back = data_stage.read_attributes(text.encode())
+    assert back[corrected.id] == {"gender": "Women", "colour": "blue", "usage": None, "season": None}
+    assert back[auto.id] == {"gender": "Women", "colour": None, "usage": "Casual", "season": None}
+    human = ex.attribute_cells(corrected, human_only=True)
+    assert (human["gender"], human["gender_source"], human["baseColour"]) == ("", "", "blue")
