@@ -24,6 +24,15 @@ same in every member, run once), and measures it through the shared
 Classifier against its first member exported the same way: test accuracy,
 and bare ``invoke()`` latency on one thread, the two models called in turn in
 one loop so that the machine's load hits both alike (fastest and median).
+
+``--exports A B ...`` exports each model (experiment names or ``.keras``
+paths, of any input size) as the job exports its one-pass variants, int8
+(uint8 in and out, calibrated on the job's class-balanced sample of
+training images, decoded at the model's own size) and float16 weights, and
+measures every export through the shared Classifier at the model's own
+input size: test accuracy, agreement with the Keras model on the same
+pixels, size, and bare ``invoke()`` latency on one thread, all the exports
+called in turn in one loop (fastest and median), as ``--ensemble`` does.
 """
 
 from __future__ import annotations
@@ -43,7 +52,17 @@ import numpy as np
 
 log = logging.getLogger("training.experiments")
 
-__all__ = ["EXPERIMENTS", "Experiment", "FeatureCache", "Session", "ensemble_model", "features_head", "main"]
+__all__ = [
+    "EXPERIMENTS",
+    "Experiment",
+    "FeatureCache",
+    "Session",
+    "calibration_indices",
+    "ensemble_model",
+    "features_head",
+    "main",
+    "run_exports",
+]
 
 
 @dataclass(frozen=True)
@@ -358,6 +377,85 @@ def run_ensemble(references: list[str], session: Session) -> dict[str, Any]:
     return record
 
 
+def calibration_indices(targets: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """Indices into the training split of the images the job calibrates
+    int8 on (:func:`training.export.representative_sample`'s choice, in its
+    order), so that only those images need decoding."""
+    from training.export import representative_sample
+
+    return representative_sample(np.arange(len(targets)), targets, count, seed)
+
+
+def _export_data(config: Any, size: int) -> Any:
+    """The calibration sample (as ``train``) and the test split, decoded at
+    ``size``: the split's other images are not read."""
+    from training import data as data_stage
+    from training.pipeline import SPLIT_FILE, _require_data
+    from training.storage import open_store
+
+    split = data_stage.Split.from_json((config.work_dir / SPLIT_FILE).read_text())
+    index = {label: k for k, label in enumerate(split.labels)}
+    targets = np.array([index[label] for _, label in split.items["train"]], dtype=np.int64)
+    picks = calibration_indices(targets, config.representative_count, config.seed)
+    sample = dataclasses.replace(split, items={**split.items, "train": [split.items["train"][i] for i in picks]})
+    dataset = data_stage.load_split(open_store(_require_data(config)), sample, size=size, names=("train", "test"))
+    dataset.split = split
+    return dataset
+
+
+def run_exports(references: list[str], session: Session) -> dict[str, Any]:
+    """Export ``references``' models one pass as int8 and float16 TFLite and
+    measure each through the shared Classifier at its own input size:
+    test accuracy, agreement with Keras, size and interleaved ``invoke()`` time."""
+    from shared.classifier import Classifier
+    from training import evaluate as ev
+    from training.export import to_float16, to_int8
+    from training.pipeline import build_manifest
+
+    config = session.config
+    record: dict[str, Any] = {"experiment": "exports", "models": references, "command": session.command, "exports": {}}
+    tflite: dict[str, bytes] = {}
+    folder = config.work_dir / "experiments" / "exports"
+    folder.mkdir(parents=True, exist_ok=True)
+    data_by_size: dict[int, Any] = {}
+    for reference in references:
+        model = _load(reference, config)
+        size = int(model.input_shape[1])
+        if size not in data_by_size:
+            data_by_size[size] = _export_data(config, size)
+        dataset = data_by_size[size]
+        truth = dataset.targets["test"]
+        keras_top1 = ev.predict_keras(model, dataset.pixels["test"]).argmax(axis=1)
+        sized = dataclasses.replace(config, size=size)
+        for kind, model_bytes in (("int8", to_int8(model, dataset.pixels["train"])), ("float16", to_float16(model))):
+            name = f"{Path(reference).stem if Path(reference).suffix else reference}-{size}-{kind}"
+            (folder / f"{name}.tflite").write_bytes(model_bytes)
+            manifest = build_manifest(
+                model_bytes,
+                version="experiment",
+                labels=list(dataset.split.labels),
+                config=sized,
+                variant="int8" if kind == "int8" else "float16-single",
+                split=dataset.split,
+                flip=False,
+            )
+            predicted = ev.predict_classifier(Classifier(model_bytes, manifest), dataset.pixels["test"]).argmax(axis=1)
+            record["exports"][name] = {
+                "model": reference,
+                "size": size,
+                "kind": kind,
+                "test_accuracy": round(float((predicted == truth).mean()), 4),
+                "keras_test_accuracy": round(float((keras_top1 == truth).mean()), 4),
+                "agreement_with_keras": round(ev.agreement(predicted, keras_top1), 4),
+                "bytes": len(model_bytes),
+                "calibration_images": len(dataset.pixels["train"]) if kind == "int8" else 0,
+            }
+            tflite[name] = model_bytes
+    for name, timing in interleaved_invoke_ms(tflite).items():
+        record["exports"][name].update(timing)
+    return record
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for an unknown experiment)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -375,13 +473,17 @@ def main(argv: list[str] | None = None) -> int:
     p.epilog = "experiments: " + "; ".join(f"{e.name}: {e.about}" for e in EXPERIMENTS.values())
     p.add_argument("--score", nargs="+", default=[], metavar="MODEL", help="score existing Keras models, no training")
     p.add_argument("--ensemble", nargs="+", default=[], metavar="MEMBER", help="experiment names or .keras paths")
+    p.add_argument(
+        "--exports", nargs="+", default=[], metavar="MODEL", help="export one pass as int8 and float16 and time them together"
+    )
     p.add_argument("--proxy-seed", type=int, default=DEFAULT_SEED, help="seed of the photo-like test proxy")
     args = p.parse_args(["prepare", *argv])
     unknown = [n for n in names if n not in EXPERIMENTS]
-    if unknown or not (names or args.score or args.ensemble):
+    if unknown or not (names or args.score or args.ensemble or args.exports):
         p.print_help(sys.stderr)
         print(
-            f"\nunknown experiment(s): {unknown}" if unknown else "\nname an experiment, --score or --ensemble", file=sys.stderr
+            f"\nunknown experiment(s): {unknown}" if unknown else "\nname an experiment, --score, --ensemble or --exports",
+            file=sys.stderr,
         )
         return 2
     configure_logging(args.log_level)
@@ -400,6 +502,8 @@ def main(argv: list[str] | None = None) -> int:
         _emit(config, run_experiment(name, session))
     if args.ensemble:
         _emit(config, run_ensemble(args.ensemble, session))
+    if args.exports:
+        _emit(config, run_exports(args.exports, session))
     return 0
 
 

@@ -63,3 +63,52 @@ def test_an_ensemble_shares_the_frozen_layers_and_averages_its_members() -> None
     other, _ = build_model(spec)
     with pytest.raises(ValueError, match="differ from the first member"):
         ensemble_model([members[0], other], "block_5_add")
+
+
+def test_calibration_indices_are_the_images_the_job_calibrates_on() -> None:
+    from training.experiments import calibration_indices
+    from training.export import representative_sample
+
+    targets = np.repeat(np.arange(4), [7, 3, 9, 5])
+    pixels = np.arange(len(targets))[:, None, None, None] * np.ones((1, 2, 2, 3), np.int64)
+    picks = calibration_indices(targets, count=8, seed=42)
+    np.testing.assert_array_equal(pixels[picks], representative_sample(pixels, targets, 8, 42))
+    assert sorted(np.bincount(targets[picks]).tolist()) == [2, 2, 2, 2]  # class-balanced, as the job's
+
+
+@pytest.mark.training
+def test_exports_of_two_input_sizes_are_measured_at_their_own_size(tmp_path) -> None:
+    import json
+
+    import keras
+
+    from tests.datasets import make_kaggle_dataset
+    from training.cli import main as training_main
+    from training.model import ModelSpec, build_model
+
+    data = make_kaggle_dataset(tmp_path / "data", {"Handbags": 12, "Heels": 12, "Watches": 12}, size=48)
+    work = tmp_path / "work"
+    common = ["--data", str(data), "--work-dir", str(work), "--weights", "none", "--representative-count", "6"]
+    assert training_main(["prepare", *common, "--size", "32", "--log-level", "WARNING"]) == 0
+    paths = []
+    for size in (32, 40):
+        keras.utils.set_random_seed(size)
+        model, _ = build_model(ModelSpec(num_classes=3, size=size, weights=None))
+        dense = model.get_layer("probabilities")
+        dense.set_weights([np.random.default_rng(size).normal(0, 3, w.shape).astype("float32") for w in dense.get_weights()])
+        paths.append(tmp_path / f"m{size}.keras")
+        model.save(paths[-1])
+    assert main(["--exports", *map(str, paths), *common, "--log-level", "WARNING"]) == 0
+    record = json.loads((work / "experiments.jsonl").read_text().splitlines()[-1])
+    exports = record["exports"]
+    assert sorted(exports) == ["m32-32-float16", "m32-32-int8", "m40-40-float16", "m40-40-int8"]
+    test_count = len(json.loads((work / "split.json").read_text())["items"]["test"])
+    for name, measured in exports.items():
+        assert measured["size"] == int(name.split("-")[1])
+        assert measured["calibration_images"] == (6 if measured["kind"] == "int8" else 0)
+        assert 0 < measured["min_ms"] <= measured["median_ms"] and measured["calls"] == 200
+        assert (work / "experiments" / "exports" / f"{name}.tflite").stat().st_size == measured["bytes"]
+        # accuracies are whole images out of the test split
+        assert round(measured["test_accuracy"] * test_count) == pytest.approx(measured["test_accuracy"] * test_count, abs=0.01)
+    for size in (32, 40):  # float16 weights change the Keras scores by rounding only
+        assert exports[f"m{size}-{size}-float16"]["agreement_with_keras"] == 1.0
