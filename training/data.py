@@ -450,4 +450,6 @@ def with_attributes(dataset: Dataset, values: dict[str, dict[str, str | None]]) 
     its split and ``values``, :func:`attribute_values`'s output) attached;
     a dataset whose data has no attribute with two classes gets an empty
     schema (no heads)."""
-    return Dataset(split=dataset.split, pixels=dataset.pixels, targets=dataset.targets, attributes=attribute_labels(values, dataset.split))
+    return Dataset(
+        split=dataset.split, pixels=dataset.pixels, targets=dataset.targets, attributes=attribute_labels(values, dataset.split)
+    )

@@ -74,7 +74,9 @@ def predict_classifier(classifier: Any, pixels: np.ndarray, batch_size: int = 32
     return np.concatenate(chunks) if chunks else np.zeros((0, len(classifier.labels)), np.float32)
 
 
-def predict_classifier_heads(classifier: Any, pixels: np.ndarray, batch_size: int = 32) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def predict_classifier_heads(
+    classifier: Any, pixels: np.ndarray, batch_size: int = 32
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Category scores ``(N, classes)`` and {attribute: ``(N, classes)``}
     from the shared LiteRT Classifier (``predict_heads``, one invoke per
     batch); the attributes are those its manifest names."""

@@ -177,7 +177,11 @@ def _attribute_schema(config: JobConfig, dataset: data_stage.Dataset, model) -> 
 
     dataset = with_attributes(config, dataset)
     schema = dataset.attributes.schema
-    have = {name: int(model.get_layer(attribute_output(name)).output.shape[-1]) for name in schema if _has_layer(model, attribute_output(name))}
+    have = {
+        name: int(model.get_layer(attribute_output(name)).output.shape[-1])
+        for name in schema
+        if _has_layer(model, attribute_output(name))
+    }
     want = {name: len(head["classes"]) for name, head in schema.items()}
     if have != want:
         raise SystemExit(f"the model's attribute heads {have} are not those of this data's labels {want}")
@@ -212,7 +216,8 @@ def run_train(config: JobConfig, dataset: data_stage.Dataset):
         heads = {name: len(head["classes"]) for name, head in dataset.attributes.schema.items()}
         log.info(
             "attribute heads: %s",
-            ", ".join(f"{name} ({n} classes)" for name, n in heads.items()) or "none (the data has no attribute with two classes)",
+            ", ".join(f"{name} ({n} classes)" for name, n in heads.items())
+            or "none (the data has no attribute with two classes)",
             extra={"stage": "train", "attributes": {n: h["classes"] for n, h in dataset.attributes.schema.items()}},
         )
     spec = ModelSpec(
@@ -361,7 +366,9 @@ def run_evaluate(config: JobConfig, model, dataset: data_stage.Dataset) -> dict[
                 name: {
                     "accuracy": m["accuracy"],
                     "macro_f1": m["macro_f1"],
-                    "agreement": ev.agreement(head_scores[variant][name].argmax(1), keras_heads[flip][attr_output(name)].argmax(1)),
+                    "agreement": ev.agreement(
+                        head_scores[variant][name].argmax(1), keras_heads[flip][attr_output(name)].argmax(1)
+                    ),
                 }
                 for name, m in _attribute_reports(head_scores[variant], dataset, schema).items()
             }

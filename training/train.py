@@ -221,12 +221,16 @@ def _targets(category: np.ndarray, attributes: dict[str, np.ndarray], multi: boo
     return {CATEGORY_OUTPUT: category, **{attribute_output(name): values for name, values in attributes.items()}}
 
 
-def _datasets(data: Dataset, config: TrainConfig, num_classes: int, multi: bool = False) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+def _datasets(
+    data: Dataset, config: TrainConfig, num_classes: int, multi: bool = False
+) -> tuple[tf.data.Dataset, tf.data.Dataset]:
     def one_hot(x, y):
         return tf.cast(x, tf.float32), (y if multi else tf.one_hot(y, num_classes))
 
     attributes = data.attributes.targets if multi else {"train": {}, "val": {}}
-    train = tf.data.Dataset.from_tensor_slices((data.pixels["train"], _targets(data.targets["train"], attributes["train"], multi)))
+    train = tf.data.Dataset.from_tensor_slices(
+        (data.pixels["train"], _targets(data.targets["train"], attributes["train"], multi))
+    )
     train = train.shuffle(len(data.targets["train"]), seed=config.seed, reshuffle_each_iteration=True)
     train = train.batch(config.batch_size).map(one_hot, num_parallel_calls=tf.data.AUTOTUNE)
     if config.augment != "none":
@@ -424,7 +428,9 @@ def _check_attributes(data: Dataset, spec: ModelSpec) -> None:
         raise ValueError(f"the spec's attribute heads {dict(spec.attributes)} are not the data's {have}")
     for name in have:
         if len(labels.targets["train"][name]) != len(data.targets["train"]):
-            raise ValueError(f"attribute {name!r} has {len(labels.targets['train'][name])} training targets, not {len(data.targets['train'])}")
+            raise ValueError(
+                f"attribute {name!r} has {len(labels.targets['train'][name])} training targets, not {len(data.targets['train'])}"
+            )
 
 
 def cached_features(bottom: keras.Model, pixels: np.ndarray, *, augment: keras.Sequential | None, what: str) -> np.ndarray:
