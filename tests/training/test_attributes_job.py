@@ -151,7 +151,7 @@ def test_metrics_and_report_have_the_attribute_section(job):
 
 
 def test_a_model_without_heads_keeps_its_manifest_category_only(job, tmp_path):
-    """--no-attributes (the default) on the same data: no heads anywhere."""
+    """--no-attributes on the same data: no heads anywhere."""
     work = tmp_path / "work"
     args = [
         "--data",
@@ -168,6 +168,7 @@ def test_a_model_without_heads_keeps_its_manifest_category_only(job, tmp_path):
         "0",
         "--batch-size",
         "8",
+        "--no-attributes",
         "--log-level",
         "WARNING",
     ]
