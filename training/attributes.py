@@ -6,8 +6,11 @@ Targets are integer class indices with ``-1`` for a missing (or dropped)
 label (``training.data.AttributeLabels``): a missing label adds nothing to
 its head's loss and is left out of its metrics.
 
-Not yet wired into ``training/train.py``'s cached-feature path or the
-pipeline (a later step of issue 19): :func:`fit_joint` trains on pixels.
+The job (``training/train.py``) trains the heads on the cached features
+with :func:`joint_losses`; :func:`fit_joint` trains a whole model on pixels
+(the tests' tiny models). ``training/pipeline.py`` evaluates every head,
+chooses each attribute's threshold on val (:func:`choose_threshold`) and
+writes them into the manifest (:func:`manifest_attributes`).
 """
 
 from __future__ import annotations
@@ -19,15 +22,16 @@ import keras
 import numpy as np
 
 from shared.thresholds import NEVER
+from training.config import ATTRIBUTE_LOSS_WEIGHT
 from training.evaluate import classification_metrics
 from training.model import CATEGORY_OUTPUT, attribute_output
 from training.thresholds import choose
 
 #: default per-head loss weights: the category head counts fully, each
-#: attribute head half, so the extra heads do not pull the shared features
-#: away from the category (to be tuned against the single-head model)
+#: attribute head a quarter (training.config.ATTRIBUTE_LOSS_WEIGHT, the
+#: recipe's default), so the extra heads do not pull the shared features
+#: away from the category
 CATEGORY_LOSS_WEIGHT = 1.0
-ATTRIBUTE_LOSS_WEIGHT = 0.5
 #: an attribute's threshold: the lowest top-1 score at which its val results
 #: reach this precision with at least MIN_THRESHOLD_IMAGES of them
 ATTRIBUTE_PRECISION = 0.90
@@ -39,29 +43,83 @@ class MaskedSparseCrossEntropy(keras.losses.Loss):
     """Sparse categorical cross-entropy over integer targets ``(N,)`` or
     ``(N, 1)`` and softmax scores ``(N, classes)``, each sample weighted by
     its class's weight (``class_weights``, one float per class; empty: all
-    1.0); a target below 0 is missing and contributes nothing. The mean is
-    over the non-missing samples' weights (0 when a batch has none)."""
+    1.0); a target below 0 is missing and contributes nothing.
 
-    def __init__(self, class_weights: list[float] | None = None, name: str = "masked_sparse_ce", **kwargs: Any) -> None:
+    ``normalize``: ``"weights"`` (default) averages over the non-missing
+    samples' weights (0 when a batch has none); ``"samples"`` divides the
+    weighted sum by the batch size, as Keras' ``class_weight`` does (the
+    single-head recipe's category loss). ``label_smoothing`` as Keras'
+    ``CategoricalCrossentropy`` (the true class gets ``1 - s + s / classes``)."""
+
+    def __init__(
+        self,
+        class_weights: list[float] | None = None,
+        name: str = "masked_sparse_ce",
+        *,
+        label_smoothing: float = 0.0,
+        normalize: str = "weights",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(name=name, **kwargs)
+        if normalize not in ("weights", "samples"):
+            raise ValueError(f"normalize must be 'weights' or 'samples', not {normalize!r}")
         self.class_weights = list(class_weights or [])
+        self.label_smoothing = float(label_smoothing)
+        self.normalize = normalize
 
     def call(self, y_true, y_pred):
         ops = keras.ops
         y_true = ops.reshape(ops.cast(y_true, "int32"), (-1,))
         present = ops.cast(y_true >= 0, "float32")
         safe = ops.maximum(y_true, 0)
-        ce = keras.losses.sparse_categorical_crossentropy(safe, y_pred)
+        if self.label_smoothing:
+            classes = ops.shape(y_pred)[-1]
+            smoothed = ops.one_hot(safe, classes) * (1.0 - self.label_smoothing) + self.label_smoothing / ops.cast(
+                classes, "float32"
+            )
+            ce = keras.losses.categorical_crossentropy(smoothed, y_pred)
+        else:
+            ce = keras.losses.sparse_categorical_crossentropy(safe, y_pred)
         weight = present
         if self.class_weights:
             weight = weight * ops.take(ops.convert_to_tensor(self.class_weights, "float32"), safe)
+        if self.normalize == "samples":  # batch mean of weight * ce
+            return ce * weight
         # per-sample values whose batch mean (the default reduction) is
         # sum(weight * ce) / sum(weight)
         count = ops.cast(ops.shape(ce)[0], "float32")
         return ce * weight * count / ops.maximum(ops.sum(weight), 1e-9)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "class_weights": self.class_weights}
+        return {
+            **super().get_config(),
+            "class_weights": self.class_weights,
+            "label_smoothing": self.label_smoothing,
+            "normalize": self.normalize,
+        }
+
+
+def joint_losses(
+    schema: Mapping[str, Mapping[str, Any]],
+    *,
+    category_weights: list[float] | None = None,
+    label_smoothing: float = 0.0,
+    attribute_weight: float = ATTRIBUTE_LOSS_WEIGHT,
+) -> tuple[dict[str, keras.losses.Loss], dict[str, float]]:
+    """``(losses, loss_weights)`` keyed by output name for a multi-head
+    model: the category head's cross-entropy as the single-head recipe has it
+    (class weights averaged over the batch, label smoothing), and one masked,
+    class-weighted loss per attribute of ``schema`` (``AttributeLabels.schema``)
+    weighing ``attribute_weight`` each against the category's
+    :data:`CATEGORY_LOSS_WEIGHT`."""
+    losses: dict[str, keras.losses.Loss] = {
+        CATEGORY_OUTPUT: MaskedSparseCrossEntropy(category_weights, label_smoothing=label_smoothing, normalize="samples")
+    }
+    weights = {CATEGORY_OUTPUT: CATEGORY_LOSS_WEIGHT}
+    for name, head in schema.items():
+        losses[attribute_output(name)] = MaskedSparseCrossEntropy(head.get("class_weights"))
+        weights[attribute_output(name)] = attribute_weight
+    return losses, weights
 
 
 def compile_joint(

@@ -13,9 +13,12 @@ from shared.dev_paths import REPO_ROOT, default_data, default_weights
 from training.publish import GateConfig
 from training.thresholds import ThresholdConfig
 
-__all__ = ["AUGMENTATIONS", "REPO_ROOT", "JobConfig", "TrainConfig", "default_data", "default_weights"]
+__all__ = ["ATTRIBUTE_LOSS_WEIGHT", "AUGMENTATIONS", "REPO_ROOT", "JobConfig", "TrainConfig", "default_data", "default_weights"]
 
 AUGMENTATIONS = ("none", "product", "photo")
+#: the weight of each attribute head's loss against the category head's 1.0
+#: (four heads: together as much as the category); a choice, not tuned
+ATTRIBUTE_LOSS_WEIGHT = 0.25
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,17 @@ class TrainConfig:
         default=1, metadata={"help": "with cache_after: each training image as it is plus views-1 augmented copies"}
     )
     patience: int = field(default=3, metadata={"help": "early stopping: epochs without a better val accuracy"})
+    attributes: bool = field(
+        default=True,
+        metadata={
+            "help": "train the attribute heads (gender, colour family, usage, season from styles.csv; issue 19) "
+            "beside the category, in the same model; an attribute the data lacks gets no head "
+            "(on by default: on the 12k set the category's test accuracy stayed as it was, README 'Attributes')"
+        },
+    )
+    attribute_loss_weight: float = field(
+        default=ATTRIBUTE_LOSS_WEIGHT, metadata={"help": "with attributes: each attribute head's loss weight (category: 1.0)"}
+    )
     seed: int = field(default=42, metadata={"help": "seeds the split, initialisation, shuffling and augmentation"})
 
 

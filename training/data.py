@@ -98,6 +98,9 @@ class Dataset:
     split: Split
     pixels: dict[str, np.ndarray]  # split -> (N, size, size, 3) uint8
     targets: dict[str, np.ndarray]  # split -> (N,) int class index
+    #: the attribute heads' labels (issue 19; :func:`with_attributes`), their
+    #: targets in the same row order as ``pixels``; None: category only
+    attributes: AttributeLabels | None = None
 
     def class_counts(self, name: str) -> dict[str, int]:
         counts = np.bincount(self.targets[name], minlength=len(self.split.labels))
@@ -421,3 +424,32 @@ def attribute_labels(values: dict[str, dict[str, str | None]], split: Split, *, 
             "min_count": min_count,
         }
     return AttributeLabels(schema=schema, targets=targets)
+
+
+def attribute_values(split: Split, store: Store, stores: dict[str, Store] | None = None) -> dict[str, dict[str, str | None]]:
+    """{image id: {attribute: value}} for every source of ``split``: the
+    base's ``styles.csv`` in ``store``, an added source's (``stores``: source
+    name -> store; default: the locations the split lists) under its
+    combined ids (``<source>:<id>``). A source without a ``styles.csv``
+    contributes nothing (its labels are missing)."""
+    from training import sources as src
+
+    values = read_attributes(store.read_bytes("styles.csv"))
+    others = {name: s for name, s in (stores or {}).items() if name != src.BASE}
+    if split.sources and stores is None:
+        others = {name: s for name, s in src.stores_of(split).items() if name != src.BASE}
+    for name, other in others.items():
+        if other.exists("styles.csv"):
+            for image_id, row in read_attributes(other.read_bytes("styles.csv")).items():
+                values[f"{name}{src.SEPARATOR}{image_id}"] = row
+    return values
+
+
+def with_attributes(dataset: Dataset, values: dict[str, dict[str, str | None]]) -> Dataset:
+    """``dataset`` with its attribute labels (:func:`attribute_labels` over
+    its split and ``values``, :func:`attribute_values`'s output) attached;
+    a dataset whose data has no attribute with two classes gets an empty
+    schema (no heads)."""
+    return Dataset(
+        split=dataset.split, pixels=dataset.pixels, targets=dataset.targets, attributes=attribute_labels(values, dataset.split)
+    )

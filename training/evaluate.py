@@ -50,11 +50,42 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
     return float((a == b).mean()) if len(a) else 1.0
 
 
+#: the category head's output name in a model with attribute heads (training/model.py)
+CATEGORY_OUTPUT = "probabilities"
+
+
+def predict_keras_heads(model: Any, pixels: np.ndarray, batch_size: int = 64) -> dict[str, np.ndarray]:
+    """A Keras model's scores on float pixels: {output name: (N, classes)};
+    a single-head model's scores come under :data:`CATEGORY_OUTPUT`."""
+    out = model.predict(pixels.astype(np.float32), batch_size=batch_size, verbose=0)
+    if isinstance(out, dict):
+        return {name: np.asarray(values) for name, values in out.items()}
+    return {CATEGORY_OUTPUT: np.asarray(out)}
+
+
 def predict_keras(model: Any, pixels: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    return np.asarray(model.predict(pixels.astype(np.float32), batch_size=batch_size, verbose=0))
+    """The category's ``(N, classes)`` scores of a Keras model (single- or multi-head)."""
+    return predict_keras_heads(model, pixels, batch_size)[CATEGORY_OUTPUT]
 
 
 def predict_classifier(classifier: Any, pixels: np.ndarray, batch_size: int = 32) -> np.ndarray:
     """Scores from the shared LiteRT Classifier, in batches."""
     chunks = [classifier.predict_arrays(pixels[k : k + batch_size]) for k in range(0, len(pixels), batch_size)]
     return np.concatenate(chunks) if chunks else np.zeros((0, len(classifier.labels)), np.float32)
+
+
+def predict_classifier_heads(
+    classifier: Any, pixels: np.ndarray, batch_size: int = 32
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Category scores ``(N, classes)`` and {attribute: ``(N, classes)``}
+    from the shared LiteRT Classifier (``predict_heads``, one invoke per
+    batch); the attributes are those its manifest names."""
+    categories, attributes = [], {}
+    for k in range(0, len(pixels), batch_size):
+        category, heads = classifier.predict_heads(pixels[k : k + batch_size])
+        categories.append(category)
+        for name, values in heads.items():
+            attributes.setdefault(name, []).append(values)
+    if not categories:
+        return np.zeros((0, len(classifier.labels)), np.float32), {}
+    return np.concatenate(categories), {name: np.concatenate(chunks) for name, chunks in attributes.items()}

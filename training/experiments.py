@@ -90,6 +90,11 @@ EXPERIMENTS: dict[str, Experiment] = {
         Experiment("seed1", "the default recipe with seed 1 (an ensemble member)", {"seed": 1}),
         Experiment("seed2", "the default recipe with seed 2 (an ensemble member)", {"seed": 2}),
         Experiment("size192", "192x192 input (default 224)", size=192),
+        Experiment(
+            "single-head",
+            "the category head alone, without the attribute heads (issue 19; the recipe before they were on by default)",
+            {"attributes": False},
+        ),
     )
 }
 
@@ -122,7 +127,7 @@ class FeatureCache:
         """:class:`training.train.Features` for a recipe, the same values
         :func:`training.train.compute_features` gives (one plain view, then
         ``views - 1`` views through one augmenter seeded with the recipe's seed)."""
-        from training.train import Features, augmenter
+        from training.train import Features, augmenter, tiled_attributes
 
         pixels = self.dataset.pixels
         views = config.views if config.augment != "none" else 1
@@ -136,6 +141,7 @@ class FeatureCache:
             train=np.concatenate(parts) if len(parts) > 1 else parts[0],
             train_targets=np.tile(self.dataset.targets["train"], views),
             val=self.get("val", lambda: pixels["val"]),
+            train_attributes=tiled_attributes(self.dataset, views) if config.attributes else {},
         )
 
     def test_sets(self, proxy_seed: int) -> dict[str, np.ndarray]:
@@ -149,22 +155,29 @@ class FeatureCache:
         }
 
 
-def features_head(model: Any, cut: str) -> Any:
+def features_head(model: Any, cut: str, *, attributes: bool = False) -> Any:
     """The part of a trained full model (pixels in) above ``cut``, as a
-    model taking the cached features: the same layers and weights."""
+    model taking the cached features: the same layers and weights. Its
+    output is the category's scores; with ``attributes``, a dict {output
+    name: scores} of every head the model has (``attr_<name>`` layers)."""
     import keras
 
-    from training.model import split_base
+    from training.model import CATEGORY_OUTPUT, split_base
 
     base = next(layer for layer in model.layers if isinstance(layer, keras.Model))
     _, top = split_base(base, cut)
     inputs = keras.Input(shape=top.input_shape[1:], name="features")
     x = model.get_layer("pool")(top(inputs, training=False))
-    return keras.Model(inputs, model.get_layer("probabilities")(x), name="features_head")
+    if not attributes:
+        return keras.Model(inputs, model.get_layer(CATEGORY_OUTPUT)(x), name="features_head")
+    names = [CATEGORY_OUTPUT, *(layer.name for layer in model.layers if layer.name.startswith("attr_"))]
+    return keras.Model(inputs, {name: model.get_layer(name)(x) for name in names}, name="features_head")
 
 
-def _scores(head: Any, features: np.ndarray) -> np.ndarray:
-    return np.asarray(head.predict(features.astype(np.float32), batch_size=256, verbose=0))
+def _scores(head: Any, features: np.ndarray) -> Any:
+    """(N, classes) scores, or {output name: scores} for a head with several outputs."""
+    out = head.predict(features.astype(np.float32), batch_size=256, verbose=0)
+    return {k: np.asarray(v) for k, v in out.items()} if isinstance(out, dict) else np.asarray(out)
 
 
 def _summary(scores: np.ndarray, truth: np.ndarray, labels: list[str]) -> dict[str, Any]:
@@ -217,7 +230,9 @@ class Session:
 
             config = self.config
             split = data_stage.Split.from_json((config.work_dir / SPLIT_FILE).read_text())
-            dataset = data_stage.load_split(open_store(_require_data(config)), split, size=size, names=splits)
+            store = open_store(_require_data(config))
+            dataset = data_stage.load_split(store, split, size=size, names=splits)
+            dataset = data_stage.with_attributes(dataset, data_stage.attribute_values(split, store))
             weights = None if config.weights == "none" else config.weights
             spec = ModelSpec(num_classes=len(split.labels), size=size, alpha=config.alpha, weights=weights)
             cache = FeatureCache(config.work_dir / "features", dataset, spec, config.train.cache_after)
@@ -233,8 +248,12 @@ def run_experiment(name: str, session: Session) -> dict[str, Any]:
     experiment = EXPERIMENTS[name]
     recipe = dataclasses.replace(config.train, **experiment.train)
     cache, dataset, labels = session.context(experiment.size or config.size)
+    spec = cache.spec
+    if recipe.attributes:
+        heads = {name: len(head["classes"]) for name, head in dataset.attributes.schema.items()}
+        spec = dataclasses.replace(spec, attributes=heads)
     started = time.perf_counter()
-    model, history = train(dataset, cache.spec, recipe, cache.features(recipe))
+    model, history = train(dataset, spec, recipe, cache.features(recipe))
     seconds = round(time.perf_counter() - started, 1)
     folder = config.work_dir / "experiments" / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -252,17 +271,54 @@ def run_experiment(name: str, session: Session) -> dict[str, Any]:
 
 
 def _score(model: Any, cache: FeatureCache, proxy_seed: int, labels: list[str], history: dict | None) -> dict[str, Any]:
-    head = features_head(model, cache.cut)
+    multi = any(layer.name.startswith("attr_") for layer in model.layers)
+    head = features_head(model, cache.cut, attributes=multi)
     sets = cache.test_sets(proxy_seed)
     truth = cache.dataset.targets["test"]
     val_scores = _scores(head, cache.get("val", lambda: cache.dataset.pixels["val"]))
+    scores = {name: _scores(head, features) for name, features in sets.items()}
     best_val, best_epoch = _best_val(history or {})
-    return {
-        "val_accuracy": round(float((val_scores.argmax(1) == cache.dataset.targets["val"]).mean()), 4),
+    record = {
+        "val_accuracy": round(float((_category(val_scores).argmax(1) == cache.dataset.targets["val"]).mean()), 4),
         "best_val_accuracy_in_history": best_val,
         "best_epoch": best_epoch,
-        **{name: _summary(_scores(head, features), truth, labels) for name, features in sets.items()},
+        **{name: _summary(_category(s), truth, labels) for name, s in scores.items()},
     }
+    if multi:
+        record["attributes"] = _attribute_summary(val_scores, scores["test"], cache.dataset.attributes)
+    return record
+
+
+def _category(scores: Any) -> np.ndarray:
+    from training.model import CATEGORY_OUTPUT
+
+    return scores[CATEGORY_OUTPUT] if isinstance(scores, dict) else scores
+
+
+def _attribute_summary(val_scores: dict[str, np.ndarray], test_scores: dict[str, np.ndarray], labels: Any) -> dict[str, Any]:
+    """Per attribute on the test split (Keras, cached float16 features):
+    accuracy, macro-F1 and per-class recall over its known labels, and the
+    share filled in and their accuracy at the threshold chosen on val
+    (:func:`training.attributes.choose_threshold`)."""
+    from training.attributes import attribute_metrics, choose_threshold
+    from training.model import attribute_output
+
+    out = {}
+    for name, head in labels.schema.items():
+        output = attribute_output(name)
+        chosen = choose_threshold(val_scores[output], labels.targets["val"][name])
+        m = attribute_metrics(test_scores[output], labels.targets["test"][name], head["classes"], chosen["threshold"])
+        out[name] = {
+            "accuracy": round(m["accuracy"], 4),
+            "macro_f1": round(m["macro_f1"], 4),
+            "images": m["images"],
+            "missing": m["missing"],
+            "val_threshold": chosen["threshold"],
+            "coverage": round(m["coverage"], 4),
+            "accuracy_when_filled": None if m["accuracy_when_filled"] is None else round(m["accuracy_when_filled"], 4),
+            "recall": {label: c["recall"] for label, c in m["per_class"].items()},
+        }
+    return out
 
 
 def _load(reference: str, config: Any) -> Any:

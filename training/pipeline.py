@@ -150,6 +150,52 @@ def load_dataset(config: JobConfig, names: tuple[str, ...] = data_stage.SPLITS) 
     return data_stage.load_split(open_store(_require_data(config)), split, size=config.size, names=names)
 
 
+def with_attributes(config: JobConfig, dataset: data_stage.Dataset) -> data_stage.Dataset:
+    """``dataset`` with its attribute labels (issue 19) from the styles.csv
+    of ``--data`` and of each added source (training/data.py); unchanged
+    when it has them already."""
+    if dataset.attributes is not None:
+        return dataset
+    values = data_stage.attribute_values(dataset.split, open_store(_require_data(config)))
+    return data_stage.with_attributes(dataset, values)
+
+
+def has_attribute_heads(model) -> bool:
+    """Whether a Keras model has attribute heads (``attr_<name>`` outputs)."""
+    from training.model import attribute_output
+
+    return any(layer.name.startswith(attribute_output("")) for layer in model.layers)
+
+
+def _attribute_schema(config: JobConfig, dataset: data_stage.Dataset, model) -> tuple[data_stage.Dataset, dict[str, Any]]:
+    """The dataset with attribute labels and the schema of the heads
+    ``model`` has (empty for a category-only model). SystemExit when the
+    model's heads are not the data's (another dataset or rule)."""
+    if not has_attribute_heads(model):
+        return dataset, {}
+    from training.model import attribute_output
+
+    dataset = with_attributes(config, dataset)
+    schema = dataset.attributes.schema
+    have = {
+        name: int(model.get_layer(attribute_output(name)).output.shape[-1])
+        for name in schema
+        if _has_layer(model, attribute_output(name))
+    }
+    want = {name: len(head["classes"]) for name, head in schema.items()}
+    if have != want:
+        raise SystemExit(f"the model's attribute heads {have} are not those of this data's labels {want}")
+    return dataset, schema
+
+
+def _has_layer(model, name: str) -> bool:
+    try:
+        model.get_layer(name)
+    except ValueError:
+        return False
+    return True
+
+
 @_timed("train")
 def run_train(config: JobConfig, dataset: data_stage.Dataset):
     from training.model import ModelSpec
@@ -164,7 +210,19 @@ def run_train(config: JobConfig, dataset: data_stage.Dataset):
         init = keras.models.load_model(config.init_from)
         weights = None  # every weight comes from the model it fine-tunes
         log.info("fine-tuning %s", config.init_from, extra={"stage": "train", "init_from": config.init_from})
-    spec = ModelSpec(num_classes=len(dataset.split.labels), size=config.size, alpha=config.alpha, weights=weights)
+    heads: dict[str, int] = {}
+    if config.train.attributes:
+        dataset = with_attributes(config, dataset)
+        heads = {name: len(head["classes"]) for name, head in dataset.attributes.schema.items()}
+        log.info(
+            "attribute heads: %s",
+            ", ".join(f"{name} ({n} classes)" for name, n in heads.items())
+            or "none (the data has no attribute with two classes)",
+            extra={"stage": "train", "attributes": {n: h["classes"] for n, h in dataset.attributes.schema.items()}},
+        )
+    spec = ModelSpec(
+        num_classes=len(dataset.split.labels), size=config.size, alpha=config.alpha, weights=weights, attributes=heads
+    )
     model, history = train(weighted_train(dataset, config.seed), spec, config.train, init=init)
     model.save(config.work_dir / KERAS_FILE)
     (config.work_dir / HISTORY_FILE).write_text(json.dumps(history))
@@ -216,7 +274,10 @@ def build_manifest(
     split: data_stage.Split,
     metrics: dict[str, Any] | None = None,
     flip: bool | None = None,
+    attributes: dict[str, Any] | None = None,
 ) -> Manifest:
+    """The manifest of one exported variant; ``attributes``: the manifest's
+    attribute heads (training.attributes.manifest_attributes; none: category only)."""
     details = inspect_model(model_bytes)
     return Manifest(
         version=version,
@@ -252,6 +313,7 @@ def build_manifest(
         metrics=metrics or {},
         preprocessing=dict(PREPROCESSING),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        attributes=dict(attributes or {}),
     )
 
 
@@ -261,12 +323,17 @@ def run_evaluate(config: JobConfig, model, dataset: data_stage.Dataset) -> dict[
     the serving path) on the test split, time each variant's bare invoke()
     on one thread, and pick the served variant: the fastest of those whose
     accuracy is within ``max_accuracy_loss`` of the best variant's."""
+    from training.attributes import manifest_attributes
     from training.export import invoke_ms
 
+    dataset, schema = _attribute_schema(config, dataset, model)
+    attributes = manifest_attributes(schema, {}) if schema else {}
     labels = dataset.split.labels
     pixels, truth = dataset.pixels["test"], dataset.targets["test"]
-    single = ev.predict_keras(model, pixels)
-    keras_scores = {False: single, True: (single + ev.predict_keras(model, pixels[:, :, ::-1])) / 2}
+    plain = ev.predict_keras_heads(model, pixels)
+    mirrored = ev.predict_keras_heads(model, pixels[:, :, ::-1])
+    keras_heads = {False: plain, True: {name: (plain[name] + mirrored[name]) / 2 for name in plain}}
+    keras_scores = {flip: heads[ev.CATEGORY_OUTPUT] for flip, heads in keras_heads.items()}
     keras_pred = {flip: scores.argmax(axis=1) for flip, scores in keras_scores.items()}
     served_flip = config.flip_average
     results: dict[str, Any] = {
@@ -276,15 +343,35 @@ def run_evaluate(config: JobConfig, model, dataset: data_stage.Dataset) -> dict[
     }
     version = config.version or new_version()
     predictions: dict[str, np.ndarray] = {}
+    head_scores: dict[str, dict[str, np.ndarray]] = {}
     for variant in variant_names(config):
         flip = _flips(config, variant)
         model_bytes = (config.work_dir / VARIANT_FILES[variant]).read_bytes()
         manifest = build_manifest(
-            model_bytes, version=version, labels=labels, config=config, variant=variant, split=dataset.split, flip=flip
+            model_bytes,
+            version=version,
+            labels=labels,
+            config=config,
+            variant=variant,
+            split=dataset.split,
+            flip=flip,
+            attributes=attributes,
         )
-        predicted = ev.predict_classifier(Classifier(model_bytes, manifest), pixels).argmax(axis=1)
+        scores, head_scores[variant] = ev.predict_classifier_heads(Classifier(model_bytes, manifest), pixels)
+        predicted = scores.argmax(axis=1)
         predictions[variant] = predicted
         metrics = ev.classification_metrics(truth, predicted, labels)
+        if schema:
+            metrics["attributes"] = {
+                name: {
+                    "accuracy": m["accuracy"],
+                    "macro_f1": m["macro_f1"],
+                    "agreement": ev.agreement(
+                        head_scores[variant][name].argmax(1), keras_heads[flip][attr_output(name)].argmax(1)
+                    ),
+                }
+                for name, m in _attribute_reports(head_scores[variant], dataset, schema).items()
+            }
         metrics.update(
             agreement=ev.agreement(predicted, keras_pred[flip]),
             model_bytes=len(model_bytes),
@@ -304,6 +391,13 @@ def run_evaluate(config: JobConfig, model, dataset: data_stage.Dataset) -> dict[
     served, why = choose_served(results["variants"], config.max_accuracy_loss)
     chosen = results["variants"][served]
     results["per_source"] = _per_source(dataset, predictions[served], keras_pred[_flips(config, served)])
+    if schema:  # the served variant's per-attribute report; thresholds (and so coverage) come in the thresholds stage
+        keras_attributes = {name: keras_heads[_flips(config, served)][attr_output(name)] for name in schema}
+        results["attributes"] = _attribute_reports(head_scores[served], dataset, schema)
+        results["keras_attributes"] = {
+            name: {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
+            for name, m in _attribute_reports(keras_attributes, dataset, schema).items()
+        }
     results.update(
         version=version,
         labels=labels,
@@ -337,7 +431,18 @@ def run_evaluate(config: JobConfig, model, dataset: data_stage.Dataset) -> dict[
             ),
             "invoke_ms": chosen["invoke_ms"],
             "per_source_test_accuracy": {name: round(v["accuracy"], 4) for name, v in results["per_source"].items()},
+            **(
+                {
+                    "attributes": {
+                        name: {"test_accuracy": round(m["accuracy"], 4), "macro_f1": round(m["macro_f1"], 4)}
+                        for name, m in results["attributes"].items()
+                    }
+                }
+                if schema
+                else {}
+            ),
         },
+        attributes=attributes,
     )
     (config.work_dir / MODEL_FILE).write_bytes(model_bytes)
     write_manifest(manifest, config.work_dir / MANIFEST_FILE)
@@ -350,6 +455,36 @@ def run_evaluate(config: JobConfig, model, dataset: data_stage.Dataset) -> dict[
         extra={"stage": "evaluate", "served_variant": served, "test_accuracy": chosen["accuracy"]},
     )
     return results
+
+
+def attr_output(name: str) -> str:
+    """The output name of attribute ``name``'s head (training.model.attribute_output)."""
+    from training.model import attribute_output
+
+    return attribute_output(name)
+
+
+def _attribute_reports(
+    scores: dict[str, np.ndarray],
+    dataset: data_stage.Dataset,
+    schema: dict[str, Any],
+    thresholds: dict[str, float] | None = None,
+    split: str = "test",
+) -> dict[str, dict[str, Any]]:
+    """Per attribute on ``split``: training.attributes.attribute_metrics of
+    its scores (``scores``: attribute or output name -> (N, classes)) at its
+    threshold (default NEVER: nothing counted as filled), with ``classes``
+    and ``threshold`` added (what the report's section reads)."""
+    from shared.thresholds import NEVER
+    from training.attributes import attribute_metrics
+
+    out = {}
+    for name, head in schema.items():
+        values = scores[name] if name in scores else scores[attr_output(name)]
+        threshold = (thresholds or {}).get(name, NEVER)
+        m = attribute_metrics(values, dataset.attributes.targets[split][name], head["classes"], threshold)
+        out[name] = m | {"classes": list(head["classes"]), "threshold": threshold}
+    return out
 
 
 def _per_source(dataset: data_stage.Dataset, served: np.ndarray, keras: np.ndarray) -> dict[str, dict[str, Any]]:
@@ -444,13 +579,16 @@ def run_thresholds(config: JobConfig, dataset: data_stage.Dataset | None = None)
     classifier = Classifier((directory / manifest.model_file).read_bytes(), manifest)
     if dataset is None:
         split = data_stage.Split.from_json((directory / SPLIT_FILE).read_text())
-        dataset = data_stage.load_split(open_store(_require_data(config)), split, size=manifest.input_size, names=("val",))
+        names = ("val", "test") if manifest.attributes else ("val",)
+        dataset = data_stage.load_split(open_store(_require_data(config)), split, size=manifest.input_size, names=names)
     if list(dataset.split.labels) != list(manifest.labels):
         raise SystemExit(f"the split's labels {dataset.split.labels} are not the model's {manifest.labels}")
     predicted, confidence = thr.served_results(classifier, dataset.pixels["val"])
     thresholds = thr.measure(manifest.labels, dataset.targets["val"], predicted, confidence, config.thresholds)
     thresholds["variant"] = manifest.quantization.get("variant", manifest.quantization.get("type"))
     manifest.thresholds = thresholds
+    if manifest.attributes:
+        _attribute_thresholds(config, directory, manifest, classifier, dataset)
     write_manifest(manifest, directory / MANIFEST_FILE)
     thr.log_summary(thresholds)
     if directory != config.work_dir and all((directory / n).is_file() for n in (METRICS_FILE, HISTORY_FILE, SPLIT_FILE)):
@@ -459,6 +597,71 @@ def run_thresholds(config: JobConfig, dataset: data_stage.Dataset | None = None)
         with tempfile.TemporaryDirectory() as charts:
             render_report(directory, Path(charts))
     return thresholds
+
+
+def _attribute_thresholds(
+    config: JobConfig, directory: Path, manifest: Manifest, classifier: Classifier, dataset: data_stage.Dataset
+) -> None:
+    """Each attribute's threshold chosen on the val split through the served
+    model (training.attributes.choose_threshold), written into
+    ``manifest.attributes`` with what it does on val; when ``directory``
+    holds metrics.json and the test split is loaded, its per-attribute test
+    report is measured again at these thresholds (share filled in, accuracy
+    of those filled in). SystemExit when the manifest's attribute labels are
+    not the data's."""
+    from training.attributes import choose_threshold
+
+    dataset = with_attributes(config, dataset)
+    schema = dataset.attributes.schema
+    mismatch = {
+        name: (head["labels"], schema.get(name, {}).get("classes"))
+        for name, head in manifest.attributes.items()
+        if schema.get(name, {}).get("classes") != head["labels"]
+    }
+    if mismatch:
+        raise SystemExit(f"the model's attribute labels are not this data's (model, data): {mismatch}")
+    heads = {name: schema[name] for name in manifest.attributes}
+    _, val_scores = ev.predict_classifier_heads(classifier, dataset.pixels["val"])
+    chosen = {}
+    for name in heads:
+        chosen[name] = choose_threshold(val_scores[name], dataset.attributes.targets["val"][name])
+        manifest.attributes[name].update(
+            threshold=chosen[name]["threshold"],
+            threshold_rule=(
+                f"lowest top-1 score at which the val results at or above it are right at least "
+                f"{chosen[name]['target_precision']:.0%} of the time, with at least {_min_threshold_images()} of them "
+                "(1.0: not reached, always left empty)"
+            ),
+            val={k: v for k, v in chosen[name].items() if k != "threshold"},
+        )
+        log.info(
+            "attribute %s: threshold %.4f (%s of %s val images filled in, precision %s)",
+            name,
+            chosen[name]["threshold"],
+            chosen[name]["val_kept"],
+            chosen[name]["val_images"],
+            chosen[name]["val_precision"],
+            extra={"stage": "thresholds", "attribute": name, **chosen[name]},
+        )
+    if (directory / METRICS_FILE).is_file() and len(dataset.pixels["test"]) == len(dataset.targets["test"]) > 0:
+        metrics = json.loads((directory / METRICS_FILE).read_text())
+        _, test_scores = ev.predict_classifier_heads(classifier, dataset.pixels["test"])
+        thresholds = {name: c["threshold"] for name, c in chosen.items()}
+        metrics["attributes"] = _attribute_reports(test_scores, dataset, heads, thresholds)
+        (directory / METRICS_FILE).write_text(json.dumps(metrics, indent=2, default=_jsonable))
+        for name, m in metrics["attributes"].items():
+            manifest.metrics.setdefault("attributes", {}).setdefault(name, {}).update(
+                test_accuracy=round(m["accuracy"], 4),
+                macro_f1=round(m["macro_f1"], 4),
+                test_coverage=round(m["coverage"], 4),
+                test_accuracy_when_filled=None if m["accuracy_when_filled"] is None else round(m["accuracy_when_filled"], 4),
+            )
+
+
+def _min_threshold_images() -> int:
+    from training.attributes import MIN_THRESHOLD_IMAGES
+
+    return MIN_THRESHOLD_IMAGES
 
 
 @_timed("report")

@@ -196,8 +196,9 @@ def prepare_all(
 
 def weighted_train(dataset: data_stage.Dataset, seed: int) -> data_stage.Dataset:
     """The dataset with each added source's training images repeated by its
-    weight (a fraction: that share of them once more, chosen with ``seed``);
-    val and test unchanged. The base's weight is 1."""
+    weight (a fraction: that share of them once more, chosen with ``seed``),
+    their attribute targets (if any) repeated alike; val and test unchanged.
+    The base's weight is 1."""
     weights = {name: float(info.get("weight", 1.0)) for name, info in (dataset.split.sources or {}).items()}
     if all(w == 1.0 for w in weights.values()):
         return dataset
@@ -210,7 +211,11 @@ def weighted_train(dataset: data_stage.Dataset, seed: int) -> data_stage.Dataset
     order = np.array(picks, dtype=np.int64)
     pixels = {**dataset.pixels, "train": dataset.pixels["train"][order]}
     targets = {**dataset.targets, "train": dataset.targets["train"][order]}
-    return data_stage.Dataset(split=dataset.split, pixels=pixels, targets=targets)
+    attributes = dataset.attributes
+    if attributes is not None:  # the attribute targets follow their rows
+        train = {name: values[order] for name, values in attributes.targets["train"].items()}
+        attributes = data_stage.AttributeLabels(schema=attributes.schema, targets={**attributes.targets, "train": train})
+    return data_stage.Dataset(split=dataset.split, pixels=pixels, targets=targets, attributes=attributes)
 
 
 def masks_by_source(split: data_stage.Split) -> dict[str, np.ndarray]:

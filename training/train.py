@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import keras
 import numpy as np
@@ -14,11 +14,22 @@ import tensorflow as tf
 
 from training.config import AUGMENTATIONS, TrainConfig
 from training.data import Dataset, Progress
-from training.model import ModelSpec, build_model, head_on, split_base, unfreeze_top
+from training.model import CATEGORY_OUTPUT, ModelSpec, attribute_output, build_model, head_on, split_base, unfreeze_top
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AUGMENTATIONS", "Features", "TrainConfig", "augmenter", "class_weights", "compute_features", "train"]
+__all__ = [
+    "AUGMENTATIONS",
+    "Features",
+    "TrainConfig",
+    "augmenter",
+    "class_weights",
+    "compute_features",
+    "copy_weights",
+    "head_names",
+    "tiled_attributes",
+    "train",
+]
 
 
 class ProgressLog(keras.callbacks.Callback):
@@ -74,6 +85,9 @@ class ProgressLog(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = {k: round(float(v), 4) for k, v in (logs or {}).items()}
+        for key in ("accuracy", "val_accuracy"):  # a model with attribute heads names its category's accuracy
+            prefix = "val_" if key.startswith("val_") else ""
+            logs.setdefault(key, logs.get(f"{prefix}{CATEGORY_OUTPUT}_accuracy", 0.0))
         rate, eta = self._rate_eta(self.steps)
         log.info(
             "train %s epoch %d/%d: loss %.3f acc %.3f val_loss %.3f val_acc %.3f, %.0f images/s, ETA %.0f s",
@@ -199,17 +213,30 @@ class RandomBlur(keras.layers.Layer):
         return {**super().get_config(), "probability": self.probability}
 
 
-def _datasets(data: Dataset, config: TrainConfig, num_classes: int) -> tuple[tf.data.Dataset, tf.data.Dataset]:
-    def one_hot(x, y):
-        return tf.cast(x, tf.float32), tf.one_hot(y, num_classes)
+def _targets(category: np.ndarray, attributes: dict[str, np.ndarray], multi: bool):
+    """What a dataset yields as ``y``: the category's class indices alone, or
+    with attribute heads {output name: (N,) int64} (sparse, -1 missing)."""
+    if not multi:
+        return category
+    return {CATEGORY_OUTPUT: category, **{attribute_output(name): values for name, values in attributes.items()}}
 
-    train = tf.data.Dataset.from_tensor_slices((data.pixels["train"], data.targets["train"]))
+
+def _datasets(
+    data: Dataset, config: TrainConfig, num_classes: int, multi: bool = False
+) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    def one_hot(x, y):
+        return tf.cast(x, tf.float32), (y if multi else tf.one_hot(y, num_classes))
+
+    attributes = data.attributes.targets if multi else {"train": {}, "val": {}}
+    train = tf.data.Dataset.from_tensor_slices(
+        (data.pixels["train"], _targets(data.targets["train"], attributes["train"], multi))
+    )
     train = train.shuffle(len(data.targets["train"]), seed=config.seed, reshuffle_each_iteration=True)
     train = train.batch(config.batch_size).map(one_hot, num_parallel_calls=tf.data.AUTOTUNE)
     if config.augment != "none":
         aug = augmenter(config.seed, config.augment)
         train = train.map(lambda x, y: (aug(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
-    val = tf.data.Dataset.from_tensor_slices((data.pixels["val"], data.targets["val"]))
+    val = tf.data.Dataset.from_tensor_slices((data.pixels["val"], _targets(data.targets["val"], attributes["val"], multi)))
     val = val.batch(64).map(one_hot)
     return train.prefetch(tf.data.AUTOTUNE), val.cache().prefetch(tf.data.AUTOTUNE)
 
@@ -224,12 +251,23 @@ def class_weights(targets: np.ndarray, num_classes: int) -> dict[int, float]:
 class Features:
     """Cached outputs of the frozen layers (:func:`compute_features`):
     ``train`` (views x N, h, w, c) float16 with ``train_targets`` (views x N,)
-    class indices, ``val`` (M, h, w, c) float16 in split order."""
+    class indices, ``val`` (M, h, w, c) float16 in split order;
+    ``train_attributes``: attribute -> (views x N,) int64 targets (-1
+    missing), the rows of ``train`` in the same order (empty: no heads)."""
 
     cache_after: str
     train: np.ndarray
     train_targets: np.ndarray
     val: np.ndarray
+    train_attributes: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def tiled_attributes(data: Dataset, views: int) -> dict[str, np.ndarray]:
+    """The training split's attribute targets repeated once per cached view
+    (the rows of :attr:`Features.train`); empty without attribute labels."""
+    if data.attributes is None:
+        return {}
+    return {name: np.tile(values, views) for name, values in data.attributes.targets["train"].items()}
 
 
 def compute_features(data: Dataset, spec: ModelSpec, config: TrainConfig, init: keras.Model | None = None) -> Features:
@@ -237,7 +275,7 @@ def compute_features(data: Dataset, spec: ModelSpec, config: TrainConfig, init: 
     seed; ``init``'s when fine-tuning a model) once over the training views and the val split."""
     model, base = build_model(spec)
     if init is not None:
-        model.set_weights(init.get_weights())
+        copy_weights(init, model)
     bottom, _ = split_base(base, config.cache_after)
     views = config.views if config.augment != "none" else 1
     aug = augmenter(config.seed, config.augment) if config.augment != "none" else None
@@ -248,7 +286,33 @@ def compute_features(data: Dataset, spec: ModelSpec, config: TrainConfig, init: 
         train=np.concatenate(parts) if len(parts) > 1 else parts[0],
         train_targets=np.tile(data.targets["train"], views),
         val=cached_features(bottom, data.pixels["val"], augment=None, what="val"),
+        train_attributes=tiled_attributes(data, views),
     )
+
+
+def head_names(spec: ModelSpec) -> list[str]:
+    """The output layers' names of a model built from ``spec``: the category
+    head, then one per attribute."""
+    return [CATEGORY_OUTPUT, *(attribute_output(name) for name in spec.attributes)]
+
+
+def copy_weights(source: keras.Model, target: keras.Model) -> None:
+    """``source``'s weights into ``target``: all at once when the two have
+    the same architecture, else layer by layer for the top-level layers both
+    have under one name with the same weight shapes (a single-head model
+    fine-tuned into one with attribute heads: the base and the category head
+    carry over, the new heads start fresh)."""
+    try:
+        target.set_weights(source.get_weights())
+        return
+    except ValueError:
+        pass
+    names = {layer.name for layer in source.layers}
+    for layer in target.layers:
+        if layer.name in names and layer.weights:
+            theirs = source.get_layer(layer.name).get_weights()
+            if [w.shape for w in theirs] == [tuple(w.shape) for w in layer.weights]:
+                layer.set_weights(theirs)
 
 
 def train(
@@ -266,52 +330,76 @@ def train(
     early stopping on validation accuracy restoring the best epoch's weights.
     ``features``: computed before by :func:`compute_features` with the same
     ``cache_after`` and pretrained weights (several seeds share them).
-    ``init``: a trained model of the same architecture (``spec``) to start
-    from (fine-tuning it) instead of the pretrained base and a new head.
-    ValueError for a ``spec`` with attribute heads (not wired in yet).
+    ``init``: a trained model to start from (fine-tuning it) instead of the
+    pretrained base and a new head (:func:`copy_weights`: heads it lacks start fresh).
+
+    Attribute heads (issue 19): a ``spec`` with ``attributes`` trains them
+    jointly with the category on ``data.attributes``' targets (their names
+    and class counts must match the spec's; ValueError otherwise), with
+    :func:`training.attributes.joint_losses` (masked, class-weighted; each
+    weighing ``config.attribute_loss_weight``). Early stopping still watches
+    the category's val accuracy; the history holds every head's loss.
     """
-    if spec.attributes:
-        raise ValueError(
-            "train() trains the category head only; attribute heads (issue 19) train with training.attributes.fit_joint for now"
-        )
+    multi = bool(spec.attributes)
+    if multi:
+        _check_attributes(data, spec)
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()  # the same data, seed and machine give the same model
     model, base = build_model(spec)
     if init is not None:
-        model.set_weights(init.get_weights())
+        copy_weights(init, model)
     if config.cache_after:
         _, top = split_base(base, config.cache_after)
         trainee = head_on(top, spec)
         if init is not None:
-            trainee.get_layer("probabilities").set_weights(model.get_layer("probabilities").get_weights())
-        if features is None or features.cache_after != config.cache_after:
+            for name in head_names(spec):
+                trainee.get_layer(name).set_weights(model.get_layer(name).get_weights())
+        if features is None or features.cache_after != config.cache_after or (multi and not features.train_attributes):
             features = compute_features(data, spec, config, init)
-        train_ds, val_ds = _feature_datasets(features, data.targets["val"], config, spec.num_classes)
+        val_attributes = data.attributes.targets["val"] if multi else {}
+        train_ds, val_ds = _feature_datasets(
+            features, data.targets["val"], config, spec.num_classes, multi=multi, val_attributes=val_attributes
+        )
         count, targets = len(features.train_targets), features.train_targets
     else:
         trainee = model
-        train_ds, val_ds = _datasets(data, config, spec.num_classes)
+        train_ds, val_ds = _datasets(data, config, spec.num_classes, multi=multi)
         count, targets = len(data.targets["train"]), data.targets["train"]
     steps = max(1, math.ceil(count / config.batch_size))
     weights = class_weights(targets, spec.num_classes) if config.class_weighting else None
-    loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+    if multi:
+        from training.attributes import joint_losses
+
+        loss, loss_weights = joint_losses(
+            data.attributes.schema,
+            category_weights=[weights[k] for k in range(spec.num_classes)] if weights else None,
+            label_smoothing=config.label_smoothing,
+            attribute_weight=config.attribute_loss_weight,
+        )
+        metrics = {CATEGORY_OUTPUT: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]}
+        monitor = f"val_{CATEGORY_OUTPUT}_accuracy"
+    else:
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+        loss_weights, metrics, monitor = None, ["accuracy"], "val_accuracy"
     history: dict[str, list[float]] = {}
 
     def fit(phase: str, epochs: int, lr: float | keras.optimizers.schedules.LearningRateSchedule) -> None:
-        trainee.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, metrics=["accuracy"])
-        stop = keras.callbacks.EarlyStopping(
-            monitor="val_accuracy", patience=config.patience, restore_best_weights=True, mode="max"
-        )
+        trainee.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, loss_weights=loss_weights, metrics=metrics)
+        stop = keras.callbacks.EarlyStopping(monitor=monitor, patience=config.patience, restore_best_weights=True, mode="max")
         result = trainee.fit(
             train_ds,
             validation_data=val_ds,
             epochs=epochs,
             verbose=0,
-            class_weight=weights,
+            class_weight=None if multi else weights,
             callbacks=[stop, ProgressLog(phase, epochs, steps, config.batch_size)],
         )
         for key, values in result.history.items():
             history.setdefault(key, []).extend(float(v) for v in values)
+        if multi:  # the category's accuracy under the names the report and the experiments read
+            for key in ("accuracy", "val_accuracy"):
+                prefix = "val_" if key.startswith("val_") else ""
+                history.setdefault(key, []).extend(float(v) for v in result.history[f"{prefix}{CATEGORY_OUTPUT}_accuracy"])
         history.setdefault("phase", []).extend([phase] * len(result.history["loss"]))
 
     if config.head_epochs:
@@ -323,9 +411,26 @@ def train(
         log.info("fine-tuning %d base layers", unfrozen, extra={"stage": "train", "unfrozen_layers": unfrozen})
         schedule = keras.optimizers.schedules.CosineDecay(config.fine_tune_lr, decay_steps=steps * config.fine_tune_epochs)
         fit("fine_tune", config.fine_tune_epochs, schedule)
-    if trainee is not model:  # the base's layers are shared; the classifier's weights are copied by name
-        model.get_layer("probabilities").set_weights(trainee.get_layer("probabilities").get_weights())
+    if trainee is not model:  # the base's layers are shared; the heads' weights are copied by name
+        for name in head_names(spec):
+            model.get_layer(name).set_weights(trainee.get_layer(name).get_weights())
     return model, history
+
+
+def _check_attributes(data: Dataset, spec: ModelSpec) -> None:
+    """ValueError unless ``data`` carries attribute targets for exactly the
+    spec's heads, with the spec's class counts, one per training row."""
+    labels = data.attributes
+    if labels is None:
+        raise ValueError("a spec with attribute heads needs the dataset's attribute labels (training.data.with_attributes)")
+    have = {name: len(head["classes"]) for name, head in labels.schema.items()}
+    if have != dict(spec.attributes):
+        raise ValueError(f"the spec's attribute heads {dict(spec.attributes)} are not the data's {have}")
+    for name in have:
+        if len(labels.targets["train"][name]) != len(data.targets["train"]):
+            raise ValueError(
+                f"attribute {name!r} has {len(labels.targets['train'][name])} training targets, not {len(data.targets['train'])}"
+            )
 
 
 def cached_features(bottom: keras.Model, pixels: np.ndarray, *, augment: keras.Sequential | None, what: str) -> np.ndarray:
@@ -351,19 +456,29 @@ def cached_features(bottom: keras.Model, pixels: np.ndarray, *, augment: keras.S
 
 
 def _feature_datasets(
-    features: Features, val_targets: np.ndarray, config: TrainConfig, num_classes: int
+    features: Features,
+    val_targets: np.ndarray,
+    config: TrainConfig,
+    num_classes: int,
+    *,
+    multi: bool = False,
+    val_attributes: dict[str, np.ndarray] | None = None,
 ) -> tuple[tf.data.Dataset, tf.data.Dataset]:
     """tf.data pipelines over cached features: training shuffled, batched and
-    flipped left-right at random (in feature space) unless augment is none."""
+    flipped left-right at random (in feature space) unless augment is none.
+    ``multi``: the targets are {output name: sparse indices} with every
+    attribute head's (``features.train_attributes``, ``val_attributes``),
+    each row keeping its own labels through the shuffle."""
     flip = keras.layers.RandomFlip("horizontal", seed=config.seed) if config.augment != "none" else None
 
     def prepare(x, y):
         x = tf.cast(x, tf.float32)
-        return (flip(x, training=True) if flip is not None else x), tf.one_hot(y, num_classes)
+        return (flip(x, training=True) if flip is not None else x), (y if multi else tf.one_hot(y, num_classes))
 
-    train = tf.data.Dataset.from_tensor_slices((features.train, features.train_targets))
+    train_y = _targets(features.train_targets, features.train_attributes, multi)
+    train = tf.data.Dataset.from_tensor_slices((features.train, train_y))
     train = train.shuffle(len(features.train_targets), seed=config.seed, reshuffle_each_iteration=True)
     train = train.batch(config.batch_size).map(prepare)
-    val = tf.data.Dataset.from_tensor_slices((features.val, val_targets)).batch(256)
-    val = val.map(lambda x, y: (tf.cast(x, tf.float32), tf.one_hot(y, num_classes)))
+    val = tf.data.Dataset.from_tensor_slices((features.val, _targets(val_targets, val_attributes or {}, multi))).batch(256)
+    val = val.map(lambda x, y: (tf.cast(x, tf.float32), (y if multi else tf.one_hot(y, num_classes))))
     return train.prefetch(tf.data.AUTOTUNE), val.cache().prefetch(tf.data.AUTOTUNE)

@@ -131,3 +131,96 @@ def test_report_has_a_section_per_attribute():
     assert "<td>colour</td><td>66.7%</td>" in page
     assert "<tr><th>blue</th><td>1</td><td>1</td></tr>" in page  # one blue taken for black
     assert attributes_html(None) == attributes_html({}) == ""
+
+
+def test_category_loss_matches_the_single_head_recipe():
+    """The multi-head category loss (label smoothing, class weights averaged
+    over the batch) equals Keras' CategoricalCrossentropy with class_weight,
+    which the single-head recipe uses."""
+    import keras
+
+    from training.attributes import MaskedSparseCrossEntropy, joint_losses
+
+    scores = np.array([[0.7, 0.2, 0.1], [0.1, 0.6, 0.3], [0.3, 0.3, 0.4], [0.5, 0.25, 0.25]], np.float32)
+    targets = np.array([0, 1, 2, 1])
+    weights = [0.5, 2.0, 1.5]
+    reference = keras.losses.CategoricalCrossentropy(label_smoothing=0.1)(
+        np.eye(3)[targets], scores, sample_weight=np.array(weights)[targets]
+    )
+    ours = MaskedSparseCrossEntropy(weights, label_smoothing=0.1, normalize="samples")(targets, scores)
+    assert float(ours) == pytest.approx(float(reference), rel=1e-5)
+    losses, loss_weights = joint_losses({"colour": {"class_weights": [1.0, 3.0]}}, category_weights=weights, label_smoothing=0.1)
+    assert loss_weights == {"probabilities": 1.0, "attr_colour": 0.25}
+    assert losses["probabilities"].label_smoothing == 0.1 and losses["attr_colour"].class_weights == [1.0, 3.0]
+    again = MaskedSparseCrossEntropy.from_config(losses["probabilities"].get_config())
+    assert (again.normalize, again.class_weights, again.label_smoothing) == ("samples", weights, 0.1)
+    with pytest.raises(ValueError, match="normalize"):
+        MaskedSparseCrossEntropy(normalize="mean")
+
+
+@pytest.mark.training
+def test_cached_feature_path_trains_every_head_with_rows_aligned():
+    """train() on cached features with attribute heads: the attribute
+    targets are tiled per view with the category's (compute_features), each
+    row keeps its labels through the shuffle (a head whose labels follow the
+    features learns them, a head of noise labels cannot), and every head's
+    weights reach the full model."""
+    import keras
+
+    from training.config import TrainConfig
+    from training.data import AttributeLabels, Dataset, Split
+    from training.model import ModelSpec, build_model, split_base
+    from training.train import Features, compute_features, train
+
+    rng = np.random.default_rng(0)
+    n, cut = 48, "block_16_project_BN"  # a late cut: the random (weights=None) layers above it keep the signal
+    category = np.arange(n) % 2
+    twin = category.copy()  # an attribute equal to the category: learnable only if its rows stay aligned
+    twin[::7] = -1  # some missing
+    noise = rng.integers(0, 3, n)
+    items = {name: [(str(k), ("a", "b")[category[k]]) for k in range(n)] for name in ("train", "val", "test")}
+    labels = AttributeLabels(
+        schema={
+            "gender": {"classes": ["x", "y"], "class_weights": [1.0, 1.0]},
+            "usage": {"classes": ["p", "q", "r"], "class_weights": [1.0, 1.0, 1.0]},
+        },
+        targets={name: {"gender": twin, "usage": noise} for name in ("train", "val", "test")},
+    )
+    pixels = rng.integers(0, 256, (n, SIZE, SIZE, 3)).astype(np.uint8)
+    data = Dataset(
+        split=Split(labels=["a", "b"], seed=0, fractions={}, items=items),
+        pixels=dict.fromkeys(items, pixels),
+        targets=dict.fromkeys(items, category),
+        attributes=labels,
+    )
+    spec = ModelSpec(num_classes=2, size=SIZE, weights=None, attributes={"gender": 2, "usage": 3})
+    config = TrainConfig(
+        head_epochs=6,
+        fine_tune_epochs=0,
+        batch_size=8,
+        head_lr=1e-2,
+        augment="product",
+        views=2,
+        cache_after=cut,
+        patience=10,
+        attribute_loss_weight=1.0,
+    )
+    tiled = compute_features(data, spec, config)
+    assert len(tiled.train) == 2 * n
+    np.testing.assert_array_equal(tiled.train_attributes["gender"], np.tile(twin, 2))
+    np.testing.assert_array_equal(tiled.train_targets, np.tile(category, 2))
+
+    bottom, _ = split_base(build_model(spec)[1], cut)
+    shape = tuple(int(d) for d in bottom.output.shape[1:])
+    signal = np.where(category == 1, 2.0, -2.0)[:, None, None, None]
+    made = (rng.normal(0, 1, (n, *shape)) + signal).astype(np.float16)  # features that carry the category
+    features = Features(cache_after=cut, train=made, train_targets=category, val=made, train_attributes=labels.targets["train"])
+    model, history = train(data, spec, config, features)
+    assert {"attr_gender_loss", "attr_usage_loss", "probabilities_loss", "accuracy", "val_accuracy"} <= set(history)
+    assert len(history["val_accuracy"]) == len(history["phase"]) == 6
+    assert history["attr_gender_loss"][-1] < 0.35 and history["attr_gender_loss"][-1] < history["attr_usage_loss"][-1] / 2
+    scores = model.predict(pixels[:4].astype(np.float32), verbose=0)
+    assert {k: v.shape for k, v in scores.items()} == {"probabilities": (4, 2), "attr_gender": (4, 2), "attr_usage": (4, 3)}
+    with pytest.raises(ValueError, match="attribute heads"):
+        train(data, ModelSpec(num_classes=2, size=SIZE, weights=None, attributes={"gender": 2}), config, features)
+    keras.backend.clear_session()
