@@ -99,7 +99,7 @@ train: venv
 
 # The 2,010-image set, fewer epochs, the category alone (docs/training.md: with the attribute heads it falls below the gate): a few minutes.
 train-small: venv
-	$(PY) -m training run --data "$(DATA_DIR)" --weights "$(WEIGHTS)" --out "$(OUT)" --head-epochs 2 --fine-tune-epochs 4 --no-attributes $(TRAIN_ARGS)
+	$(PY) -m training run --data "$(DATA_DIR)" --weights "$(WEIGHTS)" --out "$(OUT)" --head-epochs 2 --fine-tune-epochs 4 $(TRAIN_ARGS)
 
 embed-model: venv
 	$(PY) -m scripts.embed_model --store "$(OUT)"

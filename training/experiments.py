@@ -91,9 +91,9 @@ EXPERIMENTS: dict[str, Experiment] = {
         Experiment("seed2", "the default recipe with seed 2 (an ensemble member)", {"seed": 2}),
         Experiment("size192", "192x192 input (default 224)", size=192),
         Experiment(
-            "single-head",
-            "the category head alone, without the attribute heads (issue 19; the recipe before they were on by default)",
-            {"attributes": False},
+            "attributes",
+            "the default recipe plus the attribute heads (issue 19: gender, colour family, usage, season)",
+            {"attributes": True},
         ),
     )
 }

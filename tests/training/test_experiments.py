@@ -27,7 +27,7 @@ def test_the_variants_the_docs_quote_exist() -> None:
     assert EXPERIMENTS["long"].train == {"fine_tune_epochs": 12, "patience": 4}
     assert EXPERIMENTS["photo2"].train == {"views": 2, "augment": "photo"}
     assert EXPERIMENTS["size192"].size == 192
-    assert EXPERIMENTS["single-head"].train == {"attributes": False}
+    assert EXPERIMENTS["attributes"].train == {"attributes": True}
 
 
 def test_an_unknown_experiment_or_none_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
