@@ -351,7 +351,11 @@ def result_lines(samples: list[Sample], records: Mapping[str, dict]) -> list[lis
         row = results.to_row(record)
         label = record.get(Field.LABEL)
         mark = "" if item.truth is None or label is None else ("ok" if label == item.truth else "MISS")
-        lines.append([item.name, item.truth or "-", row.category, row.confidence, row.status, row.destination, mark])
+        lines.append(
+            [item.name, item.truth or "-", row.category, row.confidence, row.status, row.destination, mark, row.attributes]
+        )
+    if not any(line[-1] for line in lines):  # a category-only model: no attributes column
+        lines = [line[:-1] for line in lines]
     return lines
 
 
@@ -365,9 +369,10 @@ def summary(samples: list[Sample], records: Mapping[str, dict], seconds: float) 
 
 
 def report(samples: list[Sample], records: Mapping[str, dict], layout: Mapping[str, int], processed: str, out: TextIO) -> None:
-    headers = ("file", "true category", "predicted", "confidence", "status", "destination", "")
+    lines = result_lines(samples, records)
+    headers = ("file", "true category", "predicted", "confidence", "status", "destination", "", "attributes")
     print(file=out)
-    print(results.format_table(headers, result_lines(samples, records)), file=out)
+    print(results.format_table(headers[: len(lines[0])] if lines else headers[:-1], lines), file=out)
     print(f"\ngs://{processed}/ now holds:", file=out)
     print(
         results.format_table(

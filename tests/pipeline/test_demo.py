@@ -4,6 +4,7 @@ finding or training the model, choosing the sample, and the report."""
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from pathlib import Path
@@ -127,6 +128,33 @@ def test_the_report_lists_every_file_with_truth_prediction_and_place():
     assert lines[2] == [demo.REJECT_NAME, "-", "-", "-", "rejected: not_an_image", f"rejected/{demo.REJECT_NAME}", ""]
     summary = demo.summary(samples, records, 12.34)
     assert summary == "1/2 correct (50%); 3 files: 1 classified, 1 needs_review, 1 rejected; wall time 12.3 s"
+
+
+def test_the_report_shows_attributes_when_the_model_gives_them():
+    """With a model with attribute heads (attributes-model/), each line ends
+    with the effective attributes, an empty one as ``?``; the table gets an
+    ``attributes`` column."""
+    samples = [demo.Sample("1.jpg", "Watches", data=b"")]
+    attributes = {
+        "gender": {"value": "Men", "confidence": 0.9, "threshold": 0.5, "best": "Men"},
+        "colour": {"value": None, "confidence": 0.3, "threshold": 0.8, "best": "black"},
+    }
+    records = {
+        "1.jpg": {
+            "status": "classified",
+            "label": "Watches",
+            "confidence": 0.91,
+            "destination": {"name": "watches/1.jpg"},
+            "attributes": attributes,
+        }
+    }
+    (line,) = demo.result_lines(samples, records)
+    assert line[:7] == ["1.jpg", "Watches", "Watches", "91.0%", "classified", "watches/1.jpg", "ok"]
+    assert set(line[7].split()) == {"gender=Men", "colour=?"}
+    out = io.StringIO()
+    demo.report(samples, records, {}, "processed", out)
+    header = out.getvalue().strip().splitlines()[0]
+    assert header.split()[-1] == "attributes"
 
 
 def test_the_layout_counts_objects_per_folder():
