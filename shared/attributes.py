@@ -162,3 +162,11 @@ def class_weights(targets: Iterable[int], classes: int) -> list[float]:
     counts = Counter(int(t) for t in targets if int(t) >= 0)
     total = sum(counts.values())
     return [round(total / (classes * counts[k]), 6) if counts[k] else 0.0 for k in range(classes)]
+
+
+def in_order(names: Iterable[str]) -> list[str]:
+    """``names`` in :data:`ATTRIBUTES` order, any unknown name after them
+    (sorted): one order for every listing of attributes."""
+    known = list(ATTRIBUTES)
+    names = set(names)
+    return [n for n in known if n in names] + sorted(names - set(known))
