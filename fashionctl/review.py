@@ -160,3 +160,40 @@ def render_result(result: Mapping[str, Any]) -> str:
 
 def print_json(data: Any, out: TextIO | None = None) -> None:
     print(json.dumps(data, ensure_ascii=False, sort_keys=True), file=out or sys.stdout)
+
+
+def render_attributes(attributes: Mapping[str, Any] | None) -> str:
+    """An item's attributes for ``review show``, in ATTRIBUTES order, each
+    ``name=value`` then who set it and the model's own answer, e.g.
+    ``colour=blue (reviewer; model: black 93.7%)``, ``season=- (empty;
+    model guess: Fall 41.0% < 60.0%)``; "-" when there are none."""
+    from shared.attributes import in_order
+
+    attributes = attributes or {}
+    parts = []
+    for name in in_order(attributes):
+        entry = attributes.get(name) or {}
+        model = entry.get("model")
+        if model is None and "best" in entry and entry.get("best") is not None:  # an older server
+            model = {
+                "value": None if entry.get("low_confidence") else entry.get("value"),
+                "best": entry.get("best"),
+                "confidence": entry.get("confidence"),
+                "threshold": entry.get("threshold"),
+            }
+        value = entry.get("value")
+        who = "reviewer" if entry.get("corrected") else ("model" if value is not None else "empty")
+        note = who
+        if model:
+            score = model.get("confidence")
+            score_text = f" {score:.1%}" if isinstance(score, (int, float)) else ""
+            if model.get("value") is None:
+                threshold = model.get("threshold")
+                below = f" < {threshold:.1%}" if isinstance(threshold, (int, float)) else ""
+                note += f"; model left it empty, guess {model.get('best')}{score_text}{below}"
+            elif entry.get("corrected"):
+                note += f"; model: {model.get('value')}{score_text}"
+            else:
+                note += score_text
+        parts.append(f"{name}={value if value is not None else '-'} ({note})")
+    return ", ".join(parts) if parts else "-"
