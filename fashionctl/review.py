@@ -109,7 +109,7 @@ def decisions(
 
 def parse_attributes(pairs: tuple[str, ...] | list[str]) -> dict[str, str | None]:
     """``("colour=black", "season=")`` -> ``{"colour": "black", "season": None}``
-    (an empty value leaves the attribute empty). Raises ValueError on a pair
+    (an empty value, or ``null``/``none``, leaves the attribute empty). Raises ValueError on a pair
     without ``=`` or a name given twice; the values are checked by the desk."""
     found: dict[str, str | None] = {}
     for pair in pairs:
@@ -119,7 +119,7 @@ def parse_attributes(pairs: tuple[str, ...] | list[str]) -> dict[str, str | None
             raise ValueError(f"--attribute {pair!r}: expected NAME=VALUE (NAME= leaves it empty)")
         if name in found:
             raise ValueError(f"--attribute {name} given twice")
-        found[name] = value or None
+        found[name] = None if value.lower() in ("", "null", "none") else value
     return found
 
 
@@ -155,6 +155,8 @@ def render_result(result: Mapping[str, Any]) -> str:
     message = str(error.get("message"))
     if error.get("code") == "already_decided":  # the API names its body field; the CLI has a flag for it
         message = message.replace("send change: true", "pass --change")
+    if error.get("code") == "unknown_attribute_value":  # the API's null is the CLI's NAME=
+        message = message.replace(", or null)", ", or NAME= to leave it empty)")
     return f"{result.get('id')}: REFUSED {error.get('code')}: {message}"
 
 
