@@ -131,16 +131,25 @@ def _age(created: str | None, now: datetime) -> str:
 
 
 def render_queue(items: list[dict[str, Any]], progress: Mapping[str, Any], now: datetime | None = None) -> Iterator[str]:
-    """The queue as a table (names printed with ``repr``-like escaping of control characters)."""
+    """The queue as a table (names printed with ``repr``-like escaping of
+    control characters); an ``attributes`` column (gender,colour,usage,season
+    values, an empty one as ``?name``) when some item has attributes."""
+    from shared.attributes import compact
+
     now = now or datetime.now(UTC)
-    yield f"{'id':<40}  {'band':<6} {'predicted':<14} {'conf':>6} {'margin':>6} {'age':>8}  file"
-    for item in items:
+    cells = [compact({k: (v or {}).get("value") for k, v in (item.get("attributes") or {}).items()}) for item in items]
+    shown = any(item.get("attributes") for item in items)
+    width = max([len(c) for c in cells] + [len("attributes")])
+    extra = f"{'attributes':<{width}}  " if shown else ""
+    yield f"{'id':<40}  {'band':<6} {'predicted':<14} {'conf':>6} {'margin':>6} {'age':>8}  {extra}file"
+    for item, cell in zip(items, cells, strict=True):
         name = json.dumps((item.get("source") or {}).get("name"), ensure_ascii=False)[1:-1]
         confidence = item.get("confidence")
         conf = f"{confidence:.1%}" if isinstance(confidence, float) else "-"
+        extra = f"{cell:<{width}}  " if shown else ""
         yield (
             f"{item['id']:<40}  {item.get('band') or '-':<6} {item.get('label') or '-':<14} {conf:>6} "
-            f"{item.get('margin', 0):>6.3f} {_age(item.get('created_at'), now):>8}  {name}"
+            f"{item.get('margin', 0):>6.3f} {_age(item.get('created_at'), now):>8}  {extra}{name}"
         )
     yield f"{len(items)} shown; {progress.get('remaining', 0)} waiting, {progress.get('done_today', 0)} decided today"
 

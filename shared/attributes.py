@@ -170,3 +170,12 @@ def in_order(names: Iterable[str]) -> list[str]:
     known = list(ATTRIBUTES)
     names = set(names)
     return [n for n in known if n in names] + sorted(names - set(known))
+
+
+def compact(values: Mapping[str, str | None] | None) -> str:
+    """Effective attribute values in one short cell, in :data:`ATTRIBUTES`
+    order, comma-separated; one left empty shows as ``?name``:
+    ``Men,?colour,Casual,Fall``. "-" when there are none."""
+    values = values or {}
+    cells = [values[name] if values[name] is not None else f"?{name}" for name in in_order(values)]
+    return ",".join(cells) if cells else "-"

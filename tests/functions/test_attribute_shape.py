@@ -36,3 +36,14 @@ def test_review_show_says_who_set_each_attribute() -> None:
     assert text.startswith("gender=Men (model 90.0%), colour=blue (reviewer; model: black 93.7%), ")
     assert "season=- (empty; model left it empty, guess Fall 41.0% < 60.0%)" in text
     assert render_attributes({}) == "-"
+
+
+def test_review_list_shows_compact_attributes_with_the_empty_ones_marked() -> None:
+    from fashionctl.review import render_queue
+
+    item = {"id": "a" * 40, "band": "low", "label": "Tshirts", "confidence": 0.5, "margin": 0.1, "source": {"name": "x.jpg"}}
+    lines = list(render_queue([{**item, "attributes": attributes_body(record())}], {}))
+    assert "attributes" in lines[0].split()
+    assert "Men,blue,?season" in lines[1] and lines[1].endswith("x.jpg")
+    plain = list(render_queue([item], {}))  # a category-only model: as before
+    assert "attributes" not in plain[0]
