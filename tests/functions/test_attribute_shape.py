@@ -47,3 +47,13 @@ def test_review_list_shows_compact_attributes_with_the_empty_ones_marked() -> No
     assert "Men,blue,?season" in lines[1] and lines[1].endswith("x.jpg")
     plain = list(render_queue([item], {}))  # a category-only model: as before
     assert "attributes" not in plain[0]
+
+
+def test_events_tail_text_shows_the_final_attributes() -> None:
+    from fashionctl.events import line
+
+    final = {"season": "Fall", "colour": None, "gender": "Men", "usage": "Casual"}
+    event = {"time": "t", "type": "fashion.classification.finished", "id": "e1", "data": {"id": "r1", "final_attributes": final}}
+    text = line(event, {})
+    assert "attrs=Men,?colour,Casual,Fall  record=r1" in text
+    assert "attrs=" not in line({**event, "data": {"id": "r1"}}, {})
