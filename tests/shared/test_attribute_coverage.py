@@ -58,3 +58,24 @@ def test_every_listing_follows_the_attributes_order() -> None:
     )
     assert list(reviewed.final_attributes) == ["colour", "season"]
     assert to_row(record.to_firestore()).attributes == "gender=Men colour=black usage=? season=Fall"
+
+
+def test_the_reports_csv_has_one_column_per_attribute_after_the_others() -> None:
+    import csv
+    import io
+
+    from reporting.build import to_csv
+    from shared.attributes import ATTRIBUTES
+
+    record = rec.Classification(
+        status=rec.REVIEWED,
+        attributes={"season": entry("Fall"), "colour": entry("black"), "gender": entry(None, "Men")},
+        review={rec.REVIEW_ATTRIBUTES: {"colour": "blue"}},
+    )
+    plain = rec.Classification(status=rec.CLASSIFIED, label="Tshirts")
+    text = to_csv([record.to_firestore(), plain.to_firestore()])
+    header = text.splitlines()[0].split(",")
+    assert header[-len(ATTRIBUTES) :] == list(ATTRIBUTES) and header[0] == rec.DOC_ID
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [rows[0][name] for name in ATTRIBUTES] == ["", "blue", "", "Fall"]
+    assert [rows[1][name] for name in ATTRIBUTES] == ["", "", "", ""]
