@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TextIO
 
+from shared.attributes import in_order
 from shared.classifier import Classifier
 from shared.errors import ImageError
 
@@ -53,9 +54,10 @@ def run(model_dir: str, paths: list[str], *, as_json: bool, top_k: int = 3, out:
     files = list(expand(paths))
     width = min(max([len(str(f)) for f in files] + [4]), 80)
     failed = 0
+    names = in_order(classifier.manifest.attributes or {})
     if not as_json:
         print(f"model {classifier.version} ({len(classifier.labels)} classes)", file=out)
-        print(f"{'file':<{width}}  {'label':<14} {'confidence':>10}", file=out)
+        print(f"{'file':<{width}}  {'label':<14} {'confidence':>10}{_attribute_header(names)}".rstrip(), file=out)
     for result in classify_files(classifier, files, top_k):
         failed += "error" in result
         if as_json:
@@ -63,10 +65,13 @@ def run(model_dir: str, paths: list[str], *, as_json: bool, top_k: int = 3, out:
         elif "error" in result:
             print(f"{_short(result['file'], width):<{width}}  {'ERROR':<14} {result['error']}", file=out)
         else:
-            print(f"{_short(result['file'], width):<{width}}  {result['label']:<14} {result['confidence']:>10.1%}", file=out)
+            line = f"{_short(result['file'], width):<{width}}  {result['label']:<14} {result['confidence']:>10.1%}"
+            print(line + _attribute_cells(names, result.get("attributes") or {}), file=out)
     if not files:
         print("no files found", file=sys.stderr)
         return 1
+    if names and not as_json:
+        print("(?value: attribute left empty, below its threshold; value shown is the model's best guess)", file=out)
     if failed:
         print(f"{failed} of {len(files)} file(s) could not be classified", file=sys.stderr)
     return 1 if failed else 0
@@ -74,3 +79,23 @@ def run(model_dir: str, paths: list[str], *, as_json: bool, top_k: int = 3, out:
 
 def _short(text: str, width: int) -> str:
     return text if len(text) <= width else "…" + text[-(width - 1) :]
+
+
+#: width of one attribute column of the text table
+ATTRIBUTE_WIDTH = 14
+
+
+def _attribute_header(names: list[str]) -> str:
+    """One column per attribute, in ATTRIBUTES order; empty for a category-only model."""
+    return "".join(f"  {name:<{ATTRIBUTE_WIDTH}}" for name in names)
+
+
+def _attribute_cells(names: list[str], attributes: dict) -> str:
+    """Each attribute's value; an empty one (below its threshold) as ``?best``."""
+    cells = []
+    for name in names:
+        attr = attributes.get(name) or {}
+        value = attr.get("value")
+        text = value if value is not None else f"?{attr.get('best', '')}" if attr else "-"
+        cells.append(f"  {text:<{ATTRIBUTE_WIDTH}}")
+    return "".join(cells).rstrip() if names else ""

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from shared import result_events as events
+from shared.attributes import compact
 
 #: seconds one pull waits for messages before the loop checks its deadline
 PULL_WAIT = 2.0
@@ -93,7 +94,9 @@ def tail(
 
 
 def line(event: Mapping[str, Any], attributes: Mapping[str, str]) -> str:
-    """One human-readable line: time, type, status, category, band, sku, record id, event id."""
+    """One human-readable line: time, type, status, category, band, sku, the
+    final attributes (``attrs=Men,?colour,Casual,Fall``: ATTRIBUTES order, an
+    empty one as ``?name``; only for a record with attributes), record id, event id."""
     if "invalid" in event:
         return f"(not an event) {str(event['invalid'])[:200]}"
     data = event.get("data") or {}
@@ -104,6 +107,7 @@ def line(event: Mapping[str, Any], attributes: Mapping[str, str]) -> str:
         attributes.get(events.ATTR_CATEGORY, "-"),
         attributes.get(events.ATTR_BAND, "-"),
         attributes.get(events.ATTR_SKU, "-"),
+        *([f"attrs={compact(final)}"] if isinstance(final := data.get(events.FINAL_ATTRIBUTES), Mapping) and final else []),
         f"record={data.get('id', '-')}",
         f"id={event.get('id', '-')}",
     ]

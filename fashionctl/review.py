@@ -109,7 +109,7 @@ def decisions(
 
 def parse_attributes(pairs: tuple[str, ...] | list[str]) -> dict[str, str | None]:
     """``("colour=black", "season=")`` -> ``{"colour": "black", "season": None}``
-    (an empty value leaves the attribute empty). Raises ValueError on a pair
+    (an empty value, or ``null``/``none``, leaves the attribute empty). Raises ValueError on a pair
     without ``=`` or a name given twice; the values are checked by the desk."""
     found: dict[str, str | None] = {}
     for pair in pairs:
@@ -119,7 +119,7 @@ def parse_attributes(pairs: tuple[str, ...] | list[str]) -> dict[str, str | None
             raise ValueError(f"--attribute {pair!r}: expected NAME=VALUE (NAME= leaves it empty)")
         if name in found:
             raise ValueError(f"--attribute {name} given twice")
-        found[name] = value or None
+        found[name] = None if value.lower() in ("", "null", "none") else value
     return found
 
 
@@ -131,16 +131,25 @@ def _age(created: str | None, now: datetime) -> str:
 
 
 def render_queue(items: list[dict[str, Any]], progress: Mapping[str, Any], now: datetime | None = None) -> Iterator[str]:
-    """The queue as a table (names printed with ``repr``-like escaping of control characters)."""
+    """The queue as a table (names printed with ``repr``-like escaping of
+    control characters); an ``attributes`` column (gender,colour,usage,season
+    values, an empty one as ``?name``) when some item has attributes."""
+    from shared.attributes import compact
+
     now = now or datetime.now(UTC)
-    yield f"{'id':<40}  {'band':<6} {'predicted':<14} {'conf':>6} {'margin':>6} {'age':>8}  file"
-    for item in items:
+    cells = [compact({k: (v or {}).get("value") for k, v in (item.get("attributes") or {}).items()}) for item in items]
+    shown = any(item.get("attributes") for item in items)
+    width = max([len(c) for c in cells] + [len("attributes")])
+    extra = f"{'attributes':<{width}}  " if shown else ""
+    yield f"{'id':<40}  {'band':<6} {'predicted':<14} {'conf':>6} {'margin':>6} {'age':>8}  {extra}file"
+    for item, cell in zip(items, cells, strict=True):
         name = json.dumps((item.get("source") or {}).get("name"), ensure_ascii=False)[1:-1]
         confidence = item.get("confidence")
         conf = f"{confidence:.1%}" if isinstance(confidence, float) else "-"
+        extra = f"{cell:<{width}}  " if shown else ""
         yield (
             f"{item['id']:<40}  {item.get('band') or '-':<6} {item.get('label') or '-':<14} {conf:>6} "
-            f"{item.get('margin', 0):>6.3f} {_age(item.get('created_at'), now):>8}  {name}"
+            f"{item.get('margin', 0):>6.3f} {_age(item.get('created_at'), now):>8}  {extra}{name}"
         )
     yield f"{len(items)} shown; {progress.get('remaining', 0)} waiting, {progress.get('done_today', 0)} decided today"
 
@@ -155,8 +164,47 @@ def render_result(result: Mapping[str, Any]) -> str:
     message = str(error.get("message"))
     if error.get("code") == "already_decided":  # the API names its body field; the CLI has a flag for it
         message = message.replace("send change: true", "pass --change")
+    if error.get("code") == "unknown_attribute_value":  # the API's null is the CLI's NAME=
+        message = message.replace(", or null)", ", or NAME= to leave it empty)")
     return f"{result.get('id')}: REFUSED {error.get('code')}: {message}"
 
 
 def print_json(data: Any, out: TextIO | None = None) -> None:
     print(json.dumps(data, ensure_ascii=False, sort_keys=True), file=out or sys.stdout)
+
+
+def render_attributes(attributes: Mapping[str, Any] | None) -> str:
+    """An item's attributes for ``review show``, in ATTRIBUTES order, each
+    ``name=value`` then who set it and the model's own answer, e.g.
+    ``colour=blue (reviewer; model: black 93.7%)``, ``season=- (empty;
+    model guess: Fall 41.0% < 60.0%)``; "-" when there are none."""
+    from shared.attributes import in_order
+
+    attributes = attributes or {}
+    parts = []
+    for name in in_order(attributes):
+        entry = attributes.get(name) or {}
+        model = entry.get("model")
+        if model is None and "best" in entry and entry.get("best") is not None:  # an older server
+            model = {
+                "value": None if entry.get("low_confidence") else entry.get("value"),
+                "best": entry.get("best"),
+                "confidence": entry.get("confidence"),
+                "threshold": entry.get("threshold"),
+            }
+        value = entry.get("value")
+        who = "reviewer" if entry.get("corrected") else ("model" if value is not None else "empty")
+        note = who
+        if model:
+            score = model.get("confidence")
+            score_text = f" {score:.1%}" if isinstance(score, (int, float)) else ""
+            if model.get("value") is None:
+                threshold = model.get("threshold")
+                below = f" < {threshold:.1%}" if isinstance(threshold, (int, float)) else ""
+                note += f"; model left it empty, guess {model.get('best')}{score_text}{below}"
+            elif entry.get("corrected"):
+                note += f"; model: {model.get('value')}{score_text}"
+            else:
+                note += score_text
+        parts.append(f"{name}={value if value is not None else '-'} ({note})")
+    return ", ".join(parts) if parts else "-"

@@ -81,21 +81,38 @@ def review_body(review: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def attributes_body(record: rec.Classification) -> dict[str, Any]:
     """An item's ``attributes``: {name: {value (the effective one: the
-    reviewer's correction over the model's), confidence, threshold, best,
-    low_confidence (the model left it empty), corrected (a person set it)}};
-    {} for a category-only model."""
+    reviewer's correction over the model's), source ("reviewer", "model", or
+    None: left empty), corrected (a person set it), model (the model's own
+    answer: {value, best, confidence (of ``best``), threshold}; None for an
+    attribute only a reviewer set)}}, plus, for older readers, the model's
+    confidence, threshold, best and low_confidence (the model left it empty)
+    repeated at the top level (``confidence`` is always the model's score of
+    ``best``, never of a reviewer's ``value``); {} for a category-only model."""
     final = record.final_attributes
     corrected = rec.attribute_corrections(record.review)
+    sources = rec.attribute_sources(record.attributes, record.review)
     body = {}
     for name, value in sorted(final.items(), key=lambda pair: attribute_order(pair[0])):
         model = record.attributes.get(name) or {}
+        answer = (
+            {
+                "value": model.get("value"),
+                "best": model.get("best"),
+                "confidence": model.get("confidence"),
+                "threshold": model.get("threshold"),
+            }
+            if model
+            else None
+        )
         body[name] = {
             "value": value,
+            "source": sources.get(name),
+            "corrected": name in corrected,
+            "model": answer,
             "confidence": model.get("confidence"),
             "threshold": model.get("threshold"),
             "best": model.get("best"),
             "low_confidence": bool(model) and model.get("value") is None,
-            "corrected": name in corrected,
         }
     return body
 

@@ -45,7 +45,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -106,6 +106,16 @@ class ReviewError(Exception):
     def __init__(self, kind: str, code: str, message: str) -> None:
         super().__init__(message)
         self.kind, self.code, self.message = kind, code, message
+
+
+def spelled(value: str, labels: list[str]) -> str:
+    """``value`` in the spelling of ``labels`` when one matches it
+    case-insensitively (and around spaces), else ``value`` unchanged."""
+    wanted = value.strip().casefold()
+    for label in labels:
+        if label.casefold() == wanted:
+            return label
+    return value
 
 
 @dataclass(frozen=True)
@@ -460,9 +470,10 @@ class ReviewDesk:
             if not snapshot.exists:
                 raise ReviewError(ReviewError.NOT_FOUND, "not_found", f"no item {request.id}")
             record = rec.Classification.from_firestore(snapshot.to_dict(), snapshot.id)
+            decided = request
             if request.attributes:
-                self._check_attributes(record, request.attributes)
-            entry = _entry(record, request, reviewer, now)
+                decided = replace(request, attributes=self._check_attributes(record, request.attributes))
+            entry = _entry(record, decided, reviewer, now)
             pending = record.review_pending
             if pending:
                 if _same(pending.get(_ENTRY), entry):
@@ -507,11 +518,14 @@ class ReviewDesk:
 
         return self._fenced(doc, begin)
 
-    def _check_attributes(self, record: rec.Classification, corrections: Mapping[str, str | None]) -> None:
+    def _check_attributes(self, record: rec.Classification, corrections: Mapping[str, str | None]) -> dict[str, str | None]:
         """Each corrected attribute must be one of the record's model's
-        attributes and each value one of its labels (or None). Raises
-        ReviewError ``invalid`` (``unknown_attribute``, ``unknown_attribute_value``)."""
+        attributes and each value one of its labels (or None), matched
+        case-insensitively; returns the corrections in the manifest's
+        spelling (``colour=Blue`` -> ``blue``, ``gender=women`` -> ``Women``).
+        Raises ReviewError ``invalid`` (``unknown_attribute``, ``unknown_attribute_value``)."""
         vocabulary = self.attribute_labels(record.model_version)
+        normalised: dict[str, str | None] = {}
         for name, value in corrections.items():
             if name not in vocabulary:
                 known = ", ".join(vocabulary) or "none: it predicts the category only"
@@ -521,11 +535,15 @@ class ReviewDesk:
                     f"attribute {name!r} is not one of model {record.model_version}'s attributes ({known})",
                 )
             if value is not None and value not in vocabulary[name]:
+                value = spelled(value, vocabulary[name])
+            if value is not None and value not in vocabulary[name]:
                 raise ReviewError(
                     ReviewError.INVALID,
                     "unknown_attribute_value",
                     f"{value!r} is not a {name} of model {record.model_version} (one of {', '.join(vocabulary[name])}, or null)",
                 )
+            normalised[name] = value
+        return normalised
 
     def _fenced(self, doc: Any, step: Callable[[Any], tuple[Any, dict[str, Any] | None]]) -> Any:
         """Read the record, let ``step(snapshot)`` say what to return and what

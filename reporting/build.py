@@ -23,6 +23,7 @@ import numpy as np
 
 from shared import records as rec
 from shared.attribute_coverage import coverage
+from shared.attributes import ATTRIBUTES
 from shared.records import Field
 from shared.report_style import ACCENT, SECOND, report_css
 from shared.review_backlog import backlog_of
@@ -42,6 +43,10 @@ CSV_COLUMNS = (
     "error_reason",
     Field.TRIGGER,
     "total_ms",
+    #: then one column per attribute (shared.attributes.ATTRIBUTES order): the
+    #: effective value (a reviewer's correction over the model's), "" when
+    #: empty or for a category-only model
+    *ATTRIBUTES,
 )
 PERCENTILES = (50, 90, 99)
 INTERNAL_FIELDS = rec.INTERNAL_FIELDS
@@ -188,6 +193,7 @@ def csv_row(record: dict[str, Any]) -> dict[str, Any]:
         parsed.reason or "",
         parsed.trigger or "",
         parsed.timings_ms.get(rec.TOTAL_MS, ""),
+        *(parsed.final_attributes.get(name) or "" for name in ATTRIBUTES),
     )
     return dict(zip(CSV_COLUMNS, values, strict=True))
 

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from shared import records as rec
+from shared.attributes import in_order
 
 #: statuses whose records can carry attributes
 COUNTED_STATUSES = frozenset({rec.CLASSIFIED, rec.NEEDS_REVIEW, rec.REVIEWED})
@@ -39,7 +40,7 @@ def coverage(records: Iterable[rec.Classification]) -> dict[str, dict[str, Any]]
             c["corrected"] += sources.get(name) == rec.FROM_REVIEWER
     return {
         name: {**c, "given_share": round(c["given"] / c["records"], 4) if c["records"] else 0.0}
-        for name, c in sorted(counts.items())
+        for name, c in ((name, counts[name]) for name in in_order(counts))
     }
 
 

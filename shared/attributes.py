@@ -162,3 +162,20 @@ def class_weights(targets: Iterable[int], classes: int) -> list[float]:
     counts = Counter(int(t) for t in targets if int(t) >= 0)
     total = sum(counts.values())
     return [round(total / (classes * counts[k]), 6) if counts[k] else 0.0 for k in range(classes)]
+
+
+def in_order(names: Iterable[str]) -> list[str]:
+    """``names`` in :data:`ATTRIBUTES` order, any unknown name after them
+    (sorted): one order for every listing of attributes."""
+    known = list(ATTRIBUTES)
+    names = set(names)
+    return [n for n in known if n in names] + sorted(names - set(known))
+
+
+def compact(values: Mapping[str, str | None] | None) -> str:
+    """Effective attribute values in one short cell, in :data:`ATTRIBUTES`
+    order, comma-separated; one left empty shows as ``?name``:
+    ``Men,?colour,Casual,Fall``. "-" when there are none."""
+    values = values or {}
+    cells = [values[name] if values[name] is not None else f"?{name}" for name in in_order(values)]
+    return ",".join(cells) if cells else "-"

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.attributes import in_order
+
 # -- collections ----------------------------------------------------------------
 
 COLLECTION = "classifications"
@@ -198,14 +200,16 @@ def effective_attributes(attributes: Mapping[str, Any] | None, review: Mapping[s
     """The attributes a record settles on: the model's ``value`` (None when it
     was low-confidence) overridden by the reviewer's corrections
     (``review.attributes``; a correction to None leaves it empty). Names: the
-    model's attributes plus any corrected one. Empty for a category-only model
-    with no corrections."""
+    model's attributes plus any corrected one, in :data:`shared.attributes.ATTRIBUTES`
+    order (a Firestore map comes back in no fixed order). Empty for a
+    category-only model with no corrections."""
     values = {
         str(name): (entry.get("value") if isinstance(entry.get("value"), str) else None)
         for name, entry in (attributes or {}).items()
         if isinstance(entry, Mapping)
     }
-    return values | attribute_corrections(review)
+    values |= attribute_corrections(review)
+    return {name: values[name] for name in in_order(values)}
 
 
 def attribute_sources(attributes: Mapping[str, Any] | None, review: Mapping[str, Any] | None) -> dict[str, str | None]:

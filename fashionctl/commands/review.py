@@ -137,6 +137,10 @@ def show(context: Context, item_id: str, as_json: bool) -> int:
             "review",
             "metadata",
         ):
+            if key == "attributes":
+                if item.get(key):
+                    click.echo(f"{key + ':':<12} {core.render_attributes(item[key])}")
+                continue
             click.echo(f"{key + ':':<12} {core.json.dumps(item.get(key), ensure_ascii=False, default=str)}")
     return 0
 

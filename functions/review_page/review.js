@@ -305,10 +305,13 @@
       const note = document.createElement("p");
       note.className = "attr-note";
       const low = a.low_confidence && !a.corrected;
-      const parts = [`confidence ${percent(a.confidence)}`];
-      if (typeof a.threshold === "number") parts.push(`threshold ${percent(a.threshold)}`);
-      if (low) parts.push(`low confidence: left empty (model's guess ${a.best})`);
+      const model = a.model || { value: a.low_confidence ? null : a.value, best: a.best, confidence: a.confidence, threshold: a.threshold };
+      const parts = [];
       if (a.corrected) parts.push("set by a reviewer");
+      if (a.corrected && model.best != null) parts.push(`model said ${model.value == null ? "(empty)" : model.value}, guess ${model.best} at ${percent(model.confidence)}`);
+      else parts.push(`confidence ${percent(model.confidence)}`);
+      if (typeof model.threshold === "number") parts.push(`threshold ${percent(model.threshold)}`);
+      if (low) parts.push(`low confidence: left empty (model's guess ${model.best})`);
       note.textContent = parts.join(", ");
       if (low) {
         label.classList.add("attr-low");

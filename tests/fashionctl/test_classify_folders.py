@@ -69,3 +69,29 @@ def test_a_folder_of_images_exits_0_and_a_named_missing_file_is_reported(tiny_mo
     assert done.returncode == 1
     (missing,) = [json.loads(line) for line in done.stdout.splitlines() if "error" in line]
     assert missing["file"].endswith("nope.jpg") and missing["reason"] == "unreadable_file"
+
+
+def test_the_text_table_shows_the_attributes_of_a_model_with_attribute_heads(tmp_path: Path) -> None:
+    """issue 19: one column per attribute, in ATTRIBUTES order."""
+    from shared.attributes import ATTRIBUTES
+
+    photo = tmp_path / "shirt.jpg"
+    photo.write_bytes(make_photo_like((96, 72), seed=5))
+    out = io.StringIO()
+    assert classify.run(str(REPO / "attributes-model"), [str(photo)], as_json=False, out=out) == 0
+    lines = out.getvalue().splitlines()
+    header = lines[1].split()
+    assert header == ["file", "label", "confidence", *ATTRIBUTES]
+    cells = lines[2].split()[-len(ATTRIBUTES) :]  # a label may hold a space
+    assert cells[0] in ("Men", "Women", "Boys", "Girls", "Unisex") or cells[0].startswith("?"), cells
+    assert "%" in lines[2].split()[-len(ATTRIBUTES) - 1]
+
+
+def test_the_text_table_of_a_category_only_model_is_unchanged(tiny_model_dir: Any, tmp_path: Path) -> None:
+    photo = tmp_path / "shirt.jpg"
+    photo.write_bytes(make_photo_like((96, 72), seed=5))
+    out = io.StringIO()
+    classify.run(str(tiny_model_dir.int8_dir), [str(photo)], as_json=False, out=out)
+    lines = out.getvalue().splitlines()
+    assert lines[1].split() == ["file", "label", "confidence"]
+    assert len(lines) == 3

@@ -87,3 +87,35 @@ def test_the_cli_reads_name_value_pairs() -> None:
     made = decisions(["x", "y"], "approve", None, None, False, {"colour": "black"})
     assert [d["attributes"] for d in made] == [{"colour": "black"}, {"colour": "black"}]
     assert "attributes" not in decisions(["x"], "approve", None, None, False)[0]
+
+
+def test_attribute_values_are_matched_case_insensitively_in_the_manifests_spelling() -> None:
+    from types import SimpleNamespace
+
+    from functions.review_desk import ReviewDesk
+    from shared import records as rec
+
+    vocabulary = {"gender": ["Men", "Women"], "colour": ["black", "blue"], "season": ["Fall", "Summer"]}
+    desk = SimpleNamespace(attribute_labels=lambda _version: vocabulary)
+    record = rec.Classification(model_version="m1")
+    given = {"colour": "Blue", "gender": "women", "season": None}
+    assert ReviewDesk._check_attributes(desk, record, given) == {"colour": "blue", "gender": "Women", "season": None}
+    with pytest.raises(ReviewError) as caught:
+        ReviewDesk._check_attributes(desk, record, {"colour": "teal"})
+    assert caught.value.code == "unknown_attribute_value"
+
+
+def test_the_cli_says_name_equals_for_empty_and_accepts_null() -> None:
+    from fashionctl.review import render_result
+
+    assert parse_attributes(["season=null", "usage=None", "colour="]) == {"season": None, "usage": None, "colour": None}
+    refused = {
+        "id": ID,
+        "ok": False,
+        "error": {
+            "code": "unknown_attribute_value",
+            "message": "'teal' is not a colour of model m1 (one of black, blue, or null)",
+        },
+    }
+    text = render_result(refused)
+    assert "or NAME= to leave it empty" in text and "null" not in text

@@ -258,7 +258,7 @@ def test_the_export_and_the_reports_carry_the_attributes(desk: Desk, tmp_path: P
 
     out = io.StringIO()
     results_cli.run(db, limit=200, out=out)
-    assert "attributes: colour " in out.getvalue() and "season" in out.getvalue()
+    assert "attributes: gender " in out.getvalue() and "colour" in out.getvalue() and "season" in out.getvalue()
     figures = summarize([rec.with_id(d) for d in db.collection(rec.COLLECTION).stream()]).attributes
     # colour is given only where a reviewer set it (API black, CLI red, page blue); season never is
     assert figures["colour"]["given"] == figures["colour"]["corrected"] == 3 and figures["colour"]["empty"] == 1  # first.jpg
