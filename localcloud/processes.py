@@ -6,6 +6,7 @@ ready."""
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import signal
 import socket
@@ -190,7 +191,11 @@ def http_answers(url: str, *, ok_only: bool = True) -> Callable[[], bool]:
                 return True
         except urllib.error.HTTPError:
             return not ok_only
-        except OSError:
+        except (OSError, http.client.HTTPException):
+            # HTTPException (BadStatusLine): something that is not an HTTP/1
+            # server holds the port (another process's gRPC server took it
+            # between our choice and our bind): not ready; the process's own
+            # exit ("address already in use") then tells wait_until why
             return False
 
     return check
